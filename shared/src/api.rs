@@ -1,0 +1,382 @@
+//! The REST API's wire types, shared by `podwranglerd` (which serves them) and `pwctl` (which
+//! reads them), so the format is defined once. Request bodies reject unknown fields.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::models::{PodIdentity, ProviderKind};
+use crate::secret::Secret;
+
+/// Path prefix of every versioned endpoint.
+pub const API_PREFIX: &str = "/api/v1";
+/// Media type of streamed fan-out results: one JSON [`CommandRecord`] per line.
+pub const NDJSON: &str = "application/x-ndjson";
+/// Media type of error bodies.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// `POST /api/v1/pods/`: register a pod from a provider URL, or from fields.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PodCreate {
+    /// Unique name for the pod: letters, digits, `.`, `_`, `-`; at most 128 characters.
+    pub alias: String,
+    pub provider: ProviderKind,
+    /// A provider URL: PlainTTY `wss://HOST/exec/{service_id}/?token=JWT&cols=220&pod=POD`, or a
+    /// Kubernetes exec URL `https://SERVER/api/v1/namespaces/NS/pods/POD/exec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Token; overrides one carried in `url`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "Secret::serialize_exposed"
+    )]
+    pub token: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// PlainTTY service id (the `{service_id}` path segment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_id: Option<String>,
+    /// PlainTTY base URL (`wss://host[:port]`) or Kubernetes API server URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_skip_tls_verify: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cols: Option<u16>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// `PATCH /api/v1/pods/{alias}`: change connection details or tags; the pod reconnects.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PodUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ProviderKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "Secret::serialize_exposed"
+    )]
+    pub token: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_skip_tls_verify: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cols: Option<u16>,
+    /// Replaces the pod's tags when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+}
+
+/// The live state of a pod's session, as its actor reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PodState {
+    /// Not connected yet (connects on first use).
+    Idle,
+    Connecting,
+    Ready,
+    /// Running a command; `queued` more wait behind it.
+    Busy { queued: usize },
+    /// Waiting to reconnect after a drop.
+    BackingOff {
+        attempt: u32,
+        next_retry_at: DateTime<Utc>,
+        last_error: String,
+    },
+    /// Gave up reconnecting; the next command tries again.
+    Failed { last_error: String },
+}
+
+impl PodState {
+    /// The state's name (`ready`, `backing_off`, ...), as `/health` counts them.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PodState::Idle => "idle",
+            PodState::Connecting => "connecting",
+            PodState::Ready => "ready",
+            PodState::Busy { .. } => "busy",
+            PodState::BackingOff { .. } => "backing_off",
+            PodState::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// A registered pod as the API shows it. There is no token field, only whether one is set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PodInfo {
+    pub alias: String,
+    pub provider: ProviderKind,
+    pub identity: PodIdentity,
+    /// Where the pod is reached, with credentials redacted.
+    pub target: String,
+    pub has_token: bool,
+    pub tags: Vec<String>,
+    pub state: PodState,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/pods/{alias}/exec`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    pub command: String,
+    /// Seconds; the daemon's default (30) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<f64>,
+    /// Answer `422 command_failed` (with the record) when the exit code is not 0.
+    #[serde(default)]
+    pub check: bool,
+}
+
+/// `POST /api/v1/exec`: one command to many pods. Exactly one of `aliases`, `tag`, `all`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FanOutRequest {
+    pub command: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aliases: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(default)]
+    pub all: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<f64>,
+    /// How many pods run at once; the daemon's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+}
+
+/// Where a history row stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CommandStatus {
+    /// Started, not finished yet.
+    Running,
+    /// Finished with exit code 0.
+    Succeeded,
+    /// Finished with a non-zero exit code.
+    Failed,
+    /// Ran past its timeout.
+    Timeout,
+    /// Could not run or lost its connection (see `error`).
+    Error,
+    /// The daemon stopped (or crashed) before the command finished.
+    Interrupted,
+}
+
+impl CommandStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandStatus::Running => "running",
+            CommandStatus::Succeeded => "succeeded",
+            CommandStatus::Failed => "failed",
+            CommandStatus::Timeout => "timeout",
+            CommandStatus::Error => "error",
+            CommandStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl std::str::FromStr for CommandStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "running" => CommandStatus::Running,
+            "succeeded" => CommandStatus::Succeeded,
+            "failed" => CommandStatus::Failed,
+            "timeout" => CommandStatus::Timeout,
+            "error" => CommandStatus::Error,
+            "interrupted" => CommandStatus::Interrupted,
+            other => {
+                return Err(format!(
+                    "unknown status {other:?} (expected running, succeeded, failed, timeout, error or interrupted)"
+                ));
+            }
+        })
+    }
+}
+
+/// One execution as history keeps it; also the answer to an exec and each fan-out result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CommandRecord {
+    pub id: i64,
+    pub alias: String,
+    pub pod_label: String,
+    pub command: String,
+    pub status: CommandStatus,
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub error: Option<String>,
+    pub truncated: bool,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<f64>,
+}
+
+/// `POST /api/v1/exec` answer (without NDJSON streaming).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FanOutResponse {
+    pub results: Vec<CommandRecord>,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub duration_ms: f64,
+}
+
+/// `GET /api/v1/commands` answer: newest first; pass `next_cursor` back as `cursor`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CommandPage {
+    pub items: Vec<CommandRecord>,
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /api/v1/pods/import`: list pods through the Kubernetes API and register them.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    pub namespace: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "Secret::serialize_exposed"
+    )]
+    pub token: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_skip_tls_verify: Option<bool>,
+    /// Aliases become `{alias_prefix}{pod name}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// `POST /api/v1/pods/import` answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImportResponse {
+    pub registered: Vec<String>,
+    /// Pods whose alias was already taken.
+    pub skipped: Vec<String>,
+}
+
+/// `GET /health`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Health {
+    /// `ok`, or `degraded` when the database does not answer.
+    pub status: String,
+    pub version: String,
+    pub uptime_secs: f64,
+    pub database: DatabaseHealth,
+    /// Number of pods in each state (`ready`, `idle`, `backing_off`, ...).
+    pub pods: BTreeMap<String, usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DatabaseHealth {
+    pub ok: bool,
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+}
+
+/// An `application/problem+json` error body (RFC 9457) with a stable `code`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable: `pod_not_found`, `pod_exists`, `pod_connection`, `pod_busy`, `command_timeout`,
+    /// `command_failed`, `validation`, `unauthorized`, `not_found`, `internal`, ...
+    pub code: String,
+    /// The request field at fault, for validation errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The history record, for `command_failed` and `command_timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<Box<CommandRecord>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_bodies_reject_unknown_fields() {
+        let err = serde_json::from_str::<ExecRequest>(r#"{"command":"ls","bogus":1}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn pod_create_carries_the_real_token_to_the_daemon() {
+        let body = PodCreate {
+            alias: "web".into(),
+            provider: ProviderKind::PlainTty,
+            token: Some(Secret::new("tok-123")),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&body).unwrap();
+        assert!(json.contains("tok-123"), "{json}");
+        assert!(!format!("{body:?}").contains("tok-123"));
+    }
+
+    #[test]
+    fn pod_state_is_tagged() {
+        let json = serde_json::to_value(PodState::Busy { queued: 2 }).unwrap();
+        assert_eq!(json["state"], "busy");
+        assert_eq!(json["queued"], 2);
+    }
+}

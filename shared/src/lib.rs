@@ -1,0 +1,13 @@
+//! PodWrangler: run shell commands in Kubernetes pods over long-lived WebSocket shell sessions.
+//!
+//! The models, errors and REST wire types are always available; the session engine and the
+//! providers that talk to pods are behind the `session` feature (on by default).
+
+pub mod api;
+pub mod error;
+pub mod models;
+pub mod secret;
+
+pub use error::{PodError, Result};
+pub use models::*;
+pub use secret::{REDACTED, Secret, redact_url};

@@ -1,0 +1,220 @@
+//! Secrets (pod tokens, API keys) that never show themselves, and URL redaction.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// What a redacted secret looks like wherever it is shown.
+pub const REDACTED: &str = "***";
+
+/// Query parameters whose values are credentials and are replaced by [`REDACTED`] when a URL is shown.
+const SECRET_QUERY_KEYS: &[&str] = &[
+    "token",
+    "access_token",
+    "api_key",
+    "apikey",
+    "key",
+    "password",
+    "secret",
+    "jwt",
+];
+
+/// A credential. `Debug`, `Display` and `Serialize` print [`REDACTED`]; only [`Secret::expose`]
+/// gives the value, so every place that uses the real value is easy to find.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The real value. Call it only where the secret is sent to its peer or stored.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Serializer for the few fields that must carry the real value (a request body that hands a
+    /// token to the daemon): `#[serde(serialize_with = "Secret::serialize_exposed")]`.
+    pub fn serialize_exposed<S: Serializer>(
+        secret: &Option<Secret>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match secret {
+            Some(s) => serializer.serialize_some(s.expose()),
+            None => serializer.serialize_none(),
+        }
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_owned())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({REDACTED})")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(REDACTED)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret)
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Secret {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("A credential; responses show it as \"***\"."))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Secret {}
+
+/// `url` with credentials hidden: the values of token-like query parameters and any userinfo
+/// password become [`REDACTED`]. Text that does not parse as a URL is redacted the same way by a
+/// plain scan, so a malformed URL in an error message cannot leak a token either.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some(REDACTED));
+            }
+            if parsed.query().is_some() {
+                let pairs: Vec<(String, String)> = parsed
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if is_secret_key(&k) {
+                            REDACTED.to_owned()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                let mut query = String::new();
+                for (i, (k, v)) in pairs.iter().enumerate() {
+                    if i > 0 {
+                        query.push('&');
+                    }
+                    query.push_str(&encode_component(k));
+                    query.push('=');
+                    if v == REDACTED {
+                        query.push_str(REDACTED);
+                    } else {
+                        query.push_str(&encode_component(v));
+                    }
+                }
+                parsed.set_query(Some(&query));
+            }
+            parsed.to_string()
+        }
+        Err(_) => redact_query_text(url),
+    }
+}
+
+fn is_secret_key(key: &str) -> bool {
+    SECRET_QUERY_KEYS
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(key))
+}
+
+fn encode_component(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Redacts `key=value` pairs by scanning text, for strings that are not valid URLs.
+fn redact_query_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(eq) = rest.find('=') {
+        let (before, after) = rest.split_at(eq);
+        let key_start = before
+            .rfind(|c: char| c == '?' || c == '&' || c == ';' || c.is_whitespace())
+            .map(|i| i + 1)
+            .unwrap_or(0);
+        out.push_str(before);
+        out.push('=');
+        let after = &after[1..];
+        let value_end = after
+            .find(|c: char| c == '&' || c == ';' || c == '#' || c.is_whitespace())
+            .unwrap_or(after.len());
+        if is_secret_key(&before[key_start..]) {
+            out.push_str(REDACTED);
+        } else {
+            out.push_str(&after[..value_end]);
+        }
+        rest = &after[value_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_never_prints_itself() {
+        let s = Secret::new("hunter2-token");
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+        assert_eq!(s.to_string(), "***");
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"***\"");
+        assert_eq!(s.expose(), "hunter2-token");
+        let back: Secret = serde_json::from_str("\"abc\"").unwrap();
+        assert_eq!(back.expose(), "abc");
+    }
+
+    #[test]
+    fn redacts_token_query_parameter_and_keeps_the_rest() {
+        let url = "wss://k8s.example.com/exec/45582/?token=eyJhbGci.secret&cols=220&pod=web-abc-xyz";
+        let shown = redact_url(url);
+        assert!(!shown.contains("eyJhbGci"), "{shown}");
+        assert!(shown.contains("token=***"), "{shown}");
+        assert!(shown.contains("cols=220"), "{shown}");
+        assert!(shown.contains("pod=web-abc-xyz"), "{shown}");
+    }
+
+    #[test]
+    fn redacts_userinfo_password() {
+        let shown = redact_url("postgres://app:s3cr3t@db.internal:5432/podwrangler");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("app:***@db.internal"), "{shown}");
+    }
+
+    #[test]
+    fn redacts_text_that_is_not_a_url() {
+        let shown = redact_url("not a url ?token=abc123&pod=x");
+        assert!(!shown.contains("abc123"), "{shown}");
+        assert!(shown.contains("pod=x"), "{shown}");
+    }
+}

@@ -1,0 +1,5 @@
+//! podsim: a fake Kubernetes cluster whose pods are real shells.
+
+fn main() {
+    println!("podsim {}", env!("CARGO_PKG_VERSION"));
+}
