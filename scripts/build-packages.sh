@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Builds the podwrangler .deb and .rpm (one package holding podwranglerd and pwctl) into
+# target/packages/ (or $PODWRANGLER_PACKAGES_DIR). Needs cargo-deb and cargo-generate-rpm:
+#   cargo install --locked cargo-deb cargo-generate-rpm
+# Respects CARGO_TARGET_DIR. Prints the paths of the two packages on its last two lines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+target=${CARGO_TARGET_DIR:-$root/target}
+out=${PODWRANGLER_PACKAGES_DIR:-$root/target/packages}
+assets=$target/release/pkg-assets
+
+for tool in cargo-deb cargo-generate-rpm; do
+  command -v "$tool" >/dev/null || {
+    echo "build-packages.sh: $tool is missing: cargo install --locked cargo-deb cargo-generate-rpm" >&2
+    exit 1
+  }
+done
+
+echo "build-packages.sh: cargo build --release (podwranglerd, pwctl)" >&2
+cargo build --release --locked -p pwctl -p podwranglerd
+
+# Completions and man pages come from the binaries just built, so they match their flags.
+rm -rf "$assets"
+mkdir -p "$assets/man1"
+pwctl=$target/release/pwctl
+"$pwctl" completions bash >"$assets/pwctl.bash"
+"$pwctl" completions zsh >"$assets/_pwctl"
+"$pwctl" completions fish >"$assets/pwctl.fish"
+for f in pwctl.bash _pwctl pwctl.fish; do
+  [ -s "$assets/$f" ] || { echo "build-packages.sh: pwctl completions produced an empty $f" >&2; exit 1; }
+done
+"$pwctl" man >"$assets/man1/pwctl.1"
+[ -s "$assets/man1/pwctl.1" ] || { echo "build-packages.sh: pwctl man produced nothing" >&2; exit 1; }
+cp packaging/podwranglerd.8 "$assets/podwranglerd.8"
+# -n: no name or timestamp in the gzip header, so rebuilding gives the same bytes.
+gzip -9nf "$assets/podwranglerd.8" "$assets"/man1/*.1
+
+mkdir -p "$out"
+rm -f "$out"/podwrangler_*.deb "$out"/podwrangler-*.rpm
+echo "build-packages.sh: cargo deb" >&2
+cargo deb -p podwranglerd --no-build --locked --output "$out/" >&2
+echo "build-packages.sh: cargo generate-rpm" >&2
+cargo generate-rpm -p daemon --payload-compress zstd -o "$out/" >&2
+
+deb=$(ls "$out"/podwrangler_*.deb)
+rpm=$(ls "$out"/podwrangler-*.rpm)
+echo "$deb"
+echo "$rpm"
