@@ -1,5 +1,258 @@
-//! podsim: a fake Kubernetes cluster whose pods are real shells.
+//! podsim: a fake Kubernetes cluster whose pods are real shells. It speaks the PlainTTY web
+//! terminal protocol and the Kubernetes API subset kubectl uses (discovery, pods, exec over
+//! WebSocket), checks tokens and injects faults on demand. Test peer, benchmark target and demo.
 
-fn main() {
-    println!("podsim {}", env!("CARGO_PKG_VERSION"));
+mod k8s;
+mod pty;
+mod selector;
+mod server;
+mod session;
+mod shell;
+mod state;
+mod stats;
+mod tls;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use argh::FromArgs;
+use serde_json::json;
+
+use crate::state::{Pod, State};
+
+/// A fake Kubernetes cluster of real shells.
+#[derive(FromArgs)]
+struct Args {
+    /// address to listen on (default 127.0.0.1:0, a free port)
+    #[argh(option, default = "String::from(\"127.0.0.1:0\")")]
+    listen: String,
+    /// number of pods (default 3)
+    #[argh(option, default = "3")]
+    pods: usize,
+    /// namespace of the pods (default "default")
+    #[argh(option, default = "String::from(\"default\")")]
+    namespace: String,
+    /// bearer token clients must present (default: a random one, printed in the ready line)
+    #[argh(option)]
+    token: Option<String>,
+    /// serve https/wss with a self-signed certificate
+    #[argh(switch)]
+    tls: bool,
+    /// write a kubeconfig for this cluster to FILE
+    #[argh(option)]
+    kubeconfig_out: Option<PathBuf>,
+    /// app label and pod name prefix (default "web")
+    #[argh(option, default = "String::from(\"web\")")]
+    app: String,
+    /// directory holding each pod's home directory (default: a temporary directory)
+    #[argh(option)]
+    workdir: Option<PathBuf>,
+    /// exit (killing every shell) when stdin reaches end-of-file
+    #[argh(switch)]
+    exit_on_stdin_close: bool,
+    /// log debug details to stderr (RUST_LOG also works)
+    #[argh(switch)]
+    verbose: bool,
+}
+
+fn init_logging(verbose: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => EnvFilter::new(v),
+        _ if verbose => EnvFilter::new("podsim=debug"),
+        _ => EnvFilter::new("off"),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 24] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn kubeconfig(server: &str, token: &str, namespace: &str, tls: bool) -> String {
+    let tls_line = if tls {
+        "    insecure-skip-tls-verify: true\n"
+    } else {
+        ""
+    };
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: podsim\n  cluster:\n    server: {server}\n{tls_line}\
+users:\n- name: podsim\n  user:\n    token: {token}\n\
+contexts:\n- name: podsim\n  context:\n    cluster: podsim\n    user: podsim\n    namespace: {namespace}\n\
+current-context: podsim\npreferences: {{}}\n"
+    )
+}
+
+fn write_private(path: &PathBuf, contents: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(contents.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn valid_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 52
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Args = argh::from_env();
+    init_logging(args.verbose);
+    if !valid_dns_label(&args.app) {
+        bail!(
+            "--app {:?} is not a valid DNS label (lowercase letters, digits, '-')",
+            args.app
+        );
+    }
+    if !valid_dns_label(&args.namespace) {
+        bail!("--namespace {:?} is not a valid DNS label", args.namespace);
+    }
+    let token = args.token.clone().unwrap_or_else(random_token);
+    if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!("--token must be non-empty and contain no whitespace");
+    }
+
+    // Keep the temporary directory alive for the whole run; it is removed on a clean exit.
+    let (workdir, _tempdir) = match &args.workdir {
+        Some(d) => {
+            std::fs::create_dir_all(d)
+                .with_context(|| format!("creating --workdir {}", d.display()))?;
+            (d.canonicalize()?, None)
+        }
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("podsim-")
+                .tempdir()
+                .context("creating a temporary work directory")?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let address = listener.local_addr()?.to_string();
+    let host = listener.local_addr()?.ip().to_string();
+    let (tls, cert_pem) = match args.tls {
+        true => {
+            let (acceptor, pem) = tls::self_signed(&host)?;
+            (Some(acceptor), Some(pem))
+        }
+        false => (None, None),
+    };
+    // With TLS the admin endpoints also get a plain-HTTP port, so std-only test helpers can
+    // inject faults without a TLS stack.
+    let admin_listener = match args.tls {
+        true => Some(
+            tokio::net::TcpListener::bind((listener.local_addr()?.ip(), 0))
+                .await
+                .context("binding the admin port")?,
+        ),
+        false => None,
+    };
+    let admin_address = match &admin_listener {
+        Some(l) => l.local_addr()?.to_string(),
+        None => address.clone(),
+    };
+    let (http, ws) = if args.tls {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
+    let http_base = format!("{http}://{address}");
+    let ws_base = format!("{ws}://{address}");
+
+    let pods: Vec<Arc<Pod>> = (0..args.pods)
+        .map(|i| Arc::new(Pod::new(&args.app, i)))
+        .collect();
+    let by_name: HashMap<String, Arc<Pod>> =
+        pods.iter().map(|p| (p.name.clone(), p.clone())).collect();
+
+    if let Some(path) = &args.kubeconfig_out {
+        write_private(
+            path,
+            &kubeconfig(&http_base, &token, &args.namespace, args.tls),
+        )?;
+    }
+    let state = Arc::new(State {
+        namespace: args.namespace.clone(),
+        token: token.clone(),
+        app: args.app.clone(),
+        tls: args.tls,
+        workdir,
+        address: address.clone(),
+        pods,
+        by_name,
+        started: chrono::Utc::now(),
+    });
+
+    let ready = json!({
+        "address": address,
+        "http_base": http_base,
+        "ws_base": ws_base,
+        "namespace": state.namespace,
+        "token": token,
+        "tls": state.tls,
+        "admin_address": admin_address,
+        "ca_cert_pem": cert_pem,
+        "kubeconfig": args.kubeconfig_out.as_ref().map(|p| p.display().to_string()),
+        "pods": state.pods.iter().map(|p| json!({
+            "name": p.name,
+            "namespace": state.namespace,
+            "plaintty_url": format!("{ws_base}/exec/{}-5d8f7/?token={token}&cols=220&pod={}", state.app, p.name),
+            "exec_path": format!("/api/v1/namespaces/{}/pods/{}/exec", state.namespace, p.name),
+        })).collect::<Vec<_>>(),
+    });
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{ready}")?;
+        out.flush()?;
+    }
+
+    let (stop_tx, mut stop_rx) = tokio::sync::mpsc::channel::<&'static str>(4);
+    if args.exit_on_stdin_close {
+        let tx = stop_tx.clone();
+        std::thread::spawn(move || {
+            let mut sink = [0u8; 256];
+            let mut stdin = std::io::stdin();
+            while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+            let _ = tx.blocking_send("stdin closed");
+        });
+    }
+    let server = tokio::spawn(server::serve(listener, state.clone(), tls, false));
+    let admin_server =
+        admin_listener.map(|l| tokio::spawn(server::serve(l, state.clone(), None, true)));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let reason = tokio::select! {
+        r = stop_rx.recv() => r.unwrap_or("stop channel closed"),
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    };
+    tracing::info!(reason, "shutting down");
+    server.abort();
+    if let Some(a) = admin_server {
+        a.abort();
+    }
+    for pgid in state.all_pgids() {
+        shell::kill_group(pgid);
+    }
+    Ok(())
 }

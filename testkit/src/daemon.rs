@@ -1,0 +1,452 @@
+//! A real `podwranglerd` process for tests: temp socket, free TCP port, temp SQLite (or a given
+//! database URL), stderr captured to a file, killed on drop; and a small HTTP/1.1 client for its
+//! Unix socket and TCP listener.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::TempDirGuard;
+
+/// What the daemon writes to `--ready-file` once it accepts on every listener.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ReadyInfo {
+    pub tcp: Option<String>,
+    pub socket: Option<String>,
+    pub pid: u32,
+}
+
+/// How to start the daemon.
+#[derive(Clone, Debug)]
+pub struct DaemonOptions {
+    /// The `podwranglerd` binary (`env!("CARGO_BIN_EXE_podwranglerd")` in the daemon's tests).
+    pub bin: PathBuf,
+    /// Defaults to a SQLite file in the state directory.
+    pub database_url: Option<String>,
+    /// Written to a key file passed with `--api-key-file`.
+    pub api_key: Option<String>,
+    /// Listen on TCP (`127.0.0.1:0` unless `listen` says otherwise).
+    pub tcp: bool,
+    pub listen: Option<String>,
+    /// `--lazy`: connect pods on first use.
+    pub lazy: bool,
+    /// Written to `config.toml` in the state directory and passed with `--config`.
+    pub config_toml: Option<String>,
+    pub extra_args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Reuse this state directory (database, socket, logs) instead of a fresh one: a restart.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl DaemonOptions {
+    pub fn new(bin: impl Into<PathBuf>) -> Self {
+        DaemonOptions {
+            bin: bin.into(),
+            database_url: None,
+            api_key: None,
+            tcp: true,
+            listen: None,
+            lazy: false,
+            config_toml: None,
+            extra_args: Vec::new(),
+            env: Vec::new(),
+            state_dir: None,
+        }
+    }
+}
+
+/// A running daemon; killed (SIGKILL) and reaped on drop unless already stopped.
+pub struct Daemon {
+    pub ready: ReadyInfo,
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    pub log_path: PathBuf,
+    pub api_key: Option<String>,
+    pub database_url: String,
+    child: Option<Child>,
+    _owned_dir: Option<TempDirGuard>,
+}
+
+/// One HTTP response.
+#[derive(Clone, Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    /// The body as JSON; panics with the body when it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "response {} is not JSON ({e}): {}",
+                self.status, self.body
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why the daemon did not start: its exit status (if it exited) and its log.
+#[derive(Debug)]
+pub struct StartFailure {
+    pub status: Option<ExitStatus>,
+    pub log: String,
+}
+
+impl Daemon {
+    /// Starts the daemon and waits (up to 90 s) for its ready file; panics with its log if not.
+    pub fn start(opts: DaemonOptions) -> Daemon {
+        match Daemon::try_start(opts) {
+            Ok(d) => d,
+            Err(f) => panic!(
+                "podwranglerd did not start (status {:?}); log:\n{}",
+                f.status, f.log
+            ),
+        }
+    }
+
+    /// As [`Daemon::start`], returning the failure instead of panicking.
+    pub fn try_start(opts: DaemonOptions) -> Result<Daemon, StartFailure> {
+        let (owned, dir) = match &opts.state_dir {
+            Some(d) => {
+                std::fs::create_dir_all(d).expect("create state dir");
+                (None, d.clone())
+            }
+            None => {
+                let g = TempDirGuard::new("pwd-daemon");
+                let p = g.path().to_path_buf();
+                (Some(g), p)
+            }
+        };
+        let socket = dir.join("run").join("podwranglerd.sock");
+        let ready_file = dir.join("ready.json");
+        let _ = std::fs::remove_file(&ready_file);
+        let log_path = dir.join(format!(
+            "daemon-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        let database_url = opts
+            .database_url
+            .clone()
+            .unwrap_or_else(|| dir.join("podwrangler.db").display().to_string());
+        let mut cmd = Command::new(&opts.bin);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("PODWRANGLER_") || k == "LISTEN_FDS" || k == "LISTEN_PID" || k == "NOTIFY_SOCKET" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.arg("--user")
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--database-url")
+            .arg(&database_url)
+            .arg("--ready-file")
+            .arg(&ready_file)
+            .arg("--log-level")
+            .arg("info,podwranglerd=debug");
+        let config_path = dir.join("config.toml");
+        match &opts.config_toml {
+            Some(toml) => {
+                std::fs::write(&config_path, toml).expect("write config");
+                cmd.arg("--config").arg(&config_path);
+            }
+            None => {
+                // An empty file, so the user's own config never leaks into a test.
+                std::fs::write(&config_path, "").expect("write config");
+                cmd.arg("--config").arg(&config_path);
+            }
+        }
+        if opts.tcp {
+            cmd.arg("--listen")
+                .arg(opts.listen.as_deref().unwrap_or("127.0.0.1:0"));
+        } else {
+            cmd.arg("--no-tcp");
+        }
+        if let Some(key) = &opts.api_key {
+            let key_file = dir.join("api-key");
+            std::fs::write(&key_file, key).expect("write key file");
+            cmd.arg("--api-key-file").arg(&key_file);
+        }
+        if opts.lazy {
+            cmd.arg("--lazy");
+        }
+        cmd.args(&opts.extra_args);
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let log = std::fs::File::create(&log_path).expect("create log file");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log));
+        let mut child = cmd.spawn().unwrap_or_else(|e| {
+            panic!("cannot run {}: {e}", opts.bin.display())
+        });
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&ready_file)
+                && let Ok(ready) = serde_json::from_str::<ReadyInfo>(&text)
+            {
+                return Ok(Daemon {
+                    ready,
+                    socket,
+                    state_dir: dir,
+                    log_path,
+                    api_key: opts.api_key.clone(),
+                    database_url,
+                    child: Some(child),
+                    _owned_dir: owned,
+                });
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(StartFailure {
+                    status: Some(status),
+                    log: std::fs::read_to_string(&log_path).unwrap_or_default(),
+                });
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(StartFailure {
+                    status: None,
+                    log: std::fs::read_to_string(&log_path).unwrap_or_default(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.ready.pid
+    }
+
+    pub fn tcp_addr(&self) -> &str {
+        self.ready.tcp.as_deref().expect("the daemon has no TCP listener")
+    }
+
+    /// A request over the Unix socket (trusted: no key).
+    pub fn unix(&self, method: &str, path: &str, body: Option<&str>) -> Response {
+        self.unix_with(method, path, &[], body)
+    }
+
+    pub fn unix_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Response {
+        let s = UnixStream::connect(&self.socket)
+            .unwrap_or_else(|e| panic!("connect {}: {e}", self.socket.display()));
+        s.set_read_timeout(Some(Duration::from_secs(300))).ok();
+        request(s, "localhost", method, path, headers, body.map(str::as_bytes))
+            .unwrap_or_else(|e| panic!("{method} {path} over the socket: {e}"))
+    }
+
+    /// A request over TCP with the configured API key (if any).
+    pub fn tcp(&self, method: &str, path: &str, body: Option<&str>) -> Response {
+        let auth = self.api_key.as_ref().map(|k| format!("Bearer {k}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("Authorization", a)])
+            .unwrap_or_default();
+        self.tcp_with(method, path, &headers, body)
+    }
+
+    /// A request over TCP with exactly these headers.
+    pub fn tcp_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Response {
+        let addr = self.tcp_addr().to_owned();
+        let s = TcpStream::connect(&addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        s.set_read_timeout(Some(Duration::from_secs(300))).ok();
+        request(s, &addr, method, path, headers, body.map(str::as_bytes))
+            .unwrap_or_else(|e| panic!("{method} {path} over TCP: {e}"))
+    }
+
+    /// Sends a signal with `kill(1)`.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.ready.pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{sig} {} failed", self.ready.pid);
+    }
+
+    /// SIGTERM, then wait up to `timeout` for the exit; SIGKILL after that. Returns the status.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        self.signal("TERM");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL now (a crash), and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// The state directory outlives this daemon (for a restart on the same database).
+    pub fn keep_state_dir(&mut self) -> Option<TempDirGuard> {
+        self._owned_dir.take()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Sends one HTTP/1.1 request (`Connection: close`) on `stream` and reads the whole response.
+/// A server that answers before reading the whole body (413) is fine: write errors are ignored
+/// when a response still arrives.
+pub fn request<S: Read + Write>(
+    mut stream: S,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> std::io::Result<Response> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    let has_ct = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+    if let Some(b) = body {
+        head.push_str(&format!("Content-Length: {}\r\n", b.len()));
+        if !has_ct {
+            head.push_str("Content-Type: application/json\r\n");
+        }
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let write = stream
+        .write_all(head.as_bytes())
+        .and_then(|_| stream.write_all(body.unwrap_or_default()));
+    let mut raw = Vec::new();
+    let read = stream.read_to_end(&mut raw);
+    if raw.is_empty() {
+        write?;
+        read?;
+        return Err(std::io::Error::other("empty response"));
+    }
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no end of headers"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let body = &raw[split + 4..];
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {head:?}")))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked")
+    });
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_vec()
+    };
+    Ok(Response {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+fn dechunk(mut s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = s.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let size = String::from_utf8_lossy(&s[..eol]);
+        let Ok(n) = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16) else {
+            break;
+        };
+        let rest = &s[eol + 2..];
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.extend_from_slice(&rest[..n]);
+        s = rest[n..].strip_prefix(b"\r\n").unwrap_or(&rest[n..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_chunked_responses() {
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/x-ndjson\r\n\r\n5\r\n{\"a\":\r\n2\r\n1}\r\n0\r\n\r\n";
+        let r = parse_response(raw).unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, "{\"a\":1}");
+        assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
+    }
+}
