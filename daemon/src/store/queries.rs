@@ -1,0 +1,580 @@
+//! The store's queries, written once for both backends (see `conn::with_conn!`), and the
+//! conversions between rows and the API's types.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use podwrangler::api::{CommandPage, CommandRecord, CommandStatus};
+use podwrangler::{ProviderConfig, ProviderKind, Secret};
+
+use super::conn::{DbConnection, with_conn, write_tx};
+use super::schema::{commands, pod_tags, pods};
+use super::{
+    FinishCommand, HistoryFilter, INTERRUPTED_ERROR, NewPod, PodChanges, PodRow, StartCommand,
+    StoreError,
+};
+
+/// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's bind-parameter limits.
+const INSERT_CHUNK: usize = 500;
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = pods)]
+struct PodDb {
+    alias: String,
+    provider: String,
+    identity: String,
+    config: String,
+    token: Option<String>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = pods)]
+struct PodInsert<'a> {
+    alias: &'a str,
+    provider: &'a str,
+    identity: String,
+    config: String,
+    token: Option<&'a str>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = commands)]
+struct CommandDb {
+    id: i64,
+    alias: String,
+    pod_label: String,
+    command: String,
+    status: String,
+    exit_code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    error: Option<String>,
+    truncated: bool,
+    started_at: NaiveDateTime,
+    finished_at: Option<NaiveDateTime>,
+    duration_ms: Option<f64>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = commands)]
+struct CommandInsert<'a> {
+    alias: &'a str,
+    pod_label: &'a str,
+    command: &'a str,
+    status: &'a str,
+    exit_code: Option<i32>,
+    stdout: &'a str,
+    stderr: &'a str,
+    error: Option<&'a str>,
+    truncated: bool,
+    started_at: NaiveDateTime,
+    finished_at: Option<NaiveDateTime>,
+    duration_ms: Option<f64>,
+}
+
+/// Now, at the microsecond precision both backends keep, so a value handed back equals the
+/// value read back later.
+fn now() -> DateTime<Utc> {
+    truncate_micros(Utc::now())
+}
+
+fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+    DateTime::from_naive_utc_and_offset(t, Utc)
+}
+
+fn normalize_tags(tags: Vec<String>) -> Vec<String> {
+    tags.into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+fn check_kind(provider: ProviderKind, config: &ProviderConfig) -> Result<(), StoreError> {
+    if config.kind() != provider {
+        return Err(StoreError::Invalid(format!(
+            "provider is {provider} but the connection details are for {}",
+            config.kind()
+        )));
+    }
+    Ok(())
+}
+
+fn to_json<T: serde::Serialize>(what: &str, value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Query(format!("cannot encode {what}: {e}")))
+}
+
+fn duplicate_alias(e: DieselError, alias: &str) -> StoreError {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+            StoreError::Conflict(format!("a pod with alias {alias:?} already exists"))
+        }
+        other => other.into(),
+    }
+}
+
+impl PodDb {
+    fn into_row(self, tags: Vec<String>) -> Result<PodRow, StoreError> {
+        let corrupt = |what: &str, e: String| {
+            StoreError::Query(format!(
+                "stored {what} of pod {:?} is unreadable: {e}",
+                self.alias
+            ))
+        };
+        let provider = self
+            .provider
+            .parse::<ProviderKind>()
+            .map_err(|e| corrupt("provider", e))?;
+        let identity =
+            serde_json::from_str(&self.identity).map_err(|e| corrupt("identity", e.to_string()))?;
+        let config = serde_json::from_str(&self.config)
+            .map_err(|e| corrupt("connection details", e.to_string()))?;
+        Ok(PodRow {
+            alias: self.alias,
+            provider,
+            identity,
+            config,
+            token: self.token.map(Secret::new),
+            tags,
+            created_at: utc(self.created_at),
+            updated_at: utc(self.updated_at),
+        })
+    }
+}
+
+impl CommandDb {
+    fn into_record(self) -> Result<CommandRecord, StoreError> {
+        let status = self.status.parse::<CommandStatus>().map_err(|e| {
+            StoreError::Query(format!(
+                "stored status of command {} is unreadable: {e}",
+                self.id
+            ))
+        })?;
+        Ok(CommandRecord {
+            id: self.id,
+            alias: self.alias,
+            pod_label: self.pod_label,
+            command: self.command,
+            status,
+            exit_code: self.exit_code,
+            stdout: self.stdout,
+            stderr: self.stderr,
+            error: self.error,
+            truncated: self.truncated,
+            started_at: utc(self.started_at),
+            finished_at: self.finished_at.map(utc),
+            duration_ms: self.duration_ms,
+        })
+    }
+}
+
+pub fn insert_pod(conn: &mut DbConnection, pod: NewPod) -> Result<PodRow, StoreError> {
+    check_kind(pod.provider, &pod.config)?;
+    if pod.alias.is_empty() {
+        return Err(StoreError::Invalid("alias must not be empty".into()));
+    }
+    let tags = normalize_tags(pod.tags);
+    let at = now();
+    let row = PodInsert {
+        alias: &pod.alias,
+        provider: pod.provider.as_str(),
+        identity: to_json("identity", &pod.identity)?,
+        config: to_json("connection details", &pod.config)?,
+        token: pod.token.as_ref().map(Secret::expose),
+        created_at: at.naive_utc(),
+        updated_at: at.naive_utc(),
+    };
+    write_tx!(conn, c => {
+        diesel::insert_into(pods::table)
+            .values(&row)
+            .execute(c)
+            .map_err(|e| duplicate_alias(e, &pod.alias))?;
+        let tag_rows: Vec<_> = tags
+            .iter()
+            .map(|t| (pod_tags::alias.eq(&pod.alias), pod_tags::tag.eq(t)))
+            .collect();
+        for chunk in tag_rows.chunks(INSERT_CHUNK) {
+            diesel::insert_into(pod_tags::table).values(chunk).execute(c)?;
+        }
+        Ok::<_, StoreError>(())
+    })?;
+    Ok(PodRow {
+        alias: pod.alias,
+        provider: pod.provider,
+        identity: pod.identity,
+        config: pod.config,
+        token: pod.token,
+        tags,
+        created_at: at,
+        updated_at: at,
+    })
+}
+
+pub fn update_pod(
+    conn: &mut DbConnection,
+    alias: &str,
+    changes: PodChanges,
+) -> Result<PodRow, StoreError> {
+    write_tx!(conn, c => {
+        let current: PodDb = pods::table
+            .find(alias)
+            .select(PodDb::as_select())
+            .first(c)
+            .optional()?
+            .ok_or(StoreError::NotFound)?;
+        let old_tags: Vec<String> = pod_tags::table
+            .filter(pod_tags::alias.eq(alias))
+            .select(pod_tags::tag)
+            .order(pod_tags::tag)
+            .load(c)?;
+        let mut row = current.into_row(old_tags)?;
+        if let Some(p) = changes.provider {
+            row.provider = p;
+        }
+        if let Some(i) = changes.identity {
+            row.identity = i;
+        }
+        if let Some(cfg) = changes.config {
+            row.config = cfg;
+        }
+        if let Some(t) = changes.token {
+            row.token = t;
+        }
+        check_kind(row.provider, &row.config)?;
+        row.updated_at = now();
+        diesel::update(pods::table.find(alias))
+            .set((
+                pods::provider.eq(row.provider.as_str()),
+                pods::identity.eq(to_json("identity", &row.identity)?),
+                pods::config.eq(to_json("connection details", &row.config)?),
+                pods::token.eq(row.token.as_ref().map(Secret::expose)),
+                pods::updated_at.eq(row.updated_at.naive_utc()),
+            ))
+            .execute(c)?;
+        if let Some(tags) = changes.tags {
+            row.tags = normalize_tags(tags);
+            diesel::delete(pod_tags::table.filter(pod_tags::alias.eq(alias))).execute(c)?;
+            let tag_rows: Vec<_> = row
+                .tags
+                .iter()
+                .map(|t| (pod_tags::alias.eq(alias), pod_tags::tag.eq(t)))
+                .collect();
+            for chunk in tag_rows.chunks(INSERT_CHUNK) {
+                diesel::insert_into(pod_tags::table).values(chunk).execute(c)?;
+            }
+        }
+        Ok::<_, StoreError>(row)
+    })
+}
+
+pub fn delete_pod(conn: &mut DbConnection, alias: &str) -> Result<(), StoreError> {
+    write_tx!(conn, c => {
+        // Explicit rather than relying on ON DELETE CASCADE, which SQLite only honours with
+        // foreign_keys=ON.
+        diesel::delete(pod_tags::table.filter(pod_tags::alias.eq(alias))).execute(c)?;
+        match diesel::delete(pods::table.find(alias)).execute(c)? {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    })
+}
+
+pub fn get_pod(conn: &mut DbConnection, alias: &str) -> Result<Option<PodRow>, StoreError> {
+    with_conn!(conn, c => {
+        let Some(pod) = pods::table
+            .find(alias)
+            .select(PodDb::as_select())
+            .first(c)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let tags: Vec<String> = pod_tags::table
+            .filter(pod_tags::alias.eq(alias))
+            .select(pod_tags::tag)
+            .order(pod_tags::tag)
+            .load(c)?;
+        pod.into_row(tags).map(Some)
+    })
+}
+
+pub fn list_pods(conn: &mut DbConnection, tag: Option<&str>) -> Result<Vec<PodRow>, StoreError> {
+    let (rows, tag_rows): (Vec<PodDb>, Vec<(String, String)>) = with_conn!(conn, c => {
+        match tag {
+            None => (
+                pods::table.select(PodDb::as_select()).order(pods::alias).load(c)?,
+                pod_tags::table.select((pod_tags::alias, pod_tags::tag)).load(c)?,
+            ),
+            Some(t) => {
+                // An alias of pod_tags, so the subquery can name the table the outer query reads.
+                let other = diesel::alias!(pod_tags as tagged);
+                let tagged = other
+                    .filter(other.field(pod_tags::tag).eq(t))
+                    .select(other.field(pod_tags::alias));
+                (
+                    pods::table
+                        .filter(pods::alias.eq_any(tagged))
+                        .select(PodDb::as_select())
+                        .order(pods::alias)
+                        .load(c)?,
+                    pod_tags::table
+                        .filter(pod_tags::alias.eq_any(tagged))
+                        .select((pod_tags::alias, pod_tags::tag))
+                        .load(c)?,
+                )
+            }
+        }
+    });
+    let mut tags: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (alias, tag) in tag_rows {
+        tags.entry(alias).or_default().push(tag);
+    }
+    rows.into_iter()
+        .map(|pod| {
+            let mut t = tags.remove(&pod.alias).unwrap_or_default();
+            t.sort();
+            pod.into_row(t)
+        })
+        .collect()
+}
+
+pub fn start_command(conn: &mut DbConnection, msg: &StartCommand) -> Result<i64, StoreError> {
+    let row = CommandInsert {
+        alias: &msg.alias,
+        pod_label: &msg.pod_label,
+        command: &msg.command,
+        status: CommandStatus::Running.as_str(),
+        exit_code: None,
+        stdout: "",
+        stderr: "",
+        error: None,
+        truncated: false,
+        started_at: msg.started_at.naive_utc(),
+        finished_at: None,
+        duration_ms: None,
+    };
+    with_conn!(conn, c => {
+        diesel::insert_into(commands::table)
+            .values(&row)
+            .returning(commands::id)
+            .get_result::<i64>(c)
+            .map_err(StoreError::from)
+    })
+}
+
+pub fn finish_command(
+    conn: &mut DbConnection,
+    msg: FinishCommand,
+) -> Result<CommandRecord, StoreError> {
+    if msg.status == CommandStatus::Running {
+        return Err(StoreError::Invalid(
+            "a command cannot finish with status running".into(),
+        ));
+    }
+    let open = [
+        CommandStatus::Running.as_str(),
+        CommandStatus::Interrupted.as_str(),
+    ];
+    let updated: Option<CommandDb> = with_conn!(conn, c => {
+        diesel::update(
+            commands::table
+                .find(msg.id)
+                .filter(commands::status.eq_any(open))
+                .filter(commands::finished_at.is_null()),
+        )
+        .set((
+            commands::status.eq(msg.status.as_str()),
+            commands::exit_code.eq(msg.exit_code),
+            commands::stdout.eq(&msg.stdout),
+            commands::stderr.eq(&msg.stderr),
+            commands::error.eq(&msg.error),
+            commands::truncated.eq(msg.truncated),
+            commands::finished_at.eq(Some(msg.finished_at.naive_utc())),
+            commands::duration_ms.eq(Some(msg.duration_ms)),
+        ))
+        .returning(CommandDb::as_returning())
+        .get_result(c)
+        .optional()?
+    });
+    match updated {
+        Some(row) => row.into_record(),
+        None => match get_command(conn, msg.id)? {
+            Some(_) => Err(StoreError::Conflict(format!(
+                "command {} has already finished",
+                msg.id
+            ))),
+            None => Err(StoreError::NotFound),
+        },
+    }
+}
+
+/// Cursors are the last id of the previous page; callers treat them as opaque.
+fn encode_cursor(id: i64) -> String {
+    id.to_string()
+}
+
+fn decode_cursor(cursor: &str) -> Result<i64, StoreError> {
+    match cursor.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => {
+            let shown: String = cursor.chars().take(40).collect();
+            Err(StoreError::Invalid(format!(
+                "invalid cursor {shown:?}: pass back a page's next_cursor"
+            )))
+        }
+    }
+}
+
+pub fn list_commands(
+    conn: &mut DbConnection,
+    filter: &HistoryFilter,
+) -> Result<CommandPage, StoreError> {
+    let limit = filter.effective_limit();
+    let before = filter.cursor.as_deref().map(decode_cursor).transpose()?;
+    let mut rows: Vec<CommandDb> = with_conn!(conn, c => {
+        let mut q = commands::table.select(CommandDb::as_select()).into_boxed();
+        if let Some(alias) = &filter.alias {
+            q = q.filter(commands::alias.eq(alias));
+        }
+        if let Some(status) = filter.status {
+            q = q.filter(commands::status.eq(status.as_str()));
+        }
+        if let Some(since) = filter.since {
+            q = q.filter(commands::started_at.ge(since.naive_utc()));
+        }
+        if let Some(id) = before {
+            q = q.filter(commands::id.lt(id));
+        }
+        // One extra row tells whether another page exists, so the last page has no cursor.
+        q.order(commands::id.desc())
+            .limit(limit as i64 + 1)
+            .load(c)?
+    });
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|r| encode_cursor(r.id))
+    } else {
+        None
+    };
+    let items = rows
+        .into_iter()
+        .map(CommandDb::into_record)
+        .collect::<Result<_, _>>()?;
+    Ok(CommandPage { items, next_cursor })
+}
+
+pub fn get_command(conn: &mut DbConnection, id: i64) -> Result<Option<CommandRecord>, StoreError> {
+    let row: Option<CommandDb> = with_conn!(conn, c => {
+        commands::table
+            .find(id)
+            .select(CommandDb::as_select())
+            .first(c)
+            .optional()?
+    });
+    row.map(CommandDb::into_record).transpose()
+}
+
+pub fn interrupt_running(
+    conn: &mut DbConnection,
+    ids: Option<&[i64]>,
+) -> Result<usize, StoreError> {
+    let running = CommandStatus::Running.as_str();
+    let set = (
+        commands::status.eq(CommandStatus::Interrupted.as_str()),
+        commands::error.eq(Some(INTERRUPTED_ERROR)),
+    );
+    write_tx!(conn, c => {
+        match ids {
+            None => Ok(diesel::update(commands::table.filter(commands::status.eq(running)))
+                .set(set)
+                .execute(c)?),
+            Some(ids) => {
+                let mut n = 0;
+                for chunk in ids.chunks(INSERT_CHUNK) {
+                    n += diesel::update(
+                        commands::table
+                            .filter(commands::status.eq(running))
+                            .filter(commands::id.eq_any(chunk)),
+                    )
+                    .set(set)
+                    .execute(c)?;
+                }
+                Ok::<_, StoreError>(n)
+            }
+        }
+    })
+}
+
+pub fn insert_history(
+    conn: &mut DbConnection,
+    rows: &[CommandRecord],
+) -> Result<usize, StoreError> {
+    let rows: Vec<CommandInsert<'_>> = rows
+        .iter()
+        .map(|r| CommandInsert {
+            alias: &r.alias,
+            pod_label: &r.pod_label,
+            command: &r.command,
+            status: r.status.as_str(),
+            exit_code: r.exit_code,
+            stdout: &r.stdout,
+            stderr: &r.stderr,
+            error: r.error.as_deref(),
+            truncated: r.truncated,
+            started_at: r.started_at.naive_utc(),
+            finished_at: r.finished_at.map(|t| t.naive_utc()),
+            duration_ms: r.duration_ms,
+        })
+        .collect();
+    write_tx!(conn, c => {
+        let mut n = 0;
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            n += diesel::insert_into(commands::table).values(chunk).execute(c)?;
+        }
+        Ok::<_, StoreError>(n)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        assert_eq!(decode_cursor(&encode_cursor(42)).unwrap(), 42);
+        for bad in ["", "abc", "-3", "0", "1.5"] {
+            assert!(
+                matches!(decode_cursor(bad), Err(StoreError::Invalid(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn tags_are_sorted_and_deduplicated() {
+        let tags = normalize_tags(vec!["web".into(), "db".into(), "web".into()]);
+        assert_eq!(tags, ["db", "web"]);
+    }
+
+    #[test]
+    fn provider_must_match_its_config() {
+        let cfg = ProviderConfig::PlainTty {
+            base_url: "ws://h".into(),
+        };
+        assert!(check_kind(ProviderKind::PlainTty, &cfg).is_ok());
+        assert!(matches!(
+            check_kind(ProviderKind::Kubernetes, &cfg),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+}

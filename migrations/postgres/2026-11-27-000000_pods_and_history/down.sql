@@ -1,0 +1,3 @@
+DROP TABLE commands;
+DROP TABLE pod_tags;
+DROP TABLE pods;
