@@ -1,0 +1,411 @@
+//! The command line. These argh structs are the one table of commands: parsing, `--help`, the
+//! man page and the shell completions all come from them (via `argh::ArgsInfo`).
+
+use std::path::PathBuf;
+
+use argh::{ArgsInfo, FromArgs};
+
+/// PodWrangler's command-line client: register pods with podwranglerd and run shell commands in
+/// them, one pod or many at once.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(
+    note = "Global options may come anywhere before `--`. Without --socket or --api-url, pwctl \
+            talks to $PODWRANGLER_API_URL, $PODWRANGLER_SOCKET, the api_url or socket in the user \
+            config dir's podwrangler/pwctl.toml, api_url in ~/.podwrangler.toml, the user-mode \
+            socket (runtime dir's podwrangler/podwranglerd.sock) when it exists, else \
+            /run/podwrangler/podwranglerd.sock. --json prints the REST API's own JSON types \
+            (Health, PodInfo, CommandRecord, FanOutResponse, CommandPage, ImportResponse). \
+            `exec run` exits with the remote command's exit code.",
+    example = "{command_name} --local health",
+    example = "{command_name} pod add --alias web-0 --url 'wss://host/exec/svc/?token=T&pod=web-0'",
+    example = "{command_name} exec run web-0 -- ls -la /app",
+    example = "{command_name} exec run-many 'df -h' --tag prod",
+    error_code(0, "success"),
+    error_code(
+        1,
+        "failure: a pod's command failed (exec run-many), or the daemon refused the request"
+    ),
+    error_code(2, "usage error on the command line"),
+    error_code(
+        65,
+        "bad input: the daemon rejected a field, or a file or value could not be used"
+    ),
+    error_code(69, "no daemon answers at the socket or URL (try --local)"),
+    error_code(77, "the daemon wants a valid API key"),
+    error_code(78, "a config file cannot be read or parsed"),
+    error_code(124, "the command timed out in the pod")
+)]
+pub struct Pwctl {
+    /// daemon's Unix socket (env PODWRANGLER_SOCKET)
+    #[argh(option, arg_name = "path")]
+    pub socket: Option<PathBuf>,
+    /// daemon's TCP URL, e.g. http://127.0.0.1:8000 (env PODWRANGLER_API_URL)
+    #[argh(option, arg_name = "url")]
+    pub api_url: Option<String>,
+    /// API key sent as a bearer token over TCP (env PODWRANGLER_API_KEY)
+    #[argh(option, arg_name = "key")]
+    pub api_key: Option<String>,
+    /// print the API's JSON instead of tables and text
+    #[argh(switch)]
+    pub json: bool,
+    /// no colours (NO_COLOR and non-terminals turn them off too)
+    #[argh(switch)]
+    pub no_color: bool,
+    /// start a user-mode podwranglerd in the background when none answers
+    #[argh(switch, short = 'L')]
+    pub local: bool,
+    /// print pwctl's version
+    #[argh(switch)]
+    pub version: bool,
+    #[argh(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The global options, as `hoist_globals` needs them: (long, short, takes a value).
+pub const GLOBAL_FLAGS: &[(&str, Option<char>, bool)] = &[
+    ("--socket", None, true),
+    ("--api-url", None, true),
+    ("--api-key", None, true),
+    ("--json", None, false),
+    ("--no-color", None, false),
+    ("--local", Some('L'), false),
+];
+
+// Parsed once per run; boxing the big variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand)]
+pub enum Command {
+    Health(HealthCmd),
+    Pod(PodCmd),
+    Exec(ExecCmd),
+    Completions(CompletionsCmd),
+    Man(ManCmd),
+}
+
+/// Show whether the daemon is up: version, uptime, database and pod states.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "health")]
+pub struct HealthCmd {}
+
+/// Register, inspect, change and remove pods.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "pod")]
+pub struct PodCmd {
+    #[argh(subcommand)]
+    pub command: PodCommand,
+}
+
+#[allow(clippy::large_enum_variant)]
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand)]
+pub enum PodCommand {
+    List(PodList),
+    Show(PodShow),
+    Add(PodAdd),
+    Update(PodUpdateCmd),
+    Remove(PodRemove),
+    Import(PodImport),
+}
+
+/// List registered pods and their session state.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "list")]
+pub struct PodList {
+    /// only pods with this tag
+    #[argh(option, arg_name = "tag")]
+    pub tag: Option<String>,
+    /// print only the aliases, one a line
+    #[argh(switch, short = 'q')]
+    pub quiet: bool,
+}
+
+/// Show one pod.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "show")]
+pub struct PodShow {
+    /// the pod's alias
+    #[argh(positional, arg_name = "alias")]
+    pub alias: String,
+}
+
+/// Register a pod from a provider URL (PlainTTY web terminal or Kubernetes exec URL), or from
+/// fields.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "add")]
+pub struct PodAdd {
+    /// unique name for the pod (letters, digits, '.', '_', '-')
+    #[argh(option, arg_name = "alias")]
+    pub alias: String,
+    /// provider URL: wss://HOST/exec/SERVICE/?token=T&pod=POD or
+    /// https://SERVER/api/v1/namespaces/NS/pods/POD/exec
+    #[argh(option, arg_name = "url")]
+    pub url: Option<String>,
+    /// plaintty or kubernetes (default: guessed from --url, else plaintty)
+    #[argh(option, arg_name = "provider")]
+    pub provider: Option<String>,
+    #[argh(option, arg_name = "token")]
+    /// token (overrides one in --url); prefer --token-file, argv is visible to other users
+    pub token: Option<String>,
+    /// read the token from this file ('-' for stdin)
+    #[argh(option, arg_name = "file")]
+    pub token_file: Option<PathBuf>,
+    /// pod name (when not in --url)
+    #[argh(option, arg_name = "name")]
+    pub pod_name: Option<String>,
+    /// namespace (Kubernetes)
+    #[argh(option, arg_name = "namespace")]
+    pub namespace: Option<String>,
+    /// container in the pod
+    #[argh(option, arg_name = "container")]
+    pub container: Option<String>,
+    /// service id of a PlainTTY URL (the /exec/SERVICE/ path segment)
+    #[argh(option, arg_name = "id")]
+    pub service_id: Option<String>,
+    /// base URL: wss://host for PlainTTY, the API server for Kubernetes
+    #[argh(option, arg_name = "url")]
+    pub server: Option<String>,
+    /// kubeconfig file (Kubernetes)
+    #[argh(option, arg_name = "file")]
+    pub kubeconfig: Option<String>,
+    /// kubeconfig context (Kubernetes)
+    #[argh(option, arg_name = "context")]
+    pub context: Option<String>,
+    /// do not verify the server's TLS certificate
+    #[argh(switch)]
+    pub insecure_skip_tls_verify: bool,
+    /// terminal width asked of PlainTTY endpoints
+    #[argh(option, arg_name = "cols")]
+    pub cols: Option<u16>,
+    /// a tag for fan-out (repeat for more)
+    #[argh(option, arg_name = "tag")]
+    pub tag: Vec<String>,
+}
+
+/// Change a pod's connection details or tags; its session reconnects.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "update")]
+pub struct PodUpdateCmd {
+    /// the pod's alias
+    #[argh(positional, arg_name = "alias")]
+    pub alias: String,
+    /// new provider URL
+    #[argh(option, arg_name = "url")]
+    pub url: Option<String>,
+    /// plaintty or kubernetes
+    #[argh(option, arg_name = "provider")]
+    pub provider: Option<String>,
+    /// new token; prefer --token-file
+    #[argh(option, arg_name = "token")]
+    pub token: Option<String>,
+    /// read the new token from this file ('-' for stdin)
+    #[argh(option, arg_name = "file")]
+    pub token_file: Option<PathBuf>,
+    /// pod name
+    #[argh(option, arg_name = "name")]
+    pub pod_name: Option<String>,
+    /// namespace (Kubernetes)
+    #[argh(option, arg_name = "namespace")]
+    pub namespace: Option<String>,
+    /// container in the pod
+    #[argh(option, arg_name = "container")]
+    pub container: Option<String>,
+    /// service id of a PlainTTY URL
+    #[argh(option, arg_name = "id")]
+    pub service_id: Option<String>,
+    /// base URL: wss://host for PlainTTY, the API server for Kubernetes
+    #[argh(option, arg_name = "url")]
+    pub server: Option<String>,
+    /// kubeconfig file
+    #[argh(option, arg_name = "file")]
+    pub kubeconfig: Option<String>,
+    /// kubeconfig context
+    #[argh(option, arg_name = "context")]
+    pub context: Option<String>,
+    /// verify TLS (false) or not (true)
+    #[argh(option, arg_name = "bool")]
+    pub insecure_skip_tls_verify: Option<bool>,
+    /// terminal width asked of PlainTTY endpoints
+    #[argh(option, arg_name = "cols")]
+    pub cols: Option<u16>,
+    /// replace the tags with these (repeat for more)
+    #[argh(option, arg_name = "tag")]
+    pub tag: Vec<String>,
+    /// remove every tag
+    #[argh(switch)]
+    pub clear_tags: bool,
+}
+
+/// Unregister pods and close their sessions.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "remove")]
+pub struct PodRemove {
+    /// the pods' aliases
+    #[argh(positional, arg_name = "alias")]
+    pub aliases: Vec<String>,
+}
+
+/// Register every pod a Kubernetes API lists (optionally by label selector).
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "import")]
+pub struct PodImport {
+    /// namespace to list (default: default)
+    #[argh(
+        option,
+        short = 'n',
+        arg_name = "namespace",
+        default = "String::from(\"default\")"
+    )]
+    pub namespace: String,
+    /// label selector, e.g. app=web
+    #[argh(option, short = 'l', arg_name = "selector")]
+    pub selector: Option<String>,
+    /// API server URL (default: from the kubeconfig)
+    #[argh(option, arg_name = "url")]
+    pub server: Option<String>,
+    /// bearer token; prefer --token-file
+    #[argh(option, arg_name = "token")]
+    pub token: Option<String>,
+    /// read the bearer token from this file ('-' for stdin)
+    #[argh(option, arg_name = "file")]
+    pub token_file: Option<PathBuf>,
+    /// kubeconfig file (default: as kubectl finds it)
+    #[argh(option, arg_name = "file")]
+    pub kubeconfig: Option<String>,
+    /// kubeconfig context
+    #[argh(option, arg_name = "context")]
+    pub context: Option<String>,
+    /// do not verify the API server's TLS certificate
+    #[argh(switch)]
+    pub insecure_skip_tls_verify: bool,
+    /// aliases become PREFIX + pod name
+    #[argh(option, arg_name = "prefix")]
+    pub prefix: Option<String>,
+    /// tag every imported pod (repeat for more)
+    #[argh(option, arg_name = "tag")]
+    pub tag: Vec<String>,
+}
+
+/// Run commands in pods and look at what ran.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "exec")]
+pub struct ExecCmd {
+    #[argh(subcommand)]
+    pub command: ExecCommand,
+}
+
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand)]
+pub enum ExecCommand {
+    Run(ExecRun),
+    RunMany(ExecRunMany),
+    History(ExecHistory),
+    Show(ExecShow),
+}
+
+/// Run a command in one pod: its stdout to stdout, its stderr to stderr, and pwctl exits with
+/// its exit code (124 when it timed out).
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(
+    subcommand,
+    name = "run",
+    example = "pwctl exec run web-0 uptime",
+    example = "pwctl exec run web-0 -- ls -la /app"
+)]
+pub struct ExecRun {
+    /// the pod's alias
+    #[argh(positional, arg_name = "alias")]
+    pub alias: String,
+    /// the shell command (several words are joined with spaces; put them after `--` when they
+    /// start with '-')
+    #[argh(positional, arg_name = "command")]
+    pub command: Vec<String>,
+    /// seconds the command may run (default: the daemon's, 30)
+    #[argh(option, arg_name = "secs")]
+    pub timeout: Option<f64>,
+}
+
+/// Run one command in many pods at once; a table of results follows. Exits 0 only when every
+/// pod succeeded.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(
+    subcommand,
+    name = "run-many",
+    example = "pwctl exec run-many 'df -h' --aliases web-0,web-1",
+    example = "pwctl exec run-many 'echo $POD_NAME; uname -s' --all --show-output"
+)]
+pub struct ExecRunMany {
+    /// the shell command
+    #[argh(positional, arg_name = "command")]
+    pub command: Vec<String>,
+    /// comma-separated aliases
+    #[argh(option, arg_name = "a,b,...")]
+    pub aliases: Option<String>,
+    /// every pod with this tag
+    #[argh(option, arg_name = "tag")]
+    pub tag: Option<String>,
+    /// every registered pod
+    #[argh(switch)]
+    pub all: bool,
+    /// seconds each pod's command may run (default: the daemon's)
+    #[argh(option, arg_name = "secs")]
+    pub timeout: Option<f64>,
+    /// pods that run at once (default: the daemon's)
+    #[argh(option, arg_name = "n")]
+    pub concurrency: Option<usize>,
+    /// print each pod's output under a header after the table
+    #[argh(switch)]
+    pub show_output: bool,
+}
+
+/// Show past commands, newest first.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "history")]
+pub struct ExecHistory {
+    /// only this pod's commands
+    #[argh(option, arg_name = "alias")]
+    pub alias: Option<String>,
+    /// only commands that did not succeed (failed, timeout, error, interrupted)
+    #[argh(switch)]
+    pub failed: bool,
+    /// only this status: running, succeeded, failed, timeout, error, interrupted
+    #[argh(option, arg_name = "status")]
+    pub status: Option<String>,
+    /// only commands started at or after this RFC 3339 time
+    #[argh(option, arg_name = "time")]
+    pub since: Option<String>,
+    /// how many (default 20)
+    #[argh(option, arg_name = "n", default = "20")]
+    pub limit: usize,
+    /// continue from an earlier page's cursor
+    #[argh(option, arg_name = "cursor")]
+    pub cursor: Option<String>,
+}
+
+/// Show one past command with its full output.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "show")]
+pub struct ExecShow {
+    /// the command's id (from exec history)
+    #[argh(positional, arg_name = "id")]
+    pub id: i64,
+}
+
+/// Print a shell completion script: bash, zsh or fish.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(
+    subcommand,
+    name = "completions",
+    example = "pwctl completions bash > /etc/bash_completion.d/pwctl",
+    example = "pwctl completions fish > ~/.config/fish/completions/pwctl.fish"
+)]
+pub struct CompletionsCmd {
+    /// bash, zsh or fish
+    #[argh(positional, arg_name = "shell")]
+    pub shell: String,
+}
+
+/// Print pwctl's man page (roff): pwctl man > pwctl.1
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "man")]
+pub struct ManCmd {}

@@ -1,0 +1,463 @@
+//! `pwctl exec ...`: run a command in one pod or many, and read the history.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use podwrangler::api::{
+    API_PREFIX, CommandPage, CommandRecord, CommandStatus, ExecRequest, FanOutRequest,
+    FanOutResponse, PodInfo,
+};
+
+use crate::cli::{ExecHistory, ExecRun, ExecRunMany, ExecShow};
+use crate::client::Client;
+use crate::error::{CtlError, exit};
+use crate::output::{self, add_row, print_json, print_table, table};
+use crate::pods::{pod_not_found, pod_path, pods_path};
+
+fn command_text(words: &[String], what: &str) -> Result<String, CtlError> {
+    let text = words.join(" ");
+    if text.trim().is_empty() {
+        return Err(CtlError::Usage(format!(
+            "give the command to run: {what} (words after `--` are taken as they are)"
+        )));
+    }
+    Ok(text)
+}
+
+fn check_timeout(timeout: Option<f64>) -> Result<(), CtlError> {
+    match timeout {
+        Some(t) if !(t.is_finite() && t > 0.0) => Err(CtlError::BadInput(format!(
+            "--timeout must be a positive number of seconds, not {t}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A remote exit code as this process's exit code: 1..=255 pass through, anything outside
+/// (a signal's negative code, a wrapped value) becomes 1 so it never reads as success.
+pub fn passthrough(code: i32) -> i32 {
+    match code {
+        0..=255 => code,
+        _ => exit::FAILURE,
+    }
+}
+
+fn write_streams(record: &CommandRecord) {
+    // Raw bytes as the pod wrote them: `pwctl exec run pod cat file > copy` must copy.
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(record.stdout.as_bytes());
+    let _ = out.flush();
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(record.stderr.as_bytes());
+    let _ = err.flush();
+}
+
+pub fn run(client: &Client, cmd: &ExecRun, json: bool) -> Result<i32, CtlError> {
+    let command = command_text(&cmd.command, "pwctl exec run ALIAS COMMAND")?;
+    check_timeout(cmd.timeout)?;
+    let body = ExecRequest {
+        command,
+        timeout: cmd.timeout,
+        check: false,
+    };
+    let path = format!("{}/exec", pod_path(&cmd.alias));
+    let record: CommandRecord = match client.send("POST", &path, &body, None) {
+        Ok(r) => r,
+        Err(CtlError::Api(p)) if p.code == "command_timeout" && p.record.is_some() => {
+            let record = *p.record.expect("checked above");
+            if json {
+                print_json(&record);
+            } else {
+                write_streams(&record);
+                output::error_line(&format!(
+                    "{} (the output above is what it printed before)",
+                    p.detail
+                ));
+            }
+            return Ok(exit::TIMEOUT);
+        }
+        Err(e) => return Err(pod_not_found(&cmd.alias)(e)),
+    };
+    if json {
+        print_json(&record);
+    } else {
+        write_streams(&record);
+    }
+    Ok(record_exit(&record, json))
+}
+
+fn record_exit(record: &CommandRecord, quiet: bool) -> i32 {
+    match (record.status, record.exit_code) {
+        (CommandStatus::Succeeded | CommandStatus::Failed, Some(code)) => passthrough(code),
+        (CommandStatus::Timeout, _) => exit::TIMEOUT,
+        (status, _) => {
+            if !quiet {
+                let why = record.error.as_deref().unwrap_or("no exit code came back");
+                output::error_line(&format!(
+                    "the command did not finish in {} ({}): {why}",
+                    record.alias,
+                    status.as_str()
+                ));
+            }
+            exit::FAILURE
+        }
+    }
+}
+
+/// How many pods a fan-out will reach, for the progress bar.
+fn expected_pods(client: &Client, cmd: &ExecRunMany) -> Result<usize, CtlError> {
+    if let Some(aliases) = &cmd.aliases {
+        return Ok(split_aliases(aliases).len());
+    }
+    let query: Vec<(&str, String)> = cmd.tag.iter().map(|t| ("tag", t.clone())).collect();
+    let pods: Vec<PodInfo> = client.get(&pods_path(), &query)?;
+    Ok(pods.len())
+}
+
+fn split_aliases(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn progress_bar(total: usize) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(
+        Some(total as u64),
+        // Draws only when stderr is a terminal; in a pipe it stays silent.
+        ProgressDrawTarget::stderr(),
+    );
+    let style =
+        ProgressStyle::with_template("{spinner} {elapsed:>4} [{wide_bar}] {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> ");
+    bar.set_style(style);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+fn status_word(r: &CommandRecord) -> String {
+    match (r.status, r.exit_code) {
+        (CommandStatus::Succeeded | CommandStatus::Failed, Some(code)) => code.to_string(),
+        (status, _) => status.as_str().to_string(),
+    }
+}
+
+fn output_preview(r: &CommandRecord) -> String {
+    let line = output::first_line(&r.stdout);
+    if !line.is_empty() {
+        return line;
+    }
+    let line = output::first_line(&r.stderr);
+    if !line.is_empty() {
+        return line;
+    }
+    r.error
+        .as_deref()
+        .map(output::first_line)
+        .unwrap_or_default()
+}
+
+pub fn run_many(client: &Client, cmd: &ExecRunMany, json: bool) -> Result<i32, CtlError> {
+    let command = command_text(&cmd.command, "pwctl exec run-many COMMAND --all")?;
+    check_timeout(cmd.timeout)?;
+    let chosen = [cmd.aliases.is_some(), cmd.tag.is_some(), cmd.all]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if chosen != 1 {
+        return Err(CtlError::Usage(
+            "say which pods: exactly one of --aliases a,b, --tag T or --all".into(),
+        ));
+    }
+    let aliases = cmd.aliases.as_deref().map(split_aliases);
+    if aliases.as_ref().is_some_and(Vec::is_empty) {
+        return Err(CtlError::Usage("--aliases names no pods".into()));
+    }
+    let body = FanOutRequest {
+        command,
+        aliases,
+        tag: cmd.tag.clone(),
+        all: cmd.all,
+        timeout: cmd.timeout,
+        concurrency: cmd.concurrency,
+    };
+
+    let show_progress = std::io::stderr().is_terminal();
+    let bar = if show_progress {
+        let total = expected_pods(client, cmd)?;
+        Some(progress_bar(total))
+    } else {
+        None
+    };
+    let started = Instant::now();
+    let mut records: Vec<CommandRecord> = Vec::new();
+    let mut whole: Option<FanOutResponse> = None;
+    let mut failed = 0usize;
+    let result = client.post_stream(
+        &format!("{API_PREFIX}/exec"),
+        &body,
+        |r: CommandRecord| {
+            if r.status != CommandStatus::Succeeded {
+                failed += 1;
+            }
+            if let Some(bar) = &bar {
+                bar.inc(1);
+                bar.set_message(if failed > 0 {
+                    format!("{failed} failed")
+                } else {
+                    String::new()
+                });
+            }
+            records.push(r);
+        },
+        |w: FanOutResponse| whole = Some(w),
+    );
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    result.map_err(|e| match (&e, &body.aliases) {
+        // The daemon names the missing pod in its detail; keep the friendly wording.
+        (CtlError::Api(p), Some(list)) if p.code == "pod_not_found" => list
+            .iter()
+            .find(|a| p.detail.contains(a.as_str()))
+            .map(|a| CtlError::no_pod(a))
+            .unwrap_or(e),
+        _ => e,
+    })?;
+
+    let mut response = match whole {
+        Some(w) => w,
+        None => {
+            let succeeded = records
+                .iter()
+                .filter(|r| r.status == CommandStatus::Succeeded)
+                .count();
+            FanOutResponse {
+                failed: records.len() - succeeded,
+                succeeded,
+                results: records,
+                duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            }
+        }
+    };
+    response.results.sort_by(|a, b| a.alias.cmp(&b.alias));
+    let code = if response.failed == 0 && !response.results.is_empty() {
+        exit::OK
+    } else {
+        exit::FAILURE
+    };
+    if json {
+        print_json(&response);
+        return Ok(code);
+    }
+    if response.results.is_empty() {
+        output::error_line("no pods matched, nothing ran");
+        return Ok(exit::FAILURE);
+    }
+
+    let mut t = table(&["POD", "EXIT", "DURATION", "OUTPUT"]);
+    for r in &response.results {
+        add_row(
+            &mut t,
+            vec![
+                r.alias.clone(),
+                status_word(r),
+                output::duration(r.duration_ms),
+                output_preview(r),
+            ],
+        );
+    }
+    print_table(&t);
+    let summary = format!(
+        "{} pod{}: {} succeeded, {} failed in {}",
+        response.results.len(),
+        if response.results.len() == 1 { "" } else { "s" },
+        response.succeeded,
+        response.failed,
+        output::duration(Some(response.duration_ms))
+    );
+    println!(
+        "{}",
+        if response.failed == 0 {
+            output::good(&summary)
+        } else {
+            output::bad(&summary)
+        }
+    );
+
+    if cmd.show_output {
+        for r in &response.results {
+            println!();
+            let header = format!(
+                "── {} ({}, exit {}, {}) ",
+                r.alias,
+                r.pod_label,
+                status_word(r),
+                output::duration(r.duration_ms)
+            );
+            println!("{}", output::strong(&header));
+            print!("{}", r.stdout);
+            if !r.stdout.is_empty() && !r.stdout.ends_with('\n') {
+                println!();
+            }
+            if !r.stderr.is_empty() {
+                println!("{}", output::dim("stderr:"));
+                print!("{}", r.stderr);
+                if !r.stderr.ends_with('\n') {
+                    println!();
+                }
+            }
+            if let Some(err) = &r.error {
+                println!("{} {err}", output::bad("error:"));
+            }
+            if r.truncated {
+                println!("{}", output::warn("(output truncated by the daemon)"));
+            }
+        }
+    }
+    Ok(code)
+}
+
+pub fn history(client: &Client, cmd: &ExecHistory, json: bool) -> Result<i32, CtlError> {
+    if cmd.failed && cmd.status.is_some() {
+        return Err(CtlError::Usage(
+            "--failed and --status contradict each other".into(),
+        ));
+    }
+    if cmd.limit == 0 {
+        return Err(CtlError::BadInput("--limit must be at least 1".into()));
+    }
+    let mut query: Vec<(&str, String)> = vec![("limit", cmd.limit.to_string())];
+    if let Some(a) = &cmd.alias {
+        query.push(("alias", a.clone()));
+    }
+    if let Some(s) = &cmd.status {
+        let status: CommandStatus = s
+            .parse()
+            .map_err(|e: String| CtlError::Usage(format!("--status: {e}")))?;
+        query.push(("status", status.as_str().to_string()));
+    }
+    if cmd.failed {
+        query.push(("status", FAILED_STATUSES.to_string()));
+    }
+    if let Some(since) = &cmd.since {
+        chrono::DateTime::parse_from_rfc3339(since).map_err(|e| {
+            CtlError::BadInput(format!(
+                "--since {since:?} is not an RFC 3339 time like 2026-11-27T08:00:00Z: {e}"
+            ))
+        })?;
+        query.push(("since", since.clone()));
+    }
+    if let Some(c) = &cmd.cursor {
+        query.push(("cursor", c.clone()));
+    }
+    let page: CommandPage = client.get(&format!("{API_PREFIX}/commands"), &query)?;
+    if json {
+        print_json(&page);
+        return Ok(exit::OK);
+    }
+    if page.items.is_empty() {
+        eprintln!("no commands in the history match");
+        return Ok(exit::OK);
+    }
+    let mut t = table(&[
+        "ID", "STARTED", "POD", "STATUS", "EXIT", "DURATION", "COMMAND",
+    ]);
+    for r in &page.items {
+        add_row(
+            &mut t,
+            vec![
+                r.id.to_string(),
+                crate::pods::local_time(&r.started_at),
+                r.alias.clone(),
+                r.status.as_str().to_string(),
+                r.exit_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                output::duration(r.duration_ms),
+                output::first_line(&r.command),
+            ],
+        );
+    }
+    print_table(&t);
+    if let Some(cursor) = &page.next_cursor {
+        eprintln!(
+            "{}",
+            output::dim(&format!(
+                "more: pwctl exec history --cursor {cursor} (with the same filters)"
+            ))
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// `--failed` asks the daemon for every status that is not a success.
+pub const FAILED_STATUSES: &str = "failed,timeout,error,interrupted";
+
+pub fn show(client: &Client, cmd: &ExecShow, json: bool) -> Result<i32, CtlError> {
+    let r: CommandRecord = client.get(&format!("{API_PREFIX}/commands/{}", cmd.id), &[])?;
+    if json {
+        print_json(&r);
+        return Ok(exit::OK);
+    }
+    let row = |k: &str, v: &str| println!("{:<9} {v}", output::dim(&format!("{k}:")));
+    println!("{}", output::strong(&format!("command #{}", r.id)));
+    row("pod", &format!("{} ({})", r.alias, r.pod_label));
+    row("command", &r.command);
+    let status = match r.status {
+        CommandStatus::Succeeded => output::good("succeeded"),
+        CommandStatus::Running => output::warn("running"),
+        other => output::bad(other.as_str()),
+    };
+    row("status", &status);
+    row(
+        "exit",
+        &r.exit_code
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "-".into()),
+    );
+    row("started", &crate::pods::local_time(&r.started_at));
+    if let Some(f) = &r.finished_at {
+        row("finished", &crate::pods::local_time(f));
+    }
+    row("duration", &output::duration(r.duration_ms));
+    if let Some(e) = &r.error {
+        row("error", e);
+    }
+    if r.truncated {
+        row("note", "output truncated by the daemon");
+    }
+    for (name, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+        if text.is_empty() {
+            continue;
+        }
+        println!("{}", output::dim(&format!("── {name} ")));
+        print!("{text}");
+        if !text.ends_with('\n') {
+            println!();
+        }
+    }
+    Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_exit_codes_pass_through_and_odd_ones_never_read_as_success() {
+        assert_eq!(passthrough(0), 0);
+        assert_eq!(passthrough(3), 3);
+        assert_eq!(passthrough(255), 255);
+        assert_eq!(passthrough(256), 1);
+        assert_eq!(passthrough(-9), 1);
+    }
+
+    #[test]
+    fn alias_lists_tolerate_spaces_and_empty_items() {
+        assert_eq!(split_aliases("a, b,,c "), ["a", "b", "c"]);
+    }
+}
