@@ -5,6 +5,7 @@
 //! `--exit-on-stdin-close`, so a test process that dies outright takes its podsim with it.
 
 pub mod daemon;
+pub mod pg;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

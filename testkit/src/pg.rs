@@ -1,0 +1,166 @@
+//! A fresh PostgreSQL database per test on the server that `PODWRANGLER_TEST_DATABASE_URL`
+//! names, dropped again on `Drop`, so PostgreSQL tests can run in parallel. Shells out to `psql`.
+//!
+//! Without the variable, tests print a loud SKIP line and pass, unless `PODWRANGLER_REQUIRE_PG=1`
+//! (CI), where a missing server is a failure.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Names a PostgreSQL server for tests: `postgres://postgres@127.0.0.1:54329/postgres`. The
+/// database in it is only used to create and drop the per-test databases.
+pub const URL_ENV: &str = "PODWRANGLER_TEST_DATABASE_URL";
+/// Set to `1` to fail, rather than skip, when [`URL_ENV`] is unset.
+pub const REQUIRE_ENV: &str = "PODWRANGLER_REQUIRE_PG";
+
+/// The server's admin URL from [`URL_ENV`]. `None` after printing a SKIP line for `test` when it
+/// is unset; panics instead when [`REQUIRE_ENV`] is `1`.
+pub fn server_url(test: &str) -> Option<String> {
+    match std::env::var(URL_ENV) {
+        Ok(url) if !url.trim().is_empty() => Some(url.trim().to_owned()),
+        _ => {
+            if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") {
+                panic!(
+                    "{test}: {URL_ENV} is not set but {REQUIRE_ENV}=1: a PostgreSQL server is required"
+                );
+            }
+            eprintln!(
+                "\n*** SKIP {test}: PostgreSQL test skipped because {URL_ENV} is not set \
+                 (source scripts/pg.sh; pg_start) ***\n"
+            );
+            None
+        }
+    }
+}
+
+/// A database of its own on the test server. Dropped (with its connections) on `Drop`.
+pub struct PgDatabase {
+    /// URL of this database, for the code under test.
+    pub url: String,
+    pub name: String,
+    admin_url: String,
+}
+
+impl PgDatabase {
+    /// Creates a database named after `test`; `None` when no server is configured (see
+    /// [`server_url`]). Panics with psql's message when the server refuses.
+    pub fn create(test: &str) -> Option<PgDatabase> {
+        let admin_url = server_url(test)?;
+        let name = unique_name(test);
+        if let Err(e) = psql(&admin_url, &format!("CREATE DATABASE \"{name}\"")) {
+            panic!("{test}: cannot create test database {name} on {URL_ENV}: {e}");
+        }
+        let url = with_database(&admin_url, &name);
+        Some(PgDatabase {
+            url,
+            name,
+            admin_url,
+        })
+    }
+
+    /// Runs SQL in this database; psql's unaligned, tuples-only output, or its error text.
+    pub fn psql(&self, sql: &str) -> Result<String, String> {
+        psql(&self.url, sql)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        if let Err(e) = psql(&self.admin_url, &sql) {
+            eprintln!("testkit: could not drop test database {}: {e}", self.name);
+        }
+    }
+}
+
+/// Runs `sql` with `psql URL -X -At -v ON_ERROR_STOP=1 -c SQL`.
+pub fn psql(url: &str, sql: &str) -> Result<String, String> {
+    let out = Command::new("psql")
+        .arg(url)
+        .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .map_err(|e| format!("cannot run psql: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(format!(
+            "psql failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// `url` with its database replaced by `name` (query parameters kept).
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let prefix = match base[authority_start..].find('/') {
+        Some(i) => &base[..authority_start + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{prefix}/{name}?{q}"),
+        None => format!("{prefix}/{name}"),
+    }
+}
+
+/// `pw_<test>_<pid>_<time>_<n>`: lowercase, at most 63 bytes (PostgreSQL's identifier limit).
+fn unique_name(test: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let slug: String = test
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(28)
+        .collect();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("pw_{slug}_{}_{nanos}_{n}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_database_and_keeps_the_query() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:54329/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:54329/t1"
+        );
+        assert_eq!(
+            with_database("postgresql://u:p@h/db?sslmode=disable", "t2"),
+            "postgresql://u:p@h/t2?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://h:5432", "t3"),
+            "postgres://h:5432/t3"
+        );
+    }
+
+    #[test]
+    fn names_are_unique_and_valid_identifiers() {
+        let a = unique_name("Some::Very-Long test name that goes on and on");
+        let b = unique_name("Some::Very-Long test name that goes on and on");
+        assert_ne!(a, b);
+        assert!(a.len() <= 63, "{a}");
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        );
+    }
+}
