@@ -443,7 +443,9 @@ fn upgrade(
                 let ws = WebSocketStream::from_raw_socket(
                     TokioIo::new(upgraded),
                     Role::Server,
-                    Some(WebSocketConfig::default()),
+                    // tungstenite zero-fills its whole read buffer: the 128 KiB default would
+                    // be most of a connection's memory. Large frames still grow it on demand.
+                    Some(WebSocketConfig::default().read_buffer_size(8 * 1024)),
                 )
                 .await;
                 session::run(ws, pod, state, params).await;

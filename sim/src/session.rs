@@ -332,7 +332,7 @@ async fn producer(
 
 async fn pump_pipe<R: AsyncRead + Unpin>(src: Option<R>, channel: u8, tx: &mpsc::Sender<Message>) {
     let Some(mut src) = src else { return };
-    let mut buf = vec![0u8; 32 * 1024];
+    let mut buf = vec![0u8; 16 * 1024];
     loop {
         match src.read(&mut buf).await {
             Ok(0) | Err(_) => return,
@@ -346,7 +346,8 @@ async fn pump_pipe<R: AsyncRead + Unpin>(src: Option<R>, channel: u8, tx: &mpsc:
 }
 
 async fn pump_tty(m: Arc<crate::pty::PtyMaster>, tx: &mpsc::Sender<Message>, protocol: Protocol) {
-    let mut buf = vec![0u8; 32 * 1024];
+    // The terminal line discipline hands out at most a few KiB per read anyway.
+    let mut buf = vec![0u8; 8 * 1024];
     let mut utf8 = Utf8Carry::default();
     loop {
         let n = match m.read(&mut buf).await {
