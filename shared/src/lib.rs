@@ -11,3 +11,20 @@ pub mod secret;
 pub use error::{PodError, Result};
 pub use models::*;
 pub use secret::{REDACTED, Secret, redact_url};
+
+#[cfg(feature = "session")]
+pub mod provider;
+#[cfg(feature = "session")]
+pub mod registry;
+#[cfg(feature = "session")]
+pub mod session;
+
+#[cfg(feature = "session")]
+pub use provider::{
+    ConnectPlan, KubernetesProvider, PlainTtyProvider, Provider, endpoint_from_url, list_pods,
+    provider_for,
+};
+#[cfg(feature = "session")]
+pub use registry::PodRegistry;
+#[cfg(feature = "session")]
+pub use session::{PodSession, RunOptions, SessionOptions};

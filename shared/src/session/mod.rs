@@ -1,0 +1,658 @@
+//! The shell-session engine: one long-lived shell per pod over a WebSocket, commands framed by
+//! nonce markers, with timeouts, output caps, connection-loss reporting and opt-in reconnects.
+//!
+//! All I/O happens inside the caller's `run` (no background task), under a FIFO async mutex, so
+//! concurrent calls queue in order and the engine works on any tokio runtime flavour (including
+//! actix-rt arbiters).
+
+pub mod ansi;
+pub mod marker;
+pub mod script;
+pub mod transport;
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::Rng;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+pub use ansi::AnsiStripper;
+pub use marker::{CappedBuffer, MarkerParser, Markers};
+pub use transport::{Output, Transport};
+
+use crate::error::{PodError, Result};
+use crate::models::{
+    CommandResult, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_OUTPUT,
+    MAX_RECONNECT_ATTEMPTS, PodEndpoint, ProviderKind, RECONNECT_BACKOFF_BASE, WssSchema,
+};
+use crate::provider::{Provider, endpoint_from_url, provider_for};
+
+/// How long a TTY gets to come back after Ctrl-C before the connection is replaced instead.
+const RESYNC_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a session connects and recovers.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    /// Limit for one connect (TCP, TLS, upgrade, shell init and first marker).
+    pub connect_timeout: Duration,
+    /// Reconnect on the next command after the connection dropped.
+    pub auto_reconnect: bool,
+    /// Connect attempts per reconnect (at least one).
+    pub max_reconnect_attempts: u32,
+    /// Delay before the second attempt; it doubles for each further one, with jitter.
+    pub backoff_base: Duration,
+    /// The pod's namespace for labels; unset means the endpoint's, else detected in the shell.
+    pub namespace: Option<String>,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            auto_reconnect: false,
+            max_reconnect_attempts: MAX_RECONNECT_ATTEMPTS,
+            backoff_base: RECONNECT_BACKOFF_BASE,
+            namespace: None,
+        }
+    }
+}
+
+/// Limits of one command.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// How long the command may run; on expiry it is interrupted and `PodError::Timeout` returned.
+    pub timeout: Duration,
+    /// Turn a non-zero exit into `PodError::CommandFailed`.
+    pub check: bool,
+    /// Bytes kept per stream; more is drained and dropped, and `truncated` is set.
+    pub max_output: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            timeout: DEFAULT_COMMAND_TIMEOUT,
+            check: false,
+            max_output: DEFAULT_MAX_OUTPUT,
+        }
+    }
+}
+
+impl RunOptions {
+    /// Defaults with another timeout.
+    pub fn with_timeout(timeout: Duration) -> Self {
+        RunOptions {
+            timeout,
+            ..Default::default()
+        }
+    }
+
+    /// The same options with `check` set.
+    pub fn checked(mut self) -> Self {
+        self.check = true;
+        self
+    }
+}
+
+/// The delay before reconnect attempt `attempt` (1-based; attempt 1 goes at once):
+/// `base * 2^(attempt-2)`, scaled by `jitter` (expected in `0.5..1.5`).
+pub fn backoff_delay(base: Duration, attempt: u32, jitter: f64) -> Duration {
+    if attempt <= 1 {
+        return Duration::ZERO;
+    }
+    let factor = 2f64.powi((attempt - 2).min(16) as i32);
+    base.mul_f64(factor * jitter.clamp(0.0, 2.0))
+}
+
+/// A connected shell and its per-connection state.
+struct Conn {
+    transport: Transport,
+    tty: bool,
+    binary_framed: bool,
+    stripper: AnsiStripper,
+    scratch: Vec<u8>,
+}
+
+struct State {
+    conn: Option<Conn>,
+    /// A command was started and not seen to the end (its future was dropped): the shell may
+    /// still be busy, so it is interrupted or replaced before the next command.
+    dirty: bool,
+    /// `close()` was called.
+    closed: bool,
+    /// A connection was made at least once.
+    ever_connected: bool,
+}
+
+/// How a framed command ended.
+enum End {
+    Exit(i32),
+    Timeout,
+    Lost(String),
+}
+
+struct Collected {
+    out: CappedBuffer,
+    err: CappedBuffer,
+    end: End,
+}
+
+/// One long-lived shell in one pod. `Send + Sync`; every method takes `&self`, and concurrent
+/// `run` calls execute one at a time in the order they were made.
+pub struct PodSession {
+    endpoint: PodEndpoint,
+    provider: Arc<dyn Provider>,
+    options: SessionOptions,
+    state: Mutex<State>,
+    connected: AtomicBool,
+    namespace: StdMutex<Option<String>>,
+}
+
+impl fmt::Debug for PodSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PodSession")
+            .field("label", &self.label())
+            .field("endpoint", &self.endpoint)
+            .field("provider", &self.provider.kind())
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+impl PodSession {
+    /// Connect to `endpoint` with the built-in provider of its kind.
+    pub async fn connect(endpoint: PodEndpoint, options: SessionOptions) -> Result<PodSession> {
+        let provider = provider_for(endpoint.provider.kind());
+        Self::connect_with(endpoint, provider, options).await
+    }
+
+    /// Connect through a custom provider.
+    pub async fn connect_with(
+        endpoint: PodEndpoint,
+        provider: Arc<dyn Provider>,
+        options: SessionOptions,
+    ) -> Result<PodSession> {
+        let session = Self::lazy_with(endpoint, provider, options);
+        {
+            let mut state = session.state.lock().await;
+            session.open_into(&mut state).await?;
+        }
+        session.learn_namespace().await;
+        Ok(session)
+    }
+
+    /// Parse a provider URL and connect with default options.
+    pub async fn from_url(url: &str, kind: ProviderKind) -> Result<PodSession> {
+        Self::connect(endpoint_from_url(kind, url)?, SessionOptions::default()).await
+    }
+
+    /// A session that connects on its first command (or `reconnect()`), with the built-in
+    /// provider. No I/O happens here.
+    pub fn lazy(endpoint: PodEndpoint, options: SessionOptions) -> PodSession {
+        let provider = provider_for(endpoint.provider.kind());
+        Self::lazy_with(endpoint, provider, options)
+    }
+
+    /// [`PodSession::lazy`] through a custom provider.
+    pub fn lazy_with(
+        endpoint: PodEndpoint,
+        provider: Arc<dyn Provider>,
+        options: SessionOptions,
+    ) -> PodSession {
+        let namespace = options
+            .namespace
+            .clone()
+            .or_else(|| endpoint.identity.namespace.clone())
+            .filter(|n| !n.is_empty());
+        PodSession {
+            endpoint,
+            provider,
+            options,
+            state: Mutex::new(State {
+                conn: None,
+                dirty: false,
+                closed: false,
+                ever_connected: false,
+            }),
+            connected: AtomicBool::new(false),
+            namespace: StdMutex::new(namespace),
+        }
+    }
+
+    pub fn endpoint(&self) -> &PodEndpoint {
+        &self.endpoint
+    }
+
+    pub fn options(&self) -> &SessionOptions {
+        &self.options
+    }
+
+    pub fn provider(&self) -> &Arc<dyn Provider> {
+        &self.provider
+    }
+
+    /// The namespace used in labels, once known.
+    pub fn namespace(&self) -> Option<String> {
+        self.namespace.lock().map(|n| n.clone()).unwrap_or(None)
+    }
+
+    /// True while the last known state of the connection is open.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::SeqCst)
+    }
+
+    /// `namespace/pod` (or the pod name while the namespace is unknown).
+    pub fn label(&self) -> String {
+        let mut id = self.endpoint.identity.clone();
+        id.namespace = self.namespace();
+        id.label()
+    }
+
+    /// Run one command in the shell. A non-zero exit is `Ok` unless `opts.check`.
+    pub async fn run(&self, command: &str, opts: RunOptions) -> Result<CommandResult> {
+        let mut state = self.state.lock().await;
+        self.ensure_ready(&mut state).await?;
+        let started_at = Utc::now();
+        let t0 = Instant::now();
+        let deadline = t0 + opts.timeout;
+        state.dirty = true;
+        let collected = {
+            let conn = state
+                .conn
+                .as_mut()
+                .expect("ensure_ready leaves a connection");
+            exec(conn, command, opts.max_output, deadline).await
+        };
+        let finish = |c: &Collected, exit_code: Option<i32>, error: Option<String>| CommandResult {
+            command: command.to_owned(),
+            pod_label: self.label(),
+            stdout: c.out.to_string_lossy(),
+            stderr: c.err.to_string_lossy(),
+            exit_code,
+            error,
+            started_at,
+            finished_at: Utc::now(),
+            duration_ms: t0.elapsed().as_secs_f64() * 1000.0,
+            truncated: c.out.truncated() || c.err.truncated(),
+        };
+        match collected.end {
+            End::Exit(code) => {
+                state.dirty = false;
+                let result = finish(&collected, Some(code), None);
+                if opts.check && code != 0 {
+                    return Err(PodError::CommandFailed {
+                        exit_code: code,
+                        result: Box::new(result),
+                    });
+                }
+                Ok(result)
+            }
+            End::Timeout => {
+                let why = format!("timed out after {:.1}s", opts.timeout.as_secs_f64());
+                let partial = finish(&collected, None, Some(why));
+                self.recover_after_timeout(&mut state).await;
+                Err(PodError::Timeout {
+                    timeout: opts.timeout,
+                    partial: Box::new(partial),
+                })
+            }
+            End::Lost(ref reason) => {
+                let reason = reason.clone();
+                self.drop_conn(&mut state).await;
+                state.dirty = false;
+                let partial = finish(&collected, None, Some(reason.clone()));
+                Err(PodError::ConnectionLost {
+                    pod: self.label(),
+                    reason,
+                    partial: Box::new(partial),
+                })
+            }
+        }
+    }
+
+    /// Run commands one after another in the same shell, each with `timeout_each`. A command
+    /// that fails (non-zero exit, timeout, lost connection) is recorded with its error; with
+    /// `stop_on_error` nothing after it runs. Errors that prevent running at all (not connected)
+    /// are returned as `Err`.
+    pub async fn run_many(
+        &self,
+        commands: &[&str],
+        timeout_each: Duration,
+        stop_on_error: bool,
+    ) -> Result<Vec<CommandResult>> {
+        let mut results = Vec::with_capacity(commands.len());
+        for command in commands {
+            let result = match self
+                .run(command, RunOptions::with_timeout(timeout_each))
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let reason = e.to_string();
+                    match e {
+                        PodError::Timeout { partial, .. }
+                        | PodError::ConnectionLost { partial, .. } => {
+                            let mut r = *partial;
+                            r.error.get_or_insert(reason);
+                            r
+                        }
+                        PodError::CommandFailed { result, .. } => *result,
+                        other => {
+                            if results.is_empty() {
+                                return Err(other);
+                            }
+                            break;
+                        }
+                    }
+                }
+            };
+            let ok = result.succeeded();
+            results.push(result);
+            if stop_on_error && !ok {
+                break;
+            }
+        }
+        Ok(results)
+    }
+
+    /// Check the connection with a WebSocket ping and its pong.
+    pub async fn ping(&self) -> Result<()> {
+        let mut state = self.state.lock().await;
+        let Some(conn) = state.conn.as_mut() else {
+            return Err(self.not_connected());
+        };
+        let timeout = self.options.connect_timeout.min(Duration::from_secs(10));
+        match conn.transport.ping(timeout).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.drop_conn(&mut state).await;
+                Err(PodError::Connection {
+                    target: self.label(),
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Drop any connection and connect again (with backoff between attempts). Also reopens a
+    /// closed session.
+    pub async fn reconnect(&self) -> Result<()> {
+        let mut state = self.state.lock().await;
+        state.closed = false;
+        self.drop_conn(&mut state).await;
+        self.reconnect_with_backoff(&mut state).await
+    }
+
+    /// Close the connection. Later commands fail with `NotConnected` until `reconnect()`.
+    pub async fn close(&self) {
+        let mut state = self.state.lock().await;
+        state.closed = true;
+        self.drop_conn(&mut state).await;
+    }
+
+    fn not_connected(&self) -> PodError {
+        PodError::NotConnected { pod: self.label() }
+    }
+
+    async fn drop_conn(&self, state: &mut State) {
+        if let Some(mut conn) = state.conn.take() {
+            conn.transport.close().await;
+        }
+        self.connected.store(false, Ordering::SeqCst);
+    }
+
+    /// Detect the namespace in the shell when neither options nor endpoint name one.
+    async fn learn_namespace(&self) {
+        if self.namespace().is_some() {
+            return;
+        }
+        if let Ok(ns) = self.provider.detect_namespace(self).await
+            && let Ok(mut slot) = self.namespace.lock()
+        {
+            *slot = Some(ns);
+        }
+    }
+
+    /// Make sure a clean connection is there: notice drops that happened while idle, clean up
+    /// after an abandoned command, connect lazily or reconnect when allowed.
+    async fn ensure_ready(&self, state: &mut State) -> Result<()> {
+        if state.closed {
+            return Err(self.not_connected());
+        }
+        if let Some(conn) = state.conn.as_mut() {
+            // Output that arrived between commands is stale; a close means the link is gone.
+            while let Some(out) = conn.transport.try_recv() {
+                if matches!(out, Output::Closed(_) | Output::Exited(_)) {
+                    self.drop_conn(state).await;
+                    break;
+                }
+            }
+        }
+        if state.dirty && state.conn.is_some() {
+            state.dirty = false;
+            self.recover_after_timeout(state).await;
+        }
+        state.dirty = false;
+        if state.conn.is_none() {
+            if !state.ever_connected {
+                if self.options.auto_reconnect {
+                    self.reconnect_with_backoff(state).await?;
+                } else {
+                    self.open_into(state).await?;
+                }
+            } else if self.options.auto_reconnect {
+                self.reconnect_with_backoff(state).await?;
+            } else {
+                return Err(self.not_connected());
+            }
+        }
+        Ok(())
+    }
+
+    /// After a timeout (or an abandoned command): Ctrl-C and resync on a TTY; otherwise, or
+    /// when that fails, replace the connection.
+    async fn recover_after_timeout(&self, state: &mut State) {
+        state.dirty = false;
+        if let Some(conn) = state.conn.as_mut()
+            && conn.tty
+        {
+            let ok = conn.transport.send(b"\x03").await.is_ok() && {
+                let deadline = Instant::now() + RESYNC_TIMEOUT;
+                matches!(exec(conn, ":", 0, deadline).await.end, End::Exit(_))
+            };
+            if ok {
+                return;
+            }
+        }
+        self.drop_conn(state).await;
+        if self.open_into(state).await.is_err() {
+            tracing::warn!(pod = %self.label(), "could not reconnect after a timeout");
+        }
+    }
+
+    async fn reconnect_with_backoff(&self, state: &mut State) -> Result<()> {
+        let attempts = self.options.max_reconnect_attempts.max(1);
+        let mut last = None;
+        for attempt in 1..=attempts {
+            let jitter = rand::rng().random_range(0.5..1.5);
+            let delay = backoff_delay(self.options.backoff_base, attempt, jitter);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            match self.open_into(state).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::debug!(pod = %self.label(), attempt, error = %e, "connect attempt failed");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| self.not_connected()))
+    }
+
+    /// Connect, init the shell and synchronise on a first marker.
+    async fn open_into(&self, state: &mut State) -> Result<()> {
+        let timeout = self.options.connect_timeout;
+        let deadline = Instant::now() + timeout;
+        let target = || crate::secret::redact_url(&self.label());
+        let plan = tokio::time::timeout_at(deadline, self.provider.prepare(&self.endpoint))
+            .await
+            .map_err(|_| PodError::Connection {
+                target: target(),
+                reason: "timed out preparing the connection".into(),
+            })??;
+        if let (Some(ns), Ok(mut slot)) = (&plan.namespace, self.namespace.lock())
+            && slot.is_none()
+        {
+            *slot = Some(ns.clone());
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let mut transport = Transport::connect(&plan.schema, plan.tls.clone(), remaining).await?;
+        let fail = |reason: String| PodError::Connection {
+            target: crate::secret::redact_url(&plan.schema.url),
+            reason,
+        };
+        match tokio::time::timeout_at(
+            deadline,
+            self.provider.init_shell(&mut transport, &plan.schema),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(fail(format!("shell init failed: {e}"))),
+            Err(_) => return Err(fail("shell init timed out".into())),
+        }
+        let mut conn = Conn::new(transport, &plan.schema);
+        match exec(&mut conn, ":", 0, deadline).await.end {
+            End::Exit(_) => {}
+            End::Timeout => {
+                conn.transport.close().await;
+                return Err(fail(format!(
+                    "the shell did not answer within {:.1}s",
+                    timeout.as_secs_f64()
+                )));
+            }
+            End::Lost(reason) => return Err(fail(reason)),
+        }
+        state.conn = Some(conn);
+        state.ever_connected = true;
+        state.dirty = false;
+        self.connected.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl Conn {
+    fn new(transport: Transport, schema: &WssSchema) -> Conn {
+        Conn {
+            transport,
+            tty: schema.tty,
+            binary_framed: schema.is_binary_framed,
+            stripper: AnsiStripper::new(),
+            scratch: Vec::new(),
+        }
+    }
+}
+
+/// Send one framed command and collect its output until its end marker(s), the deadline or
+/// the end of the connection.
+async fn exec(conn: &mut Conn, command: &str, max_output: usize, deadline: Instant) -> Collected {
+    let markers = Markers::random();
+    let split = conn.binary_framed;
+    let text = script::build(command, &markers, conn.tty, split);
+    let mut out_parser = MarkerParser::new(&markers);
+    let mut err_parser = MarkerParser::new(&markers);
+    let mut c = Collected {
+        out: CappedBuffer::new(max_output),
+        err: CappedBuffer::new(max_output),
+        end: End::Timeout,
+    };
+    match tokio::time::timeout_at(deadline, conn.transport.send(text.as_bytes())).await {
+        Err(_) => return c,
+        Ok(Err(e)) => {
+            c.end = End::Lost(e.to_string());
+            return c;
+        }
+        Ok(Ok(())) => {}
+    }
+    let mut code = None;
+    loop {
+        let piece = match tokio::time::timeout_at(deadline, conn.transport.recv()).await {
+            Err(_) => return c,
+            Ok(p) => p,
+        };
+        match piece {
+            Output::Stdout(bytes) => {
+                let data: &[u8] = if conn.tty {
+                    conn.scratch.clear();
+                    conn.stripper.filter(&bytes, &mut conn.scratch);
+                    &conn.scratch
+                } else {
+                    &bytes
+                };
+                if let Some(status) = out_parser.feed(data, &mut |b| c.out.push(b)) {
+                    code = Some(status);
+                }
+            }
+            Output::Stderr(bytes) => {
+                err_parser.feed(&bytes, &mut |b| c.err.push(b));
+            }
+            Output::Exited(status) => {
+                c.end = End::Lost(match status {
+                    Some(s) => format!("the shell exited with status {s}"),
+                    None => "the shell exited".into(),
+                });
+                return c;
+            }
+            Output::Closed(reason) => {
+                c.end = End::Lost(format!("{reason} (the shell may have exited)"));
+                return c;
+            }
+        }
+        if let Some(status) = code
+            && (!split || err_parser.finished().is_some())
+        {
+            c.end = End::Exit(status);
+            return c;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter() {
+        let base = Duration::from_secs(2);
+        assert_eq!(backoff_delay(base, 1, 1.0), Duration::ZERO);
+        assert_eq!(backoff_delay(base, 2, 1.0), Duration::from_secs(2));
+        assert_eq!(backoff_delay(base, 3, 1.0), Duration::from_secs(4));
+        assert_eq!(backoff_delay(base, 4, 1.0), Duration::from_secs(8));
+        assert_eq!(backoff_delay(base, 3, 0.5), Duration::from_secs(2));
+        assert_eq!(backoff_delay(base, 3, 1.5), Duration::from_secs(6));
+    }
+
+    #[test]
+    fn defaults_match_the_seed() {
+        let s = SessionOptions::default();
+        assert_eq!(s.connect_timeout, Duration::from_secs(15));
+        assert_eq!(s.max_reconnect_attempts, 3);
+        assert_eq!(s.backoff_base, Duration::from_secs(2));
+        assert!(!s.auto_reconnect);
+        let r = RunOptions::default();
+        assert_eq!(r.timeout, Duration::from_secs(30));
+        assert!(!r.check);
+    }
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn session_is_send_and_sync() {
+        assert_send_sync::<PodSession>();
+    }
+}
