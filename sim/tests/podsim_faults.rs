@@ -66,7 +66,7 @@ async fn drop_after_ms_cuts_each_new_connection() {
     let sim = start(1);
     let pod = &sim.info.pods[0];
     let mut before = ready_shell(&pod.plaintty_url).await;
-    sim.admin(&pod.name, r#"{"drop_after_ms":300}"#);
+    sim.admin(&pod.name, r#"{"drop_after_ms":1000}"#);
     let mut ws = connect_plaintty(&pod.plaintty_url).await;
     let opened = Instant::now();
     let (end, _) = read_to_end(&mut ws).await;
@@ -80,7 +80,7 @@ async fn drop_after_ms_cuts_each_new_connection() {
     read_until(&mut before, "still-4").await;
     sim.clear_faults(&pod.name);
     let mut ws = ready_shell(&pod.plaintty_url).await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     send_text(&mut ws, "echo kept-$((3+3))\r").await;
     read_until(&mut ws, "kept-6").await;
 }
