@@ -419,10 +419,7 @@ fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
 
 fn dechunk(mut s: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = s.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(eol) = s.windows(2).position(|w| w == b"\r\n") {
         let size = String::from_utf8_lossy(&s[..eol]);
         let Ok(n) = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16) else {
             break;
