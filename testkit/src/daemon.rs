@@ -83,12 +83,8 @@ pub struct Response {
 impl Response {
     /// The body as JSON; panics with the body when it is not JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "response {} is not JSON ({e}): {}",
-                self.status, self.body
-            )
-        })
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("response {} is not JSON ({e}): {}", self.status, self.body))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -147,7 +143,11 @@ impl Daemon {
             .unwrap_or_else(|| dir.join("podwrangler.db").display().to_string());
         let mut cmd = Command::new(&opts.bin);
         for (k, _) in std::env::vars() {
-            if k.starts_with("PODWRANGLER_") || k == "LISTEN_FDS" || k == "LISTEN_PID" || k == "NOTIFY_SOCKET" {
+            if k.starts_with("PODWRANGLER_")
+                || k == "LISTEN_FDS"
+                || k == "LISTEN_PID"
+                || k == "NOTIFY_SOCKET"
+            {
                 cmd.env_remove(k);
             }
         }
@@ -194,9 +194,9 @@ impl Daemon {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));
-        let mut child = cmd.spawn().unwrap_or_else(|e| {
-            panic!("cannot run {}: {e}", opts.bin.display())
-        });
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", opts.bin.display()));
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if let Ok(text) = std::fs::read_to_string(&ready_file)
@@ -241,7 +241,10 @@ impl Daemon {
     }
 
     pub fn tcp_addr(&self) -> &str {
-        self.ready.tcp.as_deref().expect("the daemon has no TCP listener")
+        self.ready
+            .tcp
+            .as_deref()
+            .expect("the daemon has no TCP listener")
     }
 
     /// A request over the Unix socket (trusted: no key).
@@ -259,8 +262,15 @@ impl Daemon {
         let s = UnixStream::connect(&self.socket)
             .unwrap_or_else(|e| panic!("connect {}: {e}", self.socket.display()));
         s.set_read_timeout(Some(Duration::from_secs(300))).ok();
-        request(s, "localhost", method, path, headers, body.map(str::as_bytes))
-            .unwrap_or_else(|e| panic!("{method} {path} over the socket: {e}"))
+        request(
+            s,
+            "localhost",
+            method,
+            path,
+            headers,
+            body.map(str::as_bytes),
+        )
+        .unwrap_or_else(|e| panic!("{method} {path} over the socket: {e}"))
     }
 
     /// A request over TCP with the configured API key (if any).
