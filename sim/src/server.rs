@@ -132,7 +132,30 @@ fn authorized(req: &Request<Incoming>, state: &State, query_token: bool) -> bool
     {
         return true;
     }
+    if subprotocol_token(req).is_some_and(|t| token_eq(&t, &state.token)) {
+        return true;
+    }
     query_token && query_get(&query_pairs(req), "token").is_some_and(|t| token_eq(t, &state.token))
+}
+
+/// Browsers cannot set headers on a WebSocket, so the API server also takes the bearer token as
+/// a subprotocol: `base64url.bearer.authorization.k8s.io.<base64url(token)>`.
+const BEARER_SUBPROTOCOL: &str = "base64url.bearer.authorization.k8s.io.";
+
+fn subprotocol_token(req: &Request<Incoming>) -> Option<String> {
+    use base64::Engine;
+    req.headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(BEARER_SUBPROTOCOL))
+        .and_then(|b64| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(b64.trim_end_matches('='))
+                .ok()
+        })
+        .and_then(|bytes| String::from_utf8(bytes).ok())
 }
 
 async fn handle(req: Request<Incoming>, state: Arc<State>, admin_only: bool) -> Resp {
@@ -205,10 +228,19 @@ fn redacted_headers(req: &Request<Incoming>) -> Vec<(String, String)> {
     req.headers()
         .iter()
         .map(|(k, v)| {
+            let v = String::from_utf8_lossy(v.as_bytes());
             let v = if k == header::AUTHORIZATION {
                 "<redacted>".to_string()
+            } else if k == header::SEC_WEBSOCKET_PROTOCOL {
+                v.split(',')
+                    .map(|p| match p.trim().starts_with(BEARER_SUBPROTOCOL) {
+                        true => format!("{BEARER_SUBPROTOCOL}<redacted>"),
+                        false => p.trim().to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
             } else {
-                String::from_utf8_lossy(v.as_bytes()).into_owned()
+                v.into_owned()
             };
             (k.to_string(), v)
         })

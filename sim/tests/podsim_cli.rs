@@ -51,11 +51,20 @@ fn spawn(args: &[&str]) -> Running {
 
 /// A live process in the pod; returns its pid once it runs.
 async fn sleeper(info: &PodsimInfo) -> (Ws, i32) {
-    let mut ws = exec(info, &info.pods[0].name, &["sh", "-c", "echo $$; exec sleep 600"], false).await;
+    let mut ws = exec(
+        info,
+        &info.pods[0].name,
+        &["sh", "-c", "echo $$; exec sleep 600"],
+        false,
+    )
+    .await;
     loop {
         match ws.next().await {
             Some(Ok(Message::Binary(b))) if b.len() > 1 && b[0] == 1 => {
-                let pid = String::from_utf8_lossy(&b[1..]).trim().parse().expect("pid");
+                let pid = String::from_utf8_lossy(&b[1..])
+                    .trim()
+                    .parse()
+                    .expect("pid");
                 return (ws, pid);
             }
             Some(Ok(_)) => {}
@@ -70,7 +79,12 @@ fn process_gone(pid: i32) -> bool {
         Err(_) => true,
         Ok(stat) => stat
             .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().next().map(|s| s == "Z" || s == "X"))
+            .and_then(|i| {
+                stat[i + 1..]
+                    .split_whitespace()
+                    .next()
+                    .map(|s| s == "Z" || s == "X")
+            })
             .unwrap_or(true),
     }
 }
@@ -80,8 +94,16 @@ fn ready_line_and_kubeconfig_follow_the_options() {
     let dir = TempDirGuard::new("podsim-kc");
     let kc = dir.path().join("kc.yaml");
     let r = spawn(&[
-        "--pods", "2", "--namespace", "team-a", "--app", "api", "--token", "t0k3n",
-        "--kubeconfig-out", kc.to_str().unwrap(),
+        "--pods",
+        "2",
+        "--namespace",
+        "team-a",
+        "--app",
+        "api",
+        "--token",
+        "t0k3n",
+        "--kubeconfig-out",
+        kc.to_str().unwrap(),
     ]);
     let i = &r.info;
     assert_eq!(i.namespace, "team-a");
@@ -94,12 +116,21 @@ fn ready_line_and_kubeconfig_follow_the_options() {
     assert_eq!(names, ["api-5d8f7-00000", "api-5d8f7-00001"]);
     assert_eq!(
         i.pods[1].plaintty_url,
-        format!("ws://{}/exec/api-5d8f7/?token=t0k3n&cols=220&pod=api-5d8f7-00001", i.address)
+        format!(
+            "ws://{}/exec/api-5d8f7/?token=t0k3n&cols=220&pod=api-5d8f7-00001",
+            i.address
+        )
     );
-    assert_eq!(i.pods[1].exec_path, "/api/v1/namespaces/team-a/pods/api-5d8f7-00001/exec");
+    assert_eq!(
+        i.pods[1].exec_path,
+        "/api/v1/namespaces/team-a/pods/api-5d8f7-00001/exec"
+    );
     assert_eq!(i.pods[1].namespace, "team-a");
     let text = std::fs::read_to_string(&kc).unwrap();
-    assert!(text.contains(&format!("server: http://{}", i.address)), "{text}");
+    assert!(
+        text.contains(&format!("server: http://{}", i.address)),
+        "{text}"
+    );
     assert!(text.contains("token: t0k3n"), "{text}");
     assert!(text.contains("namespace: team-a"), "{text}");
     assert!(!text.contains("insecure-skip-tls-verify"), "{text}");
@@ -118,9 +149,20 @@ fn ready_line_and_kubeconfig_follow_the_options() {
     assert_eq!(status, 200);
     let list: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 2);
-    let (_, body) = testkit::http_request(&i.address, "GET", "/api/v1/namespaces/default/pods", &[("Authorization", auth)], None).unwrap();
+    let (_, body) = testkit::http_request(
+        &i.address,
+        "GET",
+        "/api/v1/namespaces/default/pods",
+        &[("Authorization", auth)],
+        None,
+    )
+    .unwrap();
     let list: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(list["items"].as_array().unwrap().len(), 0, "no pods in another namespace");
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        0,
+        "no pods in another namespace"
+    );
 }
 
 #[test]
@@ -130,7 +172,14 @@ fn a_random_token_is_generated_and_required() {
     let (status, _) = testkit::http_request(&r.info.address, "GET", "/version", &[], None).unwrap();
     assert_eq!(status, 401);
     let auth = format!("Bearer {}", r.info.token);
-    let (status, body) = testkit::http_request(&r.info.address, "GET", "/version", &[("Authorization", &auth)], None).unwrap();
+    let (status, body) = testkit::http_request(
+        &r.info.address,
+        "GET",
+        "/version",
+        &[("Authorization", &auth)],
+        None,
+    )
+    .unwrap();
     assert_eq!(status, 200);
     assert!(body.contains("gitVersion"));
     let other = spawn(&["--pods", "1"]);
@@ -145,7 +194,11 @@ fn invalid_options_fail_with_a_message() {
         .unwrap();
     assert!(!out.status.success());
     assert!(out.stdout.is_empty(), "nothing on stdout when not ready");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--app"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--app"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]
@@ -154,8 +207,14 @@ async fn closing_stdin_stops_podsim_and_its_shells() {
     let (_ws, pid) = sleeper(&r.info).await;
     assert!(!process_gone(pid));
     drop(r.child.stdin.take());
-    assert!(wait_until(LONG, || matches!(r.child.try_wait(), Ok(Some(_)))), "podsim must exit");
-    assert!(wait_until(LONG, || process_gone(pid)), "the shell {pid} must die with podsim");
+    assert!(
+        wait_until(LONG, || matches!(r.child.try_wait(), Ok(Some(_)))),
+        "podsim must exit"
+    );
+    assert!(
+        wait_until(LONG, || process_gone(pid)),
+        "the shell {pid} must die with podsim"
+    );
 }
 
 #[tokio::test]

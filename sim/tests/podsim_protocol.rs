@@ -280,3 +280,45 @@ async fn client_disconnect_kills_the_process() {
     );
     assert_eq!(sim.global_stats()["children"], 0);
 }
+
+#[tokio::test]
+async fn exec_accepts_the_bearer_token_as_a_subprotocol() {
+    let sim = start(1);
+    let pod = &sim.info.pods[0].name;
+    // base64url without padding, as browsers send it.
+    let b64: String = {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let bytes = sim.info.token.as_bytes();
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n =
+                chunk.iter().fold(0u32, |acc, &b| (acc << 8) | b as u32) << (8 * (3 - chunk.len()));
+            for i in 0..=chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    };
+    let mut req = exec_request(
+        &sim.info,
+        pod,
+        &["echo", "via-subprotocol"],
+        false,
+        false,
+        "",
+        Some("wrong"),
+    );
+    req.headers_mut().remove("Authorization");
+    let protocols = format!("base64url.bearer.authorization.k8s.io.{b64}, v5.channel.k8s.io");
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", protocols.parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("authorized by subprotocol");
+    assert_eq!(
+        resp.headers().get("sec-websocket-protocol").unwrap(),
+        "v5.channel.k8s.io"
+    );
+    let out = collect_exec(&mut ws).await;
+    assert_eq!(out.stdout, "via-subprotocol\n");
+}
