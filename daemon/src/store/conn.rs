@@ -100,7 +100,8 @@ impl DbTarget {
     /// `:memory:` and plain file paths. Any other `scheme://` is refused.
     pub fn parse(database_url: &str) -> Result<DbTarget, StoreError> {
         let url = database_url.trim();
-        let redacted = redact_url(url);
+        // redact_url cannot parse a malformed URL, and then leaves its userinfo alone.
+        let redacted = hide_url_password(&redact_url(url));
         let open_err = |reason: String| StoreError::Open {
             url_redacted: redacted.clone(),
             reason,
@@ -193,17 +194,83 @@ impl DbTarget {
                     create_parent_dir(&path).map_err(|e| self.open_error(e))?;
                 }
                 let mut conn = SqliteConnection::establish(&self.connect)
-                    .map_err(|e| self.open_error(e.to_string()))?;
+                    .map_err(|e| self.open_error(explain_sqlite_open(self, e.to_string())))?;
                 conn.batch_execute(SQLITE_PRAGMAS)
                     .map_err(|e| self.open_error(e.to_string()))?;
                 Ok(DbConnection::Sqlite(conn))
             }
             Backend::Postgres => {
                 let conn = PgConnection::establish(&self.connect)
-                    .map_err(|e| self.open_error(e.to_string().trim().to_owned()))?;
+                    .map_err(|e| self.open_error(self.scrub(&e.to_string())))?;
                 Ok(DbConnection::Pg(conn))
             }
         }
+    }
+}
+
+impl DbTarget {
+    /// libpq's message on one line, with the URL (which libpq may quote back, password and all)
+    /// replaced by its redacted form and any remaining copy of the password hidden.
+    fn scrub(&self, reason: &str) -> String {
+        let mut text = reason.replace(&self.connect, &self.redacted);
+        if let Some(password) = url_password(&self.connect) {
+            text = text.replace(password, podwrangler::REDACTED);
+        }
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// The password in `scheme://user:password@host...`, if there is one.
+fn url_password(url: &str) -> Option<&str> {
+    let rest = &url[url.find("://")? + 3..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let userinfo = &authority[..authority.rfind('@')?];
+    let (_, password) = userinfo.split_once(':')?;
+    (!password.is_empty()).then_some(password)
+}
+
+/// `url` with the password of `scheme://user:password@host` replaced by `***`.
+fn hide_url_password(url: &str) -> String {
+    match url_password(url) {
+        Some(password) => {
+            let start = password.as_ptr() as usize - url.as_ptr() as usize;
+            format!(
+                "{}{}{}",
+                &url[..start],
+                podwrangler::REDACTED,
+                &url[start + password.len()..]
+            )
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// SQLite only says "unable to open database file"; name the usual causes it leaves out.
+fn explain_sqlite_open(target: &DbTarget, reason: String) -> String {
+    let Some(path) = target.sqlite_path() else {
+        return reason;
+    };
+    if !reason.contains("unable to open") {
+        return reason;
+    }
+    if path.is_dir() {
+        return format!("{reason} ({} is a directory)", path.display());
+    }
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+            format!("{reason} ({} is not a directory)", dir.display())
+        }
+        Some(dir) if !path.exists() => format!(
+            "{reason} (cannot create {} in {}: check its permissions)",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            if dir.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                dir
+            }
+            .display()
+        ),
+        _ => reason,
     }
 }
 
@@ -212,5 +279,50 @@ fn create_parent_dir(path: &Path) -> Result<(), String> {
         Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create directory {}: {e}", dir.display())),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_hidden_even_in_malformed_urls() {
+        for url in [
+            "postgres://u:pw9@[::1",
+            "postgres://u:pw9@h/db",
+            "postgresql://u:pw9@h:5/db?x=1",
+        ] {
+            let t = DbTarget::parse(url).unwrap();
+            assert!(!t.redacted().contains("pw9"), "{}", t.redacted());
+            assert!(t.redacted().contains("u:***@"), "{}", t.redacted());
+            assert!(!t.scrub(&format!("bad URI {:?}", t.connect)).contains("pw9"));
+        }
+        assert_eq!(url_password("postgres://h/db?user=a@b"), None);
+        assert_eq!(hide_url_password("/var/lib/pw.db"), "/var/lib/pw.db");
+    }
+
+    #[test]
+    fn parses_the_url_forms() {
+        let pg = DbTarget::parse("postgres://h/db").unwrap();
+        assert_eq!(pg.backend(), Backend::Postgres);
+        assert_eq!(pg.connect, "postgres://h/db?connect_timeout=10");
+        let pg = DbTarget::parse("postgresql://h/db?connect_timeout=3").unwrap();
+        assert_eq!(pg.connect, "postgresql://h/db?connect_timeout=3");
+        for (url, path) in [
+            ("sqlite:///var/lib/pw.db", "/var/lib/pw.db"),
+            ("sqlite:rel/pw.db", "rel/pw.db"),
+            ("/abs/pw.db", "/abs/pw.db"),
+            ("file:///abs/pw.db?mode=rwc", "/abs/pw.db"),
+        ] {
+            let t = DbTarget::parse(url).unwrap();
+            assert_eq!(t.backend(), Backend::Sqlite, "{url}");
+            assert_eq!(t.sqlite_path(), Some(PathBuf::from(path)), "{url}");
+        }
+        assert!(DbTarget::parse(":memory:").unwrap().is_memory());
+        assert!(matches!(
+            DbTarget::parse("mysql://h/db"),
+            Err(StoreError::Open { .. })
+        ));
     }
 }
