@@ -332,7 +332,7 @@ async fn producer(
 
 async fn pump_pipe<R: AsyncRead + Unpin>(src: Option<R>, channel: u8, tx: &mpsc::Sender<Message>) {
     let Some(mut src) = src else { return };
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = vec![0u8; 8 * 1024];
     loop {
         match src.read(&mut buf).await {
             Ok(0) | Err(_) => return,

@@ -322,3 +322,26 @@ async fn exec_accepts_the_bearer_token_as_a_subprotocol() {
     let out = collect_exec(&mut ws).await;
     assert_eq!(out.stdout, "via-subprotocol\n");
 }
+
+#[tokio::test]
+async fn pings_are_answered_while_the_shell_is_idle() {
+    let sim = start(1);
+    let mut ws = connect_plaintty(&sim.info.pods[0].plaintty_url).await;
+    send_text(&mut ws, "echo idle-$((2*3))\r").await;
+    read_until(&mut ws, "idle-6").await;
+    for i in 0..3u8 {
+        ws.send(Message::Ping(vec![b'p', i].into())).await.unwrap();
+        let pong = tokio::time::timeout(LONG, async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Pong(p))) => return p,
+                    Some(Ok(_)) => {}
+                    other => panic!("connection ended: {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("pong");
+        assert_eq!(&pong[..], &[b'p', i]);
+    }
+}

@@ -6,8 +6,9 @@ mod podsim_support;
 
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use podsim_support::*;
+use tokio_tungstenite::tungstenite::Message;
 
 fn mib(v: &serde_json::Value) -> f64 {
     v.as_u64().unwrap_or(0) as f64 / (1024.0 * 1024.0)
@@ -44,18 +45,24 @@ async fn thousand_live_connections_memory() {
     let sim = start(n);
     let idle = sim.global_stats();
     let started = Instant::now();
-    let urls: Vec<String> = sim
-        .info
-        .pods
-        .iter()
-        .map(|p| p.plaintty_url.clone())
-        .collect();
-    let mut conns: Vec<Ws> = futures_util::stream::iter(urls)
-        .map(|url| async move {
-            let mut ws = connect_plaintty(&url).await;
-            send_text(&mut ws, "echo up-$((1+1))\r").await;
-            read_until(&mut ws, "up-2").await;
-            ws
+    // PODSIM_SCALE_MODE=exec: Kubernetes exec of a non-interactive `sh` on pipes instead.
+    let exec_mode = std::env::var("PODSIM_SCALE_MODE").as_deref() == Ok("exec");
+    let info = &sim.info;
+    let mut conns: Vec<Ws> = futures_util::stream::iter(sim.info.pods.iter())
+        .map(|pod| async move {
+            if exec_mode {
+                let mut ws = exec(info, &pod.name, &["sh"], true).await;
+                ws.send(Message::binary(b"\x00echo up-$((1+1))\n".to_vec()))
+                    .await
+                    .unwrap();
+                read_until(&mut ws, "up-2").await;
+                ws
+            } else {
+                let mut ws = connect_plaintty(&pod.plaintty_url).await;
+                send_text(&mut ws, "echo up-$((1+1))\r").await;
+                read_until(&mut ws, "up-2").await;
+                ws
+            }
         })
         .buffer_unordered(32)
         .collect()
@@ -69,12 +76,17 @@ async fn thousand_live_connections_memory() {
     let loaded = sim.global_stats();
     assert!(loaded["children"].as_u64().unwrap() >= n as u64, "{loaded}");
     println!(
-        "podsim scale: {n} pods, {n} live PlainTTY connections opened in {:.1}s\n\
+        "podsim scale: {n} pods, {n} live {} connections opened in {:.1}s\n\
          idle:   podsim RSS {:.1} MiB (no shells)\n\
          loaded: podsim RSS {:.1} MiB, {} shells RSS {:.1} MiB, total RSS {:.1} MiB\n\
          loaded: podsim PSS {:.1} MiB, shells PSS {:.1} MiB, total PSS {:.1} MiB\n\
          per connection: {:.2} MiB RSS, {:.2} MiB PSS (podsim alone: {:.1} KiB)\n\
          raw: {loaded}",
+        if exec_mode {
+            "exec (sh on pipes)"
+        } else {
+            "PlainTTY (bash -i on a PTY)"
+        },
         open_time.as_secs_f64(),
         mib(&idle["rss_bytes"]),
         mib(&loaded["rss_bytes"]),
@@ -90,7 +102,13 @@ async fn thousand_live_connections_memory() {
     );
     // Every shell still answers.
     for ws in conns.iter_mut().step_by((n / 10).max(1)) {
-        send_text(ws, "echo alive-$((3+4))\r").await;
+        if exec_mode {
+            ws.send(Message::binary(b"\x00echo alive-$((3+4))\n".to_vec()))
+                .await
+                .unwrap();
+        } else {
+            send_text(ws, "echo alive-$((3+4))\r").await;
+        }
         read_until(ws, "alive-7").await;
     }
     drop(conns);

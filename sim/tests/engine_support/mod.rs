@@ -1,0 +1,483 @@
+//! Shared scenarios for the engine tests: each trap of a long-lived shell, run against a real
+//! podsim through one provider. `engine_plaintty.rs` and `engine_kubernetes.rs` call them.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use podwrangler::{
+    KubernetesTarget, PodEndpoint, PodError, PodIdentity, PodSession, ProviderConfig, RunOptions,
+    Secret, SessionOptions,
+};
+use testkit::Podsim;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    PlainTty,
+    Kubernetes,
+}
+
+/// The endpoint of pod `index` of `sim` for `kind`.
+pub fn endpoint(sim: &Podsim, kind: Kind, index: usize) -> PodEndpoint {
+    let pod = &sim.info.pods[index];
+    match kind {
+        Kind::PlainTty => {
+            podwrangler::endpoint_from_url(podwrangler::ProviderKind::PlainTty, &pod.plaintty_url)
+                .expect("podsim's PlainTTY URL parses")
+        }
+        Kind::Kubernetes => {
+            let mut identity = PodIdentity::new(pod.name.clone());
+            identity.namespace = Some(pod.namespace.clone());
+            PodEndpoint {
+                identity,
+                provider: ProviderConfig::Kubernetes(KubernetesTarget {
+                    server: Some(sim.info.http_base.clone()),
+                    ..Default::default()
+                }),
+                token: Some(Secret::new(sim.info.token.clone())),
+            }
+        }
+    }
+}
+
+pub fn opts(auto_reconnect: bool) -> SessionOptions {
+    SessionOptions {
+        connect_timeout: Duration::from_secs(20),
+        auto_reconnect,
+        max_reconnect_attempts: 3,
+        backoff_base: Duration::from_millis(200),
+        namespace: None,
+    }
+}
+
+pub async fn connect(sim: &Podsim, kind: Kind, auto_reconnect: bool) -> PodSession {
+    PodSession::connect(endpoint(sim, kind, 0), opts(auto_reconnect))
+        .await
+        .unwrap_or_else(|e| panic!("connect {kind:?}: {e}"))
+}
+
+pub fn secs(n: u64) -> RunOptions {
+    RunOptions::with_timeout(Duration::from_secs(n))
+}
+
+pub async fn run_ok(s: &PodSession, cmd: &str) -> podwrangler::CommandResult {
+    let r = s
+        .run(cmd, secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("{cmd:?} failed: {e}"));
+    assert_eq!(r.exit_code, Some(0), "{cmd:?}: {r:?}");
+    r
+}
+
+/// Polls `f` (a blocking check) until it holds or 20 s pass.
+pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+fn live(sim: &Podsim, pod: &str) -> u64 {
+    sim.stats(pod)["connections_live"].as_u64().unwrap_or(0)
+}
+
+fn total(sim: &Podsim, pod: &str) -> u64 {
+    sim.stats(pod)["connections_total"].as_u64().unwrap_or(0)
+}
+
+// ---- scenarios --------------------------------------------------------------------------
+
+/// `cd` and `export` carry over: one long-lived shell.
+pub async fn state_carries_over(kind: Kind) {
+    let sim = Podsim::start(1);
+    let s = connect(&sim, kind, false).await;
+    run_ok(&s, "mkdir -p sub/dir && cd sub/dir").await;
+    run_ok(&s, "export PW_GREETING='hello there'").await;
+    let r = run_ok(&s, "pwd; echo \"$PW_GREETING\"; echo $POD_NAME").await;
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(lines[0].ends_with("/sub/dir"), "{r:?}");
+    assert_eq!(lines[1], "hello there");
+    assert_eq!(lines[2], sim.info.pods[0].name);
+    assert_eq!(r.pod_label, format!("default/{}", sim.info.pods[0].name));
+    let r = run_ok(&s, "echo hi").await;
+    assert_eq!(r.stdout, "hi\n", "nothing but the output: {r:?}");
+    s.close().await;
+}
+
+/// Exit codes come from the end marker; `check` turns them into errors.
+pub async fn exit_codes_and_check(kind: Kind) {
+    let sim = Podsim::start(1);
+    let s = connect(&sim, kind, false).await;
+    let r = s.run("false", secs(30)).await.unwrap();
+    assert_eq!(r.exit_code, Some(1));
+    assert!(!r.succeeded());
+    let r = s.run("sh -c 'exit 42'", secs(30)).await.unwrap();
+    assert_eq!(r.exit_code, Some(42));
+    match s
+        .run("echo partial; ls /definitely/missing", secs(30).checked())
+        .await
+    {
+        Err(PodError::CommandFailed { exit_code, result }) => {
+            assert_ne!(exit_code, 0);
+            assert!(result.stdout.contains("partial"), "{result:?}");
+        }
+        other => panic!("expected CommandFailed, got {other:?}"),
+    }
+    // Output without a final newline is framed exactly.
+    let r = run_ok(&s, "printf abc").await;
+    assert_eq!(r.stdout, "abc");
+    let r = run_ok(&s, "printf 'abc\\n\\n'").await;
+    assert_eq!(r.stdout, "abc\n\n");
+}
+
+/// Command text cannot break the wrapper: quotes, `$()`, heredocs, multi-line, syntax errors.
+pub async fn quoting_survives_any_text(kind: Kind) {
+    let sim = Podsim::start(1);
+    let s = connect(&sim, kind, false).await;
+    let r = run_ok(
+        &s,
+        "echo 'it'\\''s' \"double \\\"q\\\"\" $(echo sub) `echo back`",
+    )
+    .await;
+    assert_eq!(r.stdout, "it's double \"q\" sub back\n");
+    let r = run_ok(&s, "cat <<'EOF'\nline one $HOME\n  'quoted'\nEOF").await;
+    assert_eq!(r.stdout, "line one $HOME\n  'quoted'\n");
+    let r = run_ok(&s, "for i in 1 2 3; do\n  echo n$i\ndone").await;
+    assert_eq!(r.stdout, "n1\nn2\nn3\n");
+    // Unclosed quote and syntax errors: non-zero, and the shell stays usable.
+    for bad in [
+        "echo 'unclosed",
+        "echo \"unclosed",
+        "if then fi (",
+        "echo $(",
+        ")",
+    ] {
+        let r = s
+            .run(bad, secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("{bad:?}: {e}"));
+        assert_ne!(r.exit_code, Some(0), "{bad:?} must fail: {r:?}");
+        let r = run_ok(&s, "echo still-alive").await;
+        assert_eq!(r.stdout, "still-alive\n", "after {bad:?}");
+    }
+    // Marker look-alikes in the output are output.
+    let r = run_ok(
+        &s,
+        "printf '__PW%s_%s__\\n' S 0123; printf '\\n__PW%s_%s_%s__\\n' E 0123 7",
+    )
+    .await;
+    assert_eq!(r.stdout, "__PWS_0123__\n\n__PWE_0123_7__\n");
+}
+
+/// A 100 KiB command (a TTY cuts lines near 4 KiB) arrives whole.
+pub async fn hundred_kib_command(kind: Kind) {
+    let sim = Podsim::start(1);
+    let s = connect(&sim, kind, false).await;
+    let payload: String = (0..100 * 1024)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let r = run_ok(&s, &format!("printf '%s' '{payload}' | wc -c")).await;
+    assert_eq!(r.stdout.trim(), "102400", "{:?}", &r.stdout);
+    // Long, multi-line, with quotes and control characters.
+    let long_lines: String = (0..40)
+        .map(|i| {
+            format!(
+                "echo '{}{i}'\n",
+                "q'\"%\\".repeat(60).replace('\'', "'\\''")
+            )
+        })
+        .collect();
+    let r = run_ok(
+        &s,
+        &format!("{long_lines}printf 'x\\001y' | od -An -c | tr -d ' \\n'"),
+    )
+    .await;
+    assert!(
+        r.stdout.ends_with("x001y"),
+        "{:?}",
+        &r.stdout[r.stdout.len().saturating_sub(100)..]
+    );
+    assert_eq!(r.stdout.lines().count(), 41);
+    let raw_ctrl = run_ok(
+        &s,
+        "printf '%s' 'a\u{3}b\u{15}c\u{7f}d' | od -An -c | tr -d ' \\n'",
+    )
+    .await;
+    assert_eq!(raw_ctrl.stdout, "a003b025c177d");
+    let r = run_ok(&s, "echo after").await;
+    assert_eq!(r.stdout, "after\n");
+}
+
+/// Commands that read stdin get /dev/null, not the next command.
+pub async fn stdin_is_isolated(kind: Kind) {
+    let sim = Podsim::start(1);
+    let s = connect(&sim, kind, false).await;
+    let r = s.run("cat", secs(10)).await.expect("cat returns at once");
+    assert_eq!(r.stdout, "");
+    let r = s.run("read x; echo \"got[$x]\"", secs(10)).await.unwrap();
+    assert_eq!(r.stdout, "got[]\n");
+    let r = run_ok(&s, "echo next").await;
+    assert_eq!(r.stdout, "next\n");
+}
+
+/// A timeout returns the partial output, and the next command works.
+pub async fn timeout_then_next_command(kind: Kind) {
+    let sim = Podsim::start(1);
+    let s = connect(&sim, kind, false).await;
+    run_ok(&s, "cd /tmp").await;
+    let t0 = std::time::Instant::now();
+    match s.run("echo before; sleep 30", secs(1)).await {
+        Err(PodError::Timeout { timeout, partial }) => {
+            assert_eq!(timeout, Duration::from_secs(1));
+            assert!(partial.stdout.contains("before"), "{partial:?}");
+            assert_eq!(partial.exit_code, None);
+            assert!(partial.error.is_some());
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(
+        t0.elapsed() < Duration::from_secs(25),
+        "the timeout must not wait for sleep"
+    );
+    let r = run_ok(&s, "echo ok; pwd").await;
+    assert!(r.stdout.starts_with("ok\n"), "{r:?}");
+    if kind == Kind::PlainTty {
+        // Ctrl-C kept the same shell: the cd is still in effect.
+        assert_eq!(r.stdout, "ok\n/tmp\n");
+    }
+    // A busy loop inside the shell itself is interrupted too.
+    let e = s.run("while :; do :; done", secs(1)).await.unwrap_err();
+    assert!(matches!(e, PodError::Timeout { .. }), "{e:?}");
+    run_ok(&s, "true").await;
+}
+
+/// Output beyond the cap is drained and dropped; non-UTF-8 does not panic.
+pub async fn output_cap_and_binary(kind: Kind) {
+    let sim = Podsim::start(1);
+    let s = connect(&sim, kind, false).await;
+    let opts = RunOptions {
+        timeout: Duration::from_secs(60),
+        check: false,
+        max_output: 1000,
+    };
+    let r = s
+        .run(
+            "head -c 3000000 /dev/zero | tr '\\0' a; echo tail-end",
+            opts,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(0));
+    assert!(r.truncated);
+    assert_eq!(r.stdout.len(), 1000);
+    assert!(r.stdout.bytes().all(|b| b == b'a'));
+    let r = run_ok(&s, "echo fine").await;
+    assert_eq!(r.stdout, "fine\n");
+    assert!(!r.truncated);
+    let r = run_ok(&s, "printf '\\377\\376abc\\n'").await;
+    assert!(
+        r.stdout.contains('\u{fffd}') && r.stdout.contains("abc"),
+        "{r:?}"
+    );
+}
+
+/// The connection drops while a command runs: ConnectionLost with the partial output, the
+/// command is not re-run, and (with auto-reconnect) the next command reconnects.
+pub async fn drop_mid_command(kind: Kind, auto_reconnect: bool) {
+    let sim = Podsim::start(1);
+    let pod = sim.info.pods[0].name.clone();
+    let s = connect(&sim, kind, auto_reconnect).await;
+    let dropper = {
+        let admin = sim.info.admin_address.clone();
+        let pod = pod.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            testkit::http_request(
+                &admin,
+                "POST",
+                &format!("/_podsim/pods/{pod}/faults"),
+                &[],
+                Some(r#"{"drop_now":true}"#),
+            )
+            .expect("inject drop")
+        })
+    };
+    let err = s
+        .run(
+            "echo ran >> runs.txt; echo started; sleep 5; echo finished",
+            secs(30),
+        )
+        .await
+        .unwrap_err();
+    dropper.join().unwrap();
+    match &err {
+        PodError::ConnectionLost { partial, .. } => {
+            assert!(partial.stdout.contains("started"), "{partial:?}");
+            assert!(!partial.stdout.contains("finished"));
+        }
+        other => panic!("expected ConnectionLost, got {other:?}"),
+    }
+    assert!(!s.is_connected());
+    if auto_reconnect {
+        let r = run_ok(&s, "cat runs.txt").await;
+        assert_eq!(r.stdout, "ran\n", "the lost command must not run again");
+        assert!(s.is_connected());
+    } else {
+        let e = s.run("true", secs(10)).await.unwrap_err();
+        assert!(matches!(e, PodError::NotConnected { .. }), "{e:?}");
+        s.reconnect().await.unwrap();
+        let r = run_ok(&s, "cat runs.txt").await;
+        assert_eq!(r.stdout, "ran\n");
+    }
+}
+
+/// A drop between commands is noticed before sending: the next command reconnects and runs.
+pub async fn drop_between_commands(kind: Kind) {
+    let sim = Podsim::start(1);
+    let pod = sim.info.pods[0].name.clone();
+    let s = connect(&sim, kind, true).await;
+    run_ok(&s, "true").await;
+    let before = total(&sim, &pod);
+    sim.admin(&pod, r#"{"drop_now":true}"#);
+    eventually("podsim closed the connection", || live(&sim, &pod) == 0).await;
+    let r = run_ok(&s, "echo again").await;
+    assert_eq!(r.stdout, "again\n");
+    assert!(total(&sim, &pod) > before, "a new connection was made");
+    // Refused connections: reconnect gives up after its attempts with a connection error.
+    sim.admin(&pod, r#"{"refuse":true}"#);
+    sim.admin(&pod, r#"{"drop_now":true}"#);
+    eventually("podsim closed the connection", || live(&sim, &pod) == 0).await;
+    let e = s.run("true", secs(10)).await.unwrap_err();
+    assert!(matches!(e, PodError::Connection { .. }), "{e:?}");
+    assert!(!e.to_string().contains(&sim.info.token), "{e}");
+    sim.clear_faults(&pod);
+    run_ok(&s, "true").await;
+}
+
+/// `exit` ends the shell: reported as a lost connection, and the session recovers.
+pub async fn exit_kills_the_shell(kind: Kind) {
+    let sim = Podsim::start(1);
+    let s = connect(&sim, kind, true).await;
+    match s.run("echo bye; exit 7", secs(20)).await {
+        Err(PodError::ConnectionLost {
+            reason, partial, ..
+        }) => {
+            assert!(reason.contains("exit"), "{reason}");
+            assert!(partial.stdout.contains("bye"), "{partial:?}");
+        }
+        other => panic!("expected ConnectionLost, got {other:?}"),
+    }
+    let r = run_ok(&s, "echo back").await;
+    assert_eq!(r.stdout, "back\n");
+}
+
+/// Concurrent `run` calls on one session execute one at a time, in call order.
+pub async fn concurrent_runs_queue_in_order(kind: Kind) {
+    let sim = Podsim::start(1);
+    let s = connect(&sim, kind, false).await;
+    run_ok(&s, ": > order.txt").await;
+    type RunFuture<'a> = std::pin::Pin<
+        Box<dyn std::future::Future<Output = podwrangler::Result<podwrangler::CommandResult>> + 'a>,
+    >;
+    let commands: Vec<String> = std::iter::once("sleep 0.5; echo 0 >> order.txt".to_owned())
+        .chain((1..12).map(|i| format!("echo {i} >> order.txt; wc -l < order.txt")))
+        .collect();
+    // join_all polls the futures in this order first, so this is the order of the calls.
+    let futures: Vec<RunFuture<'_>> = commands
+        .iter()
+        .map(|c| Box::pin(s.run(c, secs(30))) as RunFuture<'_>)
+        .collect();
+    let results = futures_util::future::join_all(futures).await;
+    for (i, r) in results.iter().enumerate() {
+        let r = r.as_ref().unwrap();
+        if i > 0 {
+            assert_eq!(
+                r.stdout.trim(),
+                (i + 1).to_string(),
+                "command {i} ran in its turn"
+            );
+        }
+    }
+    let r = run_ok(&s, "tr '\\n' ' ' < order.txt").await;
+    assert_eq!(r.stdout, "0 1 2 3 4 5 6 7 8 9 10 11 ");
+}
+
+/// Tokens never show in Debug output or errors.
+pub async fn tokens_are_redacted(kind: Kind) {
+    let sim = Podsim::start(1);
+    let token = sim.info.token.clone();
+    let s = connect(&sim, kind, false).await;
+    assert!(!format!("{s:?}").contains(&token));
+    assert!(!format!("{:?}", s.endpoint()).contains(&token));
+    // A wrong token: 401, and neither token shows in the error.
+    let mut ep = endpoint(&sim, kind, 0);
+    ep.token = Some(Secret::new("wrong-secret-token-123"));
+    let e = PodSession::connect(ep, opts(false)).await.unwrap_err();
+    let shown = format!("{e} {e:?}");
+    assert!(matches!(e, PodError::Connection { .. }), "{shown}");
+    assert!(shown.contains("401"), "{shown}");
+    assert!(!shown.contains("wrong-secret-token-123"), "{shown}");
+    // Nothing listening: the error names the target without its token.
+    let mut ep = endpoint(&sim, kind, 0);
+    match &mut ep.provider {
+        ProviderConfig::PlainTty { base_url } => *base_url = "ws://127.0.0.1:9".into(),
+        ProviderConfig::Kubernetes(t) => t.server = Some("http://127.0.0.1:9".into()),
+    }
+    let e = PodSession::connect(ep, opts(false)).await.unwrap_err();
+    let shown = format!("{e} {e:?}");
+    assert!(shown.contains("127.0.0.1:9"), "{shown}");
+    assert!(!shown.contains(&token), "{shown}");
+}
+
+/// ping, close, reconnect.
+pub async fn ping_close_reconnect(kind: Kind) {
+    let sim = Podsim::start(1);
+    let s = connect(&sim, kind, false).await;
+    s.ping().await.unwrap();
+    assert!(s.is_connected());
+    s.close().await;
+    assert!(!s.is_connected());
+    assert!(matches!(
+        s.run("true", secs(5)).await,
+        Err(PodError::NotConnected { .. })
+    ));
+    assert!(s.ping().await.is_err());
+    s.reconnect().await.unwrap();
+    run_ok(&s, "true").await;
+    s.ping().await.unwrap();
+}
+
+/// run_many runs in order in one shell and stops on the first failure when asked.
+pub async fn run_many_in_one_shell(kind: Kind) {
+    let sim = Podsim::start(1);
+    let s = connect(&sim, kind, false).await;
+    let rs = s
+        .run_many(
+            &["cd /tmp", "pwd", "false", "echo after"],
+            Duration::from_secs(20),
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rs.len(), 3);
+    assert_eq!(rs[1].stdout, "/tmp\n");
+    assert_eq!(rs[2].exit_code, Some(1));
+    let rs = s
+        .run_many(
+            &["false", "sleep 5", "echo after"],
+            Duration::from_secs(1),
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rs.len(), 3);
+    assert!(
+        rs[1].error.as_deref().unwrap_or("").contains("timed out"),
+        "{:?}",
+        rs[1]
+    );
+    assert_eq!(rs[2].stdout, "after\n");
+}
