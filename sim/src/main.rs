@@ -229,6 +229,7 @@ async fn main() -> anyhow::Result<()> {
         "token": token,
         "tls": state.tls,
         "admin_address": admin_address,
+        "workdir": state.workdir.display().to_string(),
         "ca_cert_pem": cert_pem,
         "kubeconfig": args.kubeconfig_out.as_ref().map(|p| p.display().to_string()),
         "pods": state.pods.iter().map(|p| json!({

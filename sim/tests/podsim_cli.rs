@@ -228,3 +228,34 @@ async fn killing_podsim_kills_its_shells() {
         "the shell {pid} must not outlive a SIGKILLed podsim"
     );
 }
+
+#[tokio::test]
+async fn sigterm_stops_podsim_kills_shells_and_removes_its_temporary_workdir() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_podsim"))
+        .args(["--listen", "127.0.0.1:0", "--pods", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let info: PodsimInfo = serde_json::from_str(&line).unwrap();
+    let mut r = Running {
+        child,
+        info,
+        _dir: TempDirGuard::new("podsim-unused"),
+    };
+    let workdir = r.info.workdir.clone().expect("workdir in the ready line");
+    let (_ws, pid) = sleeper(&r.info).await;
+    assert!(workdir.join(&r.info.pods[0].name).is_dir());
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(r.child.id() as i32, libc::SIGTERM) };
+    assert!(wait_until(
+        LONG,
+        || matches!(r.child.try_wait(), Ok(Some(s)) if s.success())
+    ));
+    assert!(wait_until(LONG, || process_gone(pid)));
+    assert!(!workdir.exists(), "{} must be removed", workdir.display());
+}

@@ -34,6 +34,9 @@ pub struct PodsimInfo {
     /// PEM of the self-signed certificate when `tls` is on.
     #[serde(default)]
     pub ca_cert_pem: Option<String>,
+    /// Directory holding each pod's home directory (`<workdir>/<pod name>`).
+    #[serde(default)]
+    pub workdir: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

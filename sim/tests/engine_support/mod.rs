@@ -201,6 +201,8 @@ pub async fn hundred_kib_command(kind: Kind) {
         &r.stdout[r.stdout.len().saturating_sub(100)..]
     );
     assert_eq!(r.stdout.lines().count(), 41);
+    let want_first = format!("{}0", "q'\"%\\".repeat(60));
+    assert_eq!(r.stdout.lines().next(), Some(want_first.as_str()));
     let raw_ctrl = run_ok(
         &s,
         "printf '%s' 'a\u{3}b\u{15}c\u{7f}d' | od -An -c | tr -d ' \\n'",
@@ -343,6 +345,8 @@ pub async fn drop_between_commands(kind: Kind) {
     let before = total(&sim, &pod);
     sim.admin(&pod, r#"{"drop_now":true}"#);
     eventually("podsim closed the connection", || live(&sim, &pod) == 0).await;
+    // podsim unregisters a connection just before its socket closes; let the close arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let r = run_ok(&s, "echo again").await;
     assert_eq!(r.stdout, "again\n");
     assert!(total(&sim, &pod) > before, "a new connection was made");
@@ -350,6 +354,7 @@ pub async fn drop_between_commands(kind: Kind) {
     sim.admin(&pod, r#"{"refuse":true}"#);
     sim.admin(&pod, r#"{"drop_now":true}"#);
     eventually("podsim closed the connection", || live(&sim, &pod) == 0).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let e = s.run("true", secs(10)).await.unwrap_err();
     assert!(matches!(e, PodError::Connection { .. }), "{e:?}");
     assert!(!e.to_string().contains(&sim.info.token), "{e}");
