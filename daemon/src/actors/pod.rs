@@ -1,0 +1,695 @@
+//! PodActor: owns one pod's long-lived shell session, runs its commands one at a time from a
+//! bounded queue, keeps the session alive and reconnects with backoff after a drop.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::Utc;
+use futures_util::FutureExt;
+use podwrangler::api::{CommandRecord, CommandStatus, PodState};
+use podwrangler::session::{PodSession, RunOptions, SessionOptions};
+use podwrangler::{CommandResult, PodEndpoint, PodError};
+use rand::Rng;
+use tokio::sync::oneshot;
+
+use crate::config::PodSettings;
+use crate::store::{FinishCommand, InterruptRunning, StartCommand, StoreActor};
+
+/// Run one command in the pod. Answered when the command has finished (or could not run).
+#[derive(Message)]
+#[rtype(result = "Result<ExecDone, ExecRejected>")]
+pub struct Exec {
+    pub command: String,
+    pub timeout: Duration,
+}
+
+/// A command that ran (or tried to): its finished history record, and why it did not succeed
+/// when the reason was not the command's own exit code.
+#[derive(Debug, Clone)]
+pub struct ExecDone {
+    pub record: CommandRecord,
+    pub failure: Option<ExecFailure>,
+}
+
+/// Why a command did not complete normally.
+#[derive(Debug, Clone)]
+pub enum ExecFailure {
+    /// Could not connect, or the connection dropped while it ran.
+    Connection(String),
+    /// Ran past its timeout.
+    Timeout(String),
+    /// Anything else the engine reported (shell protocol, ...): code and message.
+    Other(&'static str, String),
+}
+
+/// Why a command was not accepted; no history row exists for it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ExecRejected {
+    #[error("pod {alias:?} is busy: {queued} commands already queued")]
+    Busy { alias: String, queued: usize },
+    #[error("pod {0:?} was removed or the daemon is shutting down")]
+    Retired(String),
+    #[error("cannot write history: {0}")]
+    History(String),
+}
+
+/// Tells the registry a pod's state changed.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct PodStateChanged {
+    pub alias: String,
+    pub generation: u64,
+    pub state: PodState,
+}
+
+/// Stop taking commands, answer queued ones as retired, close the session. Answered once the
+/// session is closed; the running command (if any) is left to finish or be interrupted.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retire;
+
+struct Job {
+    command: String,
+    timeout: Duration,
+    reply: oneshot::Sender<Result<ExecDone, ExecRejected>>,
+}
+
+/// One pod's actor. Started under `actix::Supervisor` on one of the pod arbiters.
+pub struct PodActor {
+    alias: String,
+    generation: u64,
+    endpoint: PodEndpoint,
+    label: String,
+    settings: Arc<PodSettings>,
+    store: Addr<StoreActor>,
+    registry: Recipient<PodStateChanged>,
+    session: Option<Arc<PodSession>>,
+    state: PodState,
+    queue: VecDeque<Job>,
+    running: Option<i64>,
+    busy: bool,
+    connecting: bool,
+    attempt: u32,
+    last_error: Option<String>,
+    reconnect_timer: Option<SpawnHandle>,
+    retired: bool,
+    /// Seen by in-flight command futures: a command cut off by retirement (pod removed, daemon
+    /// stopping) is recorded `interrupted`, not as a connection error.
+    retired_flag: Arc<AtomicBool>,
+}
+
+impl PodActor {
+    pub fn new(
+        alias: String,
+        generation: u64,
+        endpoint: PodEndpoint,
+        settings: Arc<PodSettings>,
+        store: Addr<StoreActor>,
+        registry: Recipient<PodStateChanged>,
+    ) -> Self {
+        let label = endpoint.identity.label();
+        PodActor {
+            alias,
+            generation,
+            endpoint,
+            label,
+            settings,
+            store,
+            registry,
+            session: None,
+            state: PodState::Idle,
+            queue: VecDeque::new(),
+            running: None,
+            busy: false,
+            connecting: false,
+            attempt: 0,
+            last_error: None,
+            reconnect_timer: None,
+            retired: false,
+            retired_flag: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    fn set_state(&mut self, state: PodState) {
+        if self.state != state {
+            self.state = state.clone();
+            self.registry.do_send(PodStateChanged {
+                alias: self.alias.clone(),
+                generation: self.generation,
+                state,
+            });
+        }
+    }
+
+    fn settle_state(&mut self) {
+        if self.busy {
+            let queued = self.queue.len();
+            self.set_state(PodState::Busy { queued });
+        } else if self.connecting {
+            self.set_state(PodState::Connecting);
+        } else if self.session.is_some() {
+            self.set_state(PodState::Ready);
+        }
+    }
+
+    fn session_options(&self) -> SessionOptions {
+        SessionOptions {
+            connect_timeout: self.settings.connect_timeout,
+            auto_reconnect: false,
+            namespace: self.endpoint.identity.namespace.clone(),
+            ..SessionOptions::default()
+        }
+    }
+
+    fn cancel_reconnect(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.reconnect_timer.take() {
+            ctx.cancel_future(h);
+        }
+    }
+
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        if self.connecting || self.retired {
+            return;
+        }
+        self.cancel_reconnect(ctx);
+        self.connecting = true;
+        self.settle_state();
+        let endpoint = self.endpoint.clone();
+        let options = self.session_options();
+        let fut = async move {
+            AssertUnwindSafe(PodSession::connect(endpoint, options))
+                .catch_unwind()
+                .await
+        };
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
+            act.connecting = false;
+            match res {
+                Ok(Ok(session)) => {
+                    if act.retired {
+                        actix::spawn(async move { session.close().await });
+                        return;
+                    }
+                    tracing::info!(alias = %act.alias, pod = %act.label, "session connected");
+                    act.session = Some(Arc::new(session));
+                    act.attempt = 0;
+                    act.last_error = None;
+                    act.settle_state();
+                    act.pump(ctx);
+                }
+                Ok(Err(err)) => act.connect_failed(ctx, err.to_string()),
+                Err(_) => {
+                    tracing::error!(alias = %act.alias, "panic while connecting; restarting the pod actor");
+                    act.connect_failed(ctx, "internal error while connecting".into());
+                    ctx.stop();
+                }
+            }
+        }));
+    }
+
+    fn connect_failed(&mut self, ctx: &mut Context<Self>, error: String) {
+        tracing::warn!(alias = %self.alias, pod = %self.label, %error, "cannot connect");
+        self.last_error = Some(error.clone());
+        // Commands waiting for this connection fail now rather than wait through the backoff.
+        let waiting: Vec<Job> = self.queue.drain(..).collect();
+        for job in waiting {
+            self.record_failure(job, ExecFailure::Connection(error.clone()));
+        }
+        self.schedule_reconnect(ctx, error);
+    }
+
+    fn schedule_reconnect(&mut self, ctx: &mut Context<Self>, error: String) {
+        if self.retired {
+            return;
+        }
+        self.cancel_reconnect(ctx);
+        if self.attempt >= self.settings.reconnect_max_attempts {
+            self.set_state(PodState::Failed { last_error: error });
+            return;
+        }
+        self.attempt += 1;
+        let delay = backoff_delay(self.settings.reconnect_base, self.attempt);
+        let next_retry_at = Utc::now()
+            + chrono::Duration::from_std(delay).unwrap_or_else(|_| chrono::Duration::zero());
+        self.set_state(PodState::BackingOff {
+            attempt: self.attempt,
+            next_retry_at,
+            last_error: error,
+        });
+        self.reconnect_timer = Some(ctx.run_later(delay, |act, ctx| {
+            act.reconnect_timer = None;
+            act.connect(ctx);
+        }));
+    }
+
+    /// The connection is gone: drop the session and reconnect after a backoff (or at once when
+    /// commands are waiting).
+    fn on_drop(&mut self, ctx: &mut Context<Self>, error: String) {
+        if let Some(session) = self.session.take() {
+            tracing::warn!(alias = %self.alias, pod = %self.label, %error, "session dropped");
+            actix::spawn(async move { session.close().await });
+        }
+        self.last_error = Some(error.clone());
+        self.attempt = 0;
+        if self.queue.is_empty() {
+            self.schedule_reconnect(ctx, error);
+        } else {
+            self.pump(ctx);
+        }
+    }
+
+    /// Writes a history row for a command that could not run, and answers its caller.
+    fn record_failure(&self, job: Job, failure: ExecFailure) {
+        let store = self.store.clone();
+        let alias = self.alias.clone();
+        let label = self.label.clone();
+        actix::spawn(async move {
+            let started_at = Utc::now();
+            let message = match &failure {
+                ExecFailure::Connection(m) | ExecFailure::Timeout(m) | ExecFailure::Other(_, m) => {
+                    m.clone()
+                }
+            };
+            let res = async {
+                let id = store
+                    .send(StartCommand {
+                        alias,
+                        pod_label: label,
+                        command: job.command.clone(),
+                        started_at,
+                    })
+                    .await
+                    .map_err(|e| ExecRejected::History(e.to_string()))?
+                    .map_err(|e| ExecRejected::History(e.to_string()))?;
+                finish(
+                    &store,
+                    id,
+                    CommandStatus::Error,
+                    None,
+                    Some(message),
+                    started_at,
+                )
+                .await
+            }
+            .await;
+            let _ = job.reply.send(res.map(|record| ExecDone {
+                record,
+                failure: Some(failure),
+            }));
+        });
+    }
+
+    /// Starts the next queued command if none is running.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.busy || self.retired {
+            return;
+        }
+        if self.queue.is_empty() {
+            self.settle_state();
+            return;
+        }
+        let session = match &self.session {
+            Some(s) if s.is_connected() => s.clone(),
+            _ => {
+                if let Some(old) = self.session.take() {
+                    actix::spawn(async move { old.close().await });
+                }
+                self.connect(ctx);
+                return;
+            }
+        };
+        let Some(job) = self.queue.pop_front() else {
+            return;
+        };
+        self.busy = true;
+        self.settle_state();
+        let store = self.store.clone();
+        let alias = self.alias.clone();
+        let label = self.label.clone();
+        let retired_flag = self.retired_flag.clone();
+        let Job {
+            command,
+            timeout,
+            reply,
+        } = job;
+        let start = {
+            let store = store.clone();
+            let command = command.clone();
+            async move {
+                let started_at = Utc::now();
+                store
+                    .send(StartCommand {
+                        alias,
+                        pod_label: label,
+                        command,
+                        started_at,
+                    })
+                    .await
+                    .map_err(|e| ExecRejected::History(e.to_string()))?
+                    .map_err(|e| ExecRejected::History(e.to_string()))
+                    .map(|id| (id, started_at))
+            }
+        };
+        ctx.spawn(start.into_actor(self).map(move |started, act, ctx| {
+            let (id, started_at) = match started {
+                Ok(v) => v,
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                    act.busy = false;
+                    act.pump(ctx);
+                    return;
+                }
+            };
+            act.running = Some(id);
+            let opts = RunOptions {
+                timeout,
+                check: false,
+                ..RunOptions::default()
+            };
+            let label_for_retired = act.alias.clone();
+            let run = async move {
+                let outcome = AssertUnwindSafe(session.run(&command, opts))
+                    .catch_unwind()
+                    .await;
+                let panicked = outcome.is_err();
+                let outcome = outcome.unwrap_or_else(|_| {
+                    Err(PodError::Protocol("internal error: the session panicked".into()))
+                });
+                let (status, result, failure) = classify(outcome);
+                let lost = matches!(failure, Some(ExecFailure::Connection(_)));
+                if lost && retired_flag.load(Ordering::SeqCst) {
+                    let _ = store.send(InterruptRunning { ids: Some(vec![id]) }).await;
+                    return (Err(ExecRejected::Retired(label_for_retired)), lost, panicked);
+                }
+                let record = match result {
+                    Some(r) => finish_with(&store, id, status, &r, failure_message(&failure)).await,
+                    None => {
+                        finish(&store, id, status, None, failure_message(&failure), started_at)
+                            .await
+                    }
+                };
+                (record.map(|record| ExecDone { record, failure }), lost, panicked)
+            };
+            ctx.spawn(run.into_actor(act).map(move |(res, lost, panicked), act, ctx| {
+                act.running = None;
+                act.busy = false;
+                let error = res
+                    .as_ref()
+                    .ok()
+                    .and_then(|d| d.record.error.clone())
+                    .unwrap_or_default();
+                let _ = reply.send(res);
+                if panicked {
+                    tracing::error!(alias = %act.alias, "panic in the session; restarting the pod actor");
+                    ctx.stop();
+                    return;
+                }
+                let still_connected = act.session.as_ref().is_some_and(|s| s.is_connected());
+                if lost || !still_connected {
+                    act.on_drop(ctx, error);
+                } else {
+                    act.pump(ctx);
+                }
+            }));
+        }));
+    }
+
+    fn keepalive(&mut self, ctx: &mut Context<Self>) {
+        if self.busy || self.connecting || self.retired {
+            return;
+        }
+        let Some(session) = self.session.clone() else {
+            return;
+        };
+        if !session.is_connected() {
+            self.on_drop(ctx, "connection closed by the peer".into());
+            return;
+        }
+        ctx.spawn(
+            async move { session.ping().await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    if let Err(e) = res
+                        && !act.busy
+                    {
+                        act.on_drop(ctx, format!("keepalive ping failed: {e}"));
+                    }
+                }),
+        );
+    }
+}
+
+fn failure_message(failure: &Option<ExecFailure>) -> Option<String> {
+    failure.as_ref().map(|f| match f {
+        ExecFailure::Connection(m) | ExecFailure::Timeout(m) | ExecFailure::Other(_, m) => {
+            m.clone()
+        }
+    })
+}
+
+/// Exponential backoff from `base`, doubling per attempt up to a minute, with +-25% jitter so
+/// many pods dropped at once do not reconnect in lockstep.
+pub fn backoff_delay(base: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let capped = exp.min(Duration::from_secs(60));
+    let jitter = rand::rng().random_range(0.75..=1.25);
+    capped.mul_f64(jitter)
+}
+
+/// Status, the result to record (full or partial), and the failure reason.
+fn classify(
+    outcome: Result<CommandResult, PodError>,
+) -> (CommandStatus, Option<CommandResult>, Option<ExecFailure>) {
+    match outcome {
+        Ok(r) => {
+            let status = if r.exit_code == Some(0) && r.error.is_none() {
+                CommandStatus::Succeeded
+            } else {
+                CommandStatus::Failed
+            };
+            (status, Some(r), None)
+        }
+        Err(e) => {
+            let message = e.to_string();
+            let partial = e.partial_result().cloned();
+            let failure = match &e {
+                PodError::Timeout { .. } => ExecFailure::Timeout(message),
+                PodError::ConnectionLost { .. }
+                | PodError::Connection { .. }
+                | PodError::NotConnected { .. } => ExecFailure::Connection(message),
+                other => ExecFailure::Other(other.code(), message),
+            };
+            let status = match failure {
+                ExecFailure::Timeout(_) => CommandStatus::Timeout,
+                _ => CommandStatus::Error,
+            };
+            (status, partial, Some(failure))
+        }
+    }
+}
+
+async fn finish_with(
+    store: &Addr<StoreActor>,
+    id: i64,
+    status: CommandStatus,
+    r: &CommandResult,
+    error: Option<String>,
+) -> Result<CommandRecord, ExecRejected> {
+    store
+        .send(FinishCommand {
+            id,
+            status,
+            exit_code: r.exit_code,
+            stdout: r.stdout.clone(),
+            stderr: r.stderr.clone(),
+            error: error.or_else(|| r.error.clone()),
+            truncated: r.truncated,
+            finished_at: r.finished_at,
+            duration_ms: r.duration_ms,
+        })
+        .await
+        .map_err(|e| ExecRejected::History(e.to_string()))?
+        .map_err(|e| ExecRejected::History(e.to_string()))
+}
+
+async fn finish(
+    store: &Addr<StoreActor>,
+    id: i64,
+    status: CommandStatus,
+    exit_code: Option<i32>,
+    error: Option<String>,
+    started_at: chrono::DateTime<Utc>,
+) -> Result<CommandRecord, ExecRejected> {
+    let finished_at = Utc::now();
+    let duration_ms = (finished_at - started_at).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+    store
+        .send(FinishCommand {
+            id,
+            status,
+            exit_code,
+            stdout: String::new(),
+            stderr: String::new(),
+            error,
+            truncated: false,
+            finished_at,
+            duration_ms,
+        })
+        .await
+        .map_err(|e| ExecRejected::History(e.to_string()))?
+        .map_err(|e| ExecRejected::History(e.to_string()))
+}
+
+impl Actor for PodActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.retired {
+            return;
+        }
+        let every = self.settings.keepalive;
+        ctx.run_interval(every, |act, ctx| act.keepalive(ctx));
+        if self.settings.connect_on_start || !self.queue.is_empty() {
+            self.connect(ctx);
+        } else {
+            self.set_state(PodState::Idle);
+        }
+    }
+}
+
+impl Supervised for PodActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        if self.retired {
+            return;
+        }
+        tracing::warn!(alias = %self.alias, "pod actor restarting");
+        if let Some(id) = self.running.take() {
+            // The command's future was dropped with the old context; close its row honestly.
+            let store = self.store.clone();
+            actix::spawn(async move {
+                let _ = finish(
+                    &store,
+                    id,
+                    CommandStatus::Error,
+                    None,
+                    Some("the pod actor restarted while the command ran".into()),
+                    Utc::now(),
+                )
+                .await;
+            });
+        }
+        if let Some(session) = self.session.take() {
+            actix::spawn(async move { session.close().await });
+        }
+        self.busy = false;
+        self.connecting = false;
+        self.reconnect_timer = None;
+        self.attempt = 0;
+        self.state = PodState::Idle;
+    }
+}
+
+impl Handler<Exec> for PodActor {
+    type Result = ResponseFuture<Result<ExecDone, ExecRejected>>;
+
+    fn handle(&mut self, msg: Exec, ctx: &mut Context<Self>) -> Self::Result {
+        if self.retired {
+            let alias = self.alias.clone();
+            return Box::pin(async move { Err(ExecRejected::Retired(alias)) });
+        }
+        let in_flight = self.queue.len() + usize::from(self.busy);
+        if in_flight >= self.settings.queue_capacity {
+            let err = ExecRejected::Busy {
+                alias: self.alias.clone(),
+                queued: self.queue.len(),
+            };
+            return Box::pin(async move { Err(err) });
+        }
+        let (tx, rx) = oneshot::channel();
+        self.queue.push_back(Job {
+            command: msg.command,
+            timeout: msg.timeout,
+            reply: tx,
+        });
+        if self.busy {
+            self.settle_state();
+        }
+        self.pump(ctx);
+        let alias = self.alias.clone();
+        Box::pin(async move { rx.await.unwrap_or(Err(ExecRejected::Retired(alias))) })
+    }
+}
+
+impl Handler<Retire> for PodActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) -> Self::Result {
+        self.retired = true;
+        self.retired_flag.store(true, Ordering::SeqCst);
+        self.cancel_reconnect(ctx);
+        for job in self.queue.drain(..) {
+            let _ = job
+                .reply
+                .send(Err(ExecRejected::Retired(self.alias.clone())));
+        }
+        let session = self.session.take();
+        Box::pin(
+            async move {
+                if let Some(s) = session {
+                    s.close().await;
+                }
+            }
+            .into_actor(self)
+            .map(|_, _, ctx| ctx.stop()),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let base = Duration::from_millis(100);
+        let d1 = backoff_delay(base, 1);
+        assert!(d1 >= Duration::from_millis(75) && d1 <= Duration::from_millis(125));
+        let d4 = backoff_delay(base, 4);
+        assert!(d4 >= Duration::from_millis(600) && d4 <= Duration::from_millis(1000));
+        assert!(backoff_delay(base, 40) <= Duration::from_secs(75));
+    }
+
+    #[test]
+    fn classify_maps_exit_codes_and_errors() {
+        let now = Utc::now();
+        let r = CommandResult {
+            command: "x".into(),
+            pod_label: "p".into(),
+            stdout: "o".into(),
+            stderr: String::new(),
+            exit_code: Some(3),
+            error: None,
+            started_at: now,
+            finished_at: now,
+            duration_ms: 1.0,
+            truncated: false,
+        };
+        assert_eq!(classify(Ok(r.clone())).0, CommandStatus::Failed);
+        let (status, partial, failure) = classify(Err(PodError::Timeout {
+            timeout: Duration::from_secs(1),
+            partial: Box::new(r.clone()),
+        }));
+        assert_eq!(status, CommandStatus::Timeout);
+        assert_eq!(partial.unwrap().stdout, "o");
+        assert!(matches!(failure, Some(ExecFailure::Timeout(_))));
+        let (status, _, failure) = classify(Err(PodError::ConnectionLost {
+            pod: "p".into(),
+            reason: "eof".into(),
+            partial: Box::new(r),
+        }));
+        assert_eq!(status, CommandStatus::Error);
+        assert!(matches!(failure, Some(ExecFailure::Connection(_))));
+    }
+}

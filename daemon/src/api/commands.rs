@@ -1,0 +1,185 @@
+//! Command history: `GET /api/v1/commands` (filters, cursor paging) and `/commands/{id}`.
+
+use actix_web::{HttpResponse, web};
+use podwrangler::api::{CommandPage, CommandRecord, CommandStatus};
+
+use super::error::ApiError;
+use super::{mailbox, store_err, validate};
+use crate::server::AppState;
+use crate::store::{GetCommand, HistoryFilter, ListCommands};
+
+/// Query of `GET /api/v1/commands`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Only this pod's commands.
+    pub alias: Option<String>,
+    /// running, succeeded, failed, timeout, error or interrupted.
+    pub status: Option<String>,
+    /// RFC 3339 instant: only commands started at or after it.
+    pub since: Option<String>,
+    /// Page size, 1..=1000 (default 50).
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn filter_of(q: HistoryQuery) -> Result<HistoryFilter, ApiError> {
+    if let Some(a) = &q.alias {
+        validate::alias(a)?;
+    }
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| s.parse::<CommandStatus>())
+        .transpose()
+        .map_err(|e| ApiError::validation("status", e))?;
+    let since = q
+        .since
+        .as_deref()
+        .map(|s| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|d| d.with_timezone(&chrono::Utc))
+                .map_err(|e| {
+                    ApiError::validation("since", format!("{s:?} is not an RFC 3339 time: {e}"))
+                })
+        })
+        .transpose()?;
+    let limit = match q.limit.as_deref() {
+        None => HistoryFilter::DEFAULT_LIMIT,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=HistoryFilter::MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(ApiError::validation(
+                    "limit",
+                    format!("{l:?} is not a number in 1..={}", HistoryFilter::MAX_LIMIT),
+                ));
+            }
+        },
+    };
+    Ok(HistoryFilter {
+        alias: q.alias,
+        status,
+        since,
+        limit,
+        cursor: q.cursor.filter(|c| !c.is_empty()),
+    })
+}
+
+/// Command history, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/commands",
+    tag = "history",
+    params(HistoryQuery),
+    responses(
+        (status = 200, description = "A page of history; pass `next_cursor` back as `cursor`", body = CommandPage),
+        (status = 400, description = "Unknown query parameter", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid filter", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_commands(
+    state: web::Data<AppState>,
+    query: web::Query<HistoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = filter_of(query.into_inner())?;
+    let page = state
+        .store
+        .send(ListCommands(filter))
+        .await
+        .map_err(mailbox)?
+        .map_err(store_err)?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// One history record.
+#[utoipa::path(
+    get,
+    path = "/api/v1/commands/{id}",
+    tag = "history",
+    params(("id" = i64, Path, description = "History record id")),
+    responses(
+        (status = 200, description = "The record", body = CommandRecord),
+        (status = 404, description = "`command_not_found`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_command(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: i64 = id.parse().map_err(|_| {
+        ApiError::validation("id", format!("{:?} is not a command id", id.as_str()))
+    })?;
+    let record = state
+        .store
+        .send(GetCommand { id })
+        .await
+        .map_err(mailbox)?
+        .map_err(store_err)?
+        .ok_or(ApiError::CommandNotFound(id))?;
+    Ok(HttpResponse::Ok().json(record))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q() -> HistoryQuery {
+        HistoryQuery {
+            alias: None,
+            status: None,
+            since: None,
+            limit: None,
+            cursor: None,
+        }
+    }
+
+    #[test]
+    fn filters_validate_and_name_fields() {
+        let f = filter_of(HistoryQuery {
+            status: Some("failed".into()),
+            since: Some("2026-01-02T03:04:05Z".into()),
+            limit: Some("10".into()),
+            ..q()
+        })
+        .unwrap();
+        assert_eq!(f.status, Some(CommandStatus::Failed));
+        assert_eq!(f.limit, 10);
+        for (bad, field) in [
+            (
+                HistoryQuery {
+                    status: Some("x".into()),
+                    ..q()
+                },
+                "status",
+            ),
+            (
+                HistoryQuery {
+                    since: Some("yesterday".into()),
+                    ..q()
+                },
+                "since",
+            ),
+            (
+                HistoryQuery {
+                    limit: Some("0".into()),
+                    ..q()
+                },
+                "limit",
+            ),
+            (
+                HistoryQuery {
+                    limit: Some("abc".into()),
+                    ..q()
+                },
+                "limit",
+            ),
+        ] {
+            match filter_of(bad) {
+                Err(ApiError::Validation { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The one error type of the REST API, rendered as `application/problem+json` with a stable code.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use podwrangler::api::{CommandRecord, PROBLEM_JSON, Problem};
+
+/// Everything a handler can answer with instead of success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A request field is not acceptable (semantic check): 422.
+    #[error("invalid {field}: {reason}")]
+    Validation { field: String, reason: String },
+    /// The body or query could not be read as the expected shape: 400.
+    #[error("{message}")]
+    BadRequest {
+        field: Option<String>,
+        message: String,
+    },
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("no pod named {0:?}")]
+    PodNotFound(String),
+    #[error("a pod named {0:?} already exists")]
+    PodExists(String),
+    #[error("no command with id {0}")]
+    CommandNotFound(i64),
+    #[error("no such endpoint: {0}")]
+    NotFound(String),
+    #[error("missing or wrong API key (send Authorization: Bearer <key>)")]
+    Unauthorized,
+    #[error("pod {alias:?} is busy: {queued} commands already queued")]
+    PodBusy { alias: String, queued: usize },
+    /// Connecting failed or the connection was lost; `record` when a history row exists.
+    #[error("pod {alias:?}: {message}")]
+    PodConnection {
+        alias: String,
+        message: String,
+        record: Option<Box<CommandRecord>>,
+    },
+    #[error("command timed out in pod {:?}", record.alias)]
+    CommandTimeout { record: Box<CommandRecord> },
+    #[error("command exited with code {} in pod {:?}", record.exit_code.unwrap_or(-1), record.alias)]
+    CommandFailed { record: Box<CommandRecord> },
+    /// A pod-side error that is neither a connection problem nor a timeout.
+    #[error("pod {alias:?}: {message}")]
+    PodError {
+        alias: String,
+        code: &'static str,
+        message: String,
+        record: Option<Box<CommandRecord>>,
+    },
+    #[error("Kubernetes API: {0}")]
+    Upstream(String),
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+    /// Storage or actor failure; the message is safe to show (no secrets).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn validation(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        ApiError::Validation {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Validation { .. } | ApiError::BadRequest { .. } => "validation",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::PodNotFound(_) => "pod_not_found",
+            ApiError::PodExists(_) => "pod_exists",
+            ApiError::CommandNotFound(_) => "command_not_found",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::PodBusy { .. } => "pod_busy",
+            ApiError::PodConnection { .. } => "pod_connection",
+            ApiError::CommandTimeout { .. } => "command_timeout",
+            ApiError::CommandFailed { .. } => "command_failed",
+            ApiError::PodError { code, .. } => code,
+            ApiError::Upstream(_) => "upstream",
+            ApiError::ShuttingDown => "shutting_down",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::Validation { .. } => "Invalid request field",
+            ApiError::BadRequest { .. } => "Malformed request",
+            ApiError::PayloadTooLarge { .. } => "Payload too large",
+            ApiError::PodNotFound(_) => "Pod not found",
+            ApiError::PodExists(_) => "Pod already exists",
+            ApiError::CommandNotFound(_) => "Command not found",
+            ApiError::NotFound(_) => "Not found",
+            ApiError::Unauthorized => "Unauthorized",
+            ApiError::PodBusy { .. } => "Pod busy",
+            ApiError::PodConnection { .. } => "Pod connection failed",
+            ApiError::CommandTimeout { .. } => "Command timed out",
+            ApiError::CommandFailed { .. } => "Command failed",
+            ApiError::PodError { .. } => "Pod error",
+            ApiError::Upstream(_) => "Upstream error",
+            ApiError::ShuttingDown => "Shutting down",
+            ApiError::Internal(_) => "Internal error",
+        }
+    }
+
+    /// The RFC 9457 body.
+    pub fn problem(&self) -> Problem {
+        let status = self.status_code();
+        let (field, record) = match self {
+            ApiError::Validation { field, .. } => (Some(field.clone()), None),
+            ApiError::BadRequest { field, .. } => (field.clone(), None),
+            ApiError::PodConnection { record, .. } | ApiError::PodError { record, .. } => {
+                (None, record.clone())
+            }
+            ApiError::CommandTimeout { record } | ApiError::CommandFailed { record } => {
+                (None, Some(record.clone()))
+            }
+            _ => (None, None),
+        };
+        let code = self.code();
+        Problem {
+            kind: format!(
+                "https://podwrangler.dev/problems/{}",
+                code.replace('_', "-")
+            ),
+            title: self.title().to_owned(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code: code.to_owned(),
+            field,
+            record,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PodNotFound(_) | ApiError::CommandNotFound(_) | ApiError::NotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::PodExists(_) => StatusCode::CONFLICT,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::PodBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::PodConnection { .. } | ApiError::PodError { .. } | ApiError::Upstream(_) => {
+                StatusCode::BAD_GATEWAY
+            }
+            ApiError::CommandTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::CommandFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut resp = HttpResponse::build(self.status_code());
+        resp.content_type(PROBLEM_JSON);
+        if matches!(self, ApiError::Unauthorized) {
+            resp.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if matches!(self, ApiError::PodBusy { .. }) {
+            resp.insert_header(("Retry-After", "1"));
+        }
+        resp.json(self.problem())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_carry_stable_codes_and_fields() {
+        let e = ApiError::validation("timeout", "must be positive");
+        let p = e.problem();
+        assert_eq!(p.status, 422);
+        assert_eq!(p.code, "validation");
+        assert_eq!(p.field.as_deref(), Some("timeout"));
+        assert!(p.detail.contains("timeout"));
+        assert_eq!(ApiError::PodExists("a".into()).problem().status, 409);
+        assert_eq!(
+            ApiError::PodBusy {
+                alias: "a".into(),
+                queued: 3
+            }
+            .status_code(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+}

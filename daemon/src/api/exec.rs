@@ -1,0 +1,326 @@
+//! Running commands: one pod (`/pods/{alias}/exec`) and fan-out to many (`/exec`, optionally
+//! streamed as NDJSON while pods finish).
+
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use futures_util::StreamExt;
+use podwrangler::api::{
+    CommandRecord, CommandStatus, ExecRequest, FanOutRequest, FanOutResponse, NDJSON,
+};
+
+use super::body::ApiJson;
+use super::error::ApiError;
+use super::{check_running, mailbox, validate};
+use crate::actors::pod::{Exec, ExecDone, ExecFailure, ExecRejected, PodActor};
+use crate::actors::registry::{Lookup, LookupMany};
+use crate::server::AppState;
+use crate::store::{FinishCommand, ListPods, ListPodsByTag, StartCommand, StoreActor};
+
+/// Largest fan-out concurrency a request may ask for.
+pub const MAX_CONCURRENCY: usize = 1024;
+
+fn rejected(e: ExecRejected) -> ApiError {
+    match e {
+        ExecRejected::Busy { alias, queued } => ApiError::PodBusy { alias, queued },
+        ExecRejected::Retired(alias) => ApiError::PodNotFound(alias),
+        ExecRejected::History(m) => ApiError::Internal(format!("cannot write history: {m}")),
+    }
+}
+
+/// Turns a finished command into the single-exec answer.
+fn answer(done: ExecDone, check: bool) -> Result<HttpResponse, ApiError> {
+    let record = Box::new(done.record);
+    match done.failure {
+        Some(ExecFailure::Connection(message)) => Err(ApiError::PodConnection {
+            alias: record.alias.clone(),
+            message,
+            record: Some(record),
+        }),
+        Some(ExecFailure::Timeout(_)) => Err(ApiError::CommandTimeout { record }),
+        Some(ExecFailure::Other(code, message)) => Err(ApiError::PodError {
+            alias: record.alias.clone(),
+            code,
+            message,
+            record: Some(record),
+        }),
+        None if check && record.status == CommandStatus::Failed => {
+            Err(ApiError::CommandFailed { record })
+        }
+        None => Ok(HttpResponse::Ok().json(record)),
+    }
+}
+
+/// Run a command in one pod's shell.
+#[utoipa::path(
+    post,
+    path = "/api/v1/pods/{alias}/exec",
+    tag = "exec",
+    params(("alias" = String, Path, description = "The pod's alias")),
+    request_body = ExecRequest,
+    responses(
+        (status = 200, description = "Finished (a non-zero exit is status `failed` unless `check`)", body = CommandRecord),
+        (status = 404, description = "`pod_not_found`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation`, or `command_failed` with `check` (with `record`)", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`pod_busy`: the pod's queue is full", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`pod_connection`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 504, description = "`command_timeout` (with `record`)", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn exec_pod(
+    state: web::Data<AppState>,
+    alias: web::Path<String>,
+    body: ApiJson<ExecRequest>,
+) -> Result<HttpResponse, ApiError> {
+    check_running(&state)?;
+    let req = body.0;
+    validate::command(&req.command)?;
+    let timeout = validate::timeout(
+        req.timeout,
+        state.config.command_timeout,
+        state.config.max_command_timeout,
+    )?;
+    let alias = alias.into_inner();
+    let addr = state
+        .registry
+        .send(Lookup(alias.clone()))
+        .await
+        .map_err(mailbox)?
+        .ok_or(ApiError::PodNotFound(alias))?;
+    let done = addr
+        .send(Exec {
+            command: req.command,
+            timeout,
+        })
+        .await
+        .map_err(mailbox)?
+        .map_err(rejected)?;
+    answer(done, req.check)
+}
+
+/// Records a fan-out result for a pod that could not take the command (busy, gone), so every
+/// pod has one result and history says why.
+async fn record_rejection(
+    store: &Addr<StoreActor>,
+    alias: &str,
+    command: &str,
+    error: String,
+) -> CommandRecord {
+    let started_at = Utc::now();
+    let fallback = |id: i64| CommandRecord {
+        id,
+        alias: alias.to_owned(),
+        pod_label: alias.to_owned(),
+        command: command.to_owned(),
+        status: CommandStatus::Error,
+        exit_code: None,
+        stdout: String::new(),
+        stderr: String::new(),
+        error: Some(error.clone()),
+        truncated: false,
+        started_at,
+        finished_at: Some(started_at),
+        duration_ms: Some(0.0),
+    };
+    let Ok(Ok(id)) = store
+        .send(StartCommand {
+            alias: alias.to_owned(),
+            pod_label: alias.to_owned(),
+            command: command.to_owned(),
+            started_at,
+        })
+        .await
+    else {
+        return fallback(0);
+    };
+    match store
+        .send(FinishCommand {
+            id,
+            status: CommandStatus::Error,
+            exit_code: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            error: Some(error.clone()),
+            truncated: false,
+            finished_at: Utc::now(),
+            duration_ms: 0.0,
+        })
+        .await
+    {
+        Ok(Ok(r)) => r,
+        _ => fallback(id),
+    }
+}
+
+async fn run_one(
+    store: Addr<StoreActor>,
+    alias: String,
+    addr: Addr<PodActor>,
+    command: String,
+    timeout: Duration,
+) -> CommandRecord {
+    match addr
+        .send(Exec {
+            command: command.clone(),
+            timeout,
+        })
+        .await
+    {
+        Ok(Ok(done)) => done.record,
+        Ok(Err(e)) => record_rejection(&store, &alias, &command, e.to_string()).await,
+        Err(e) => {
+            record_rejection(
+                &store,
+                &alias,
+                &command,
+                format!("pod actor unavailable: {e}"),
+            )
+            .await
+        }
+    }
+}
+
+/// The pods a fan-out request names, in order, each with its actor.
+async fn targets(
+    state: &AppState,
+    req: &FanOutRequest,
+) -> Result<Vec<(String, Addr<PodActor>)>, ApiError> {
+    let chosen =
+        usize::from(req.aliases.is_some()) + usize::from(req.tag.is_some()) + usize::from(req.all);
+    if chosen != 1 {
+        return Err(ApiError::validation(
+            "aliases",
+            "give exactly one of aliases, tag or all=true",
+        ));
+    }
+    let aliases: Vec<String> = if let Some(list) = &req.aliases {
+        if list.is_empty() {
+            return Err(ApiError::validation("aliases", "must not be empty"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(list.len());
+        for (i, a) in list.iter().enumerate() {
+            validate::alias_in(&format!("aliases[{i}]"), a)?;
+            if seen.insert(a.clone()) {
+                out.push(a.clone());
+            }
+        }
+        out
+    } else {
+        let rows = if let Some(tag) = &req.tag {
+            validate::alias_in("tag", tag)?;
+            state.store.send(ListPodsByTag { tag: tag.clone() }).await
+        } else {
+            state.store.send(ListPods).await
+        }
+        .map_err(mailbox)?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        rows.into_iter().map(|r| r.alias).collect()
+    };
+    let found = state
+        .registry
+        .send(LookupMany(aliases))
+        .await
+        .map_err(mailbox)?;
+    let mut out = Vec::with_capacity(found.len());
+    for (alias, addr) in found {
+        match addr {
+            Some(a) => out.push((alias, a)),
+            None => return Err(ApiError::PodNotFound(alias)),
+        }
+    }
+    Ok(out)
+}
+
+/// Run one command in many pods at once (aliases, a tag, or all).
+#[utoipa::path(
+    post,
+    path = "/api/v1/exec",
+    tag = "exec",
+    request_body = FanOutRequest,
+    responses(
+        (status = 200, description = "One result per pod; with `Accept: application/x-ndjson`, one CommandRecord JSON per line as each pod finishes", body = FanOutResponse),
+        (status = 404, description = "`pod_not_found`: an alias is not registered (nothing ran)", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn fan_out(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    body: ApiJson<FanOutRequest>,
+) -> Result<HttpResponse, ApiError> {
+    check_running(&state)?;
+    let req = body.0;
+    validate::command(&req.command)?;
+    let timeout = validate::timeout(
+        req.timeout,
+        state.config.command_timeout,
+        state.config.max_command_timeout,
+    )?;
+    let concurrency = match req.concurrency {
+        None => state.config.fanout_concurrency,
+        Some(c) if (1..=MAX_CONCURRENCY).contains(&c) => c,
+        Some(c) => {
+            return Err(ApiError::validation(
+                "concurrency",
+                format!("{c} is outside 1..={MAX_CONCURRENCY}"),
+            ));
+        }
+    };
+    let targets = targets(&state, &req).await?;
+    let streaming = http
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains(NDJSON));
+    let started = Instant::now();
+    let store = state.store.clone();
+    let command = req.command;
+    let order: std::collections::HashMap<String, usize> = targets
+        .iter()
+        .enumerate()
+        .map(|(i, (a, _))| (a.clone(), i))
+        .collect();
+    let results =
+        futures_util::stream::iter(targets.into_iter().map(move |(alias, addr)| {
+            run_one(store.clone(), alias, addr, command.clone(), timeout)
+        }))
+        .buffer_unordered(concurrency);
+
+    if streaming {
+        // The fan-out runs to completion even if the client goes away, so history is complete.
+        let (tx, rx) = tokio::sync::mpsc::channel::<web::Bytes>(64);
+        actix_web::rt::spawn(async move {
+            let mut results = std::pin::pin!(results);
+            let mut client_gone = false;
+            while let Some(record) = results.next().await {
+                if client_gone {
+                    continue;
+                }
+                let mut line = serde_json::to_vec(&record).unwrap_or_default();
+                line.push(b'\n');
+                client_gone = tx.send(web::Bytes::from(line)).await.is_err();
+            }
+        });
+        let body = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|b| (Ok::<_, actix_web::Error>(b), rx))
+        });
+        return Ok(HttpResponse::Ok().content_type(NDJSON).streaming(body));
+    }
+
+    let mut records: Vec<CommandRecord> = results.collect().await;
+    records.sort_by_key(|r| order.get(&r.alias).copied().unwrap_or(usize::MAX));
+    let succeeded = records
+        .iter()
+        .filter(|r| r.status == CommandStatus::Succeeded)
+        .count();
+    Ok(HttpResponse::Ok().json(FanOutResponse {
+        failed: records.len() - succeeded,
+        succeeded,
+        results: records,
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+    }))
+}

@@ -1,0 +1,778 @@
+//! Pod CRUD and import: requests become endpoints, rows in the store and pod actors.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpResponse, web};
+use podwrangler::api::{ImportRequest, ImportResponse, PodCreate, PodInfo, PodState, PodUpdate};
+use podwrangler::{
+    KubernetesTarget, PodEndpoint, PodError, PodIdentity, ProviderConfig, ProviderKind, Secret,
+    redact_url,
+};
+
+use super::body::ApiJson;
+use super::error::ApiError;
+use super::{check_running, mailbox, validate};
+use crate::actors::registry::{StartPod, States, StopPod};
+use crate::server::AppState;
+use crate::store::{
+    DeletePod, GetPod, InsertPod, ListPods, ListPodsByTag, NewPod, PodChanges, PodRow, StoreError,
+    UpdatePod,
+};
+
+/// The connection fields `PodCreate` and `PodUpdate` share.
+#[derive(Default)]
+struct Fields<'a> {
+    token: Option<&'a Secret>,
+    pod_name: Option<&'a str>,
+    namespace: Option<&'a str>,
+    container: Option<&'a str>,
+    service_id: Option<&'a str>,
+    server: Option<&'a str>,
+    kubeconfig: Option<&'a str>,
+    context: Option<&'a str>,
+    insecure_skip_tls_verify: Option<bool>,
+    cols: Option<u16>,
+}
+
+impl<'a> Fields<'a> {
+    fn of_create(b: &'a PodCreate) -> Self {
+        Fields {
+            token: b.token.as_ref(),
+            pod_name: b.pod_name.as_deref(),
+            namespace: b.namespace.as_deref(),
+            container: b.container.as_deref(),
+            service_id: b.service_id.as_deref(),
+            server: b.server.as_deref(),
+            kubeconfig: b.kubeconfig.as_deref(),
+            context: b.context.as_deref(),
+            insecure_skip_tls_verify: b.insecure_skip_tls_verify,
+            cols: b.cols,
+        }
+    }
+
+    fn of_update(b: &'a PodUpdate) -> Self {
+        Fields {
+            token: b.token.as_ref(),
+            pod_name: b.pod_name.as_deref(),
+            namespace: b.namespace.as_deref(),
+            container: b.container.as_deref(),
+            service_id: b.service_id.as_deref(),
+            server: b.server.as_deref(),
+            kubeconfig: b.kubeconfig.as_deref(),
+            context: b.context.as_deref(),
+            insecure_skip_tls_verify: b.insecure_skip_tls_verify,
+            cols: b.cols,
+        }
+    }
+}
+
+fn url_schemes(kind: ProviderKind) -> &'static [&'static str] {
+    match kind {
+        ProviderKind::PlainTty => &["ws", "wss"],
+        ProviderKind::Kubernetes => &["http", "https", "ws", "wss"],
+    }
+}
+
+fn non_empty<'a>(field: &str, v: Option<&'a str>) -> Result<Option<&'a str>, ApiError> {
+    match v {
+        Some(s) if s.trim().is_empty() => Err(ApiError::validation(field, "must not be empty")),
+        other => Ok(other),
+    }
+}
+
+/// Parses a provider URL into an endpoint; errors name the `url` field.
+fn endpoint_from_url(kind: ProviderKind, url: &str) -> Result<PodEndpoint, ApiError> {
+    validate::url("url", url, url_schemes(kind))?;
+    podwrangler::provider::endpoint_from_url(kind, url).map_err(|e| match e {
+        PodError::UrlParse { reason, .. } => ApiError::validation("url", reason),
+        other => ApiError::validation("url", other.to_string()),
+    })
+}
+
+/// A fresh endpoint from fields alone (no URL).
+fn endpoint_from_fields(kind: ProviderKind, f: &Fields<'_>) -> Result<PodEndpoint, ApiError> {
+    let pod_name = non_empty("pod_name", f.pod_name)?
+        .ok_or_else(|| ApiError::validation("pod_name", "is required when no url is given"))?;
+    let identity = PodIdentity::new(pod_name);
+    let provider = match kind {
+        ProviderKind::PlainTty => {
+            let server = non_empty("server", f.server)?.ok_or_else(|| {
+                ApiError::validation(
+                    "server",
+                    "is required for plaintty when no url is given (ws://host[:port] or wss://...)",
+                )
+            })?;
+            non_empty("service_id", f.service_id)?.ok_or_else(|| {
+                ApiError::validation(
+                    "service_id",
+                    "is required for plaintty when no url is given",
+                )
+            })?;
+            ProviderConfig::PlainTty {
+                base_url: server.trim_end_matches('/').to_owned(),
+            }
+        }
+        ProviderKind::Kubernetes => ProviderConfig::Kubernetes(KubernetesTarget::default()),
+    };
+    Ok(PodEndpoint {
+        identity,
+        provider,
+        token: None,
+    })
+}
+
+/// Applies explicit fields over an endpoint (they win over what a URL said).
+fn apply_fields(ep: &mut PodEndpoint, f: &Fields<'_>) -> Result<(), ApiError> {
+    if let Some(name) = non_empty("pod_name", f.pod_name)? {
+        let keep = ep.identity.clone();
+        ep.identity = PodIdentity::new(name);
+        ep.identity.cluster = keep.cluster;
+        ep.identity.namespace = keep.namespace;
+        ep.identity.cols = keep.cols;
+        ep.identity.container = keep.container;
+    }
+    if let Some(ns) = non_empty("namespace", f.namespace)? {
+        validate::alias_in("namespace", ns)?;
+        ep.identity.namespace = Some(ns.to_owned());
+    }
+    if let Some(c) = non_empty("container", f.container)? {
+        ep.identity.container = Some(c.to_owned());
+    }
+    if let Some(cols) = f.cols {
+        if !(20..=1000).contains(&cols) {
+            return Err(ApiError::validation(
+                "cols",
+                format!("{cols} is outside 20..=1000"),
+            ));
+        }
+        ep.identity.cols = cols;
+    }
+    if let Some(token) = f.token {
+        if token.expose().trim().is_empty() {
+            return Err(ApiError::validation("token", "must not be empty"));
+        }
+        ep.token = Some(token.clone());
+    }
+    match &mut ep.provider {
+        ProviderConfig::PlainTty { base_url } => {
+            if let Some(id) = non_empty("service_id", f.service_id)? {
+                ep.identity.cluster = Some(id.to_owned());
+            }
+            if let Some(server) = non_empty("server", f.server)? {
+                validate::url("server", server, &["ws", "wss"])?;
+                *base_url = server.trim_end_matches('/').to_owned();
+            }
+            for (field, set) in [
+                ("kubeconfig", f.kubeconfig.is_some()),
+                ("context", f.context.is_some()),
+                (
+                    "insecure_skip_tls_verify",
+                    f.insecure_skip_tls_verify.is_some(),
+                ),
+            ] {
+                if set {
+                    return Err(ApiError::validation(
+                        field,
+                        "applies to the kubernetes provider only",
+                    ));
+                }
+            }
+        }
+        ProviderConfig::Kubernetes(target) => {
+            if let Some(server) = non_empty("server", f.server)? {
+                validate::url("server", server, &["http", "https"])?;
+                target.server = Some(server.trim_end_matches('/').to_owned());
+            }
+            if let Some(k) = non_empty("kubeconfig", f.kubeconfig)? {
+                target.kubeconfig = Some(k.to_owned());
+            }
+            if let Some(c) = non_empty("context", f.context)? {
+                target.context = Some(c.to_owned());
+            }
+            if let Some(v) = f.insecure_skip_tls_verify {
+                target.insecure_skip_tls_verify = v;
+            }
+            if f.service_id.is_some() {
+                return Err(ApiError::validation(
+                    "service_id",
+                    "applies to the plaintty provider only",
+                ));
+            }
+            if ep.identity.namespace.is_none() {
+                ep.identity.namespace = Some("default".into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The endpoint a `PodCreate` describes.
+pub fn endpoint_for_create(body: &PodCreate) -> Result<PodEndpoint, ApiError> {
+    let fields = Fields::of_create(body);
+    let mut ep = match body.url.as_deref() {
+        Some(url) => endpoint_from_url(body.provider, url)?,
+        None => endpoint_from_fields(body.provider, &fields)?,
+    };
+    apply_fields(&mut ep, &fields)?;
+    Ok(ep)
+}
+
+/// Where a pod is reached, without credentials.
+pub fn target_of(ep: &PodEndpoint) -> String {
+    let id = &ep.identity;
+    let shown = match &ep.provider {
+        ProviderConfig::PlainTty { base_url } => format!(
+            "{base_url}/exec/{}/?cols={}&pod={}",
+            id.cluster.as_deref().unwrap_or(""),
+            id.cols,
+            id.pod_name
+        ),
+        ProviderConfig::Kubernetes(t) => {
+            let server = t.server.clone().unwrap_or_else(|| {
+                format!(
+                    "kubeconfig:{}{}",
+                    t.kubeconfig.as_deref().unwrap_or("default"),
+                    t.context
+                        .as_deref()
+                        .map(|c| format!("#{c}"))
+                        .unwrap_or_default()
+                )
+            });
+            let mut s = format!(
+                "{server}/api/v1/namespaces/{}/pods/{}/exec",
+                id.namespace.as_deref().unwrap_or("default"),
+                id.pod_name
+            );
+            if let Some(c) = &id.container {
+                s.push_str(&format!("?container={c}"));
+            }
+            s
+        }
+    };
+    redact_url(&shown)
+}
+
+/// A row as the API shows it (no token).
+pub fn pod_info(row: &PodRow, state: PodState) -> PodInfo {
+    PodInfo {
+        alias: row.alias.clone(),
+        provider: row.provider,
+        identity: row.identity.clone(),
+        target: target_of(&row.endpoint()),
+        has_token: row.token.is_some(),
+        tags: row.tags.clone(),
+        state,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}
+
+fn dedup_tags(tags: &[String]) -> Result<Vec<String>, ApiError> {
+    validate::tags(tags)?;
+    let mut t = tags.to_vec();
+    t.sort();
+    t.dedup();
+    Ok(t)
+}
+
+async fn insert(state: &AppState, pod: NewPod) -> Result<PodInfo, ApiError> {
+    let alias = pod.alias.clone();
+    let row = state
+        .store
+        .send(InsertPod(pod))
+        .await
+        .map_err(mailbox)?
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => ApiError::PodExists(alias.clone()),
+            other => ApiError::Internal(other.to_string()),
+        })?;
+    let st = state
+        .registry
+        .send(StartPod {
+            alias: row.alias.clone(),
+            endpoint: row.endpoint(),
+        })
+        .await
+        .map_err(mailbox)?;
+    tracing::info!(alias = %row.alias, target = %target_of(&row.endpoint()), "pod registered");
+    Ok(pod_info(&row, st))
+}
+
+/// Registers one pod from a `PodCreate` (API and config file).
+pub async fn register(state: &AppState, body: &PodCreate) -> Result<PodInfo, ApiError> {
+    validate::alias(&body.alias)?;
+    let tags = dedup_tags(&body.tags)?;
+    let endpoint = endpoint_for_create(body)?;
+    insert(
+        state,
+        NewPod {
+            alias: body.alias.clone(),
+            provider: body.provider,
+            identity: endpoint.identity,
+            config: endpoint.provider,
+            token: endpoint.token,
+            tags,
+        },
+    )
+    .await
+}
+
+/// Starts an actor for every pod in the store (daemon start). Answers how many.
+pub async fn load_from_store(state: &AppState) -> Result<usize, ApiError> {
+    let rows = state
+        .store
+        .send(ListPods)
+        .await
+        .map_err(mailbox)?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let n = rows.len();
+    for row in rows {
+        state
+            .registry
+            .send(StartPod {
+                alias: row.alias.clone(),
+                endpoint: row.endpoint(),
+            })
+            .await
+            .map_err(mailbox)?;
+    }
+    Ok(n)
+}
+
+/// Registers the config file's pods, or updates them where the stored details differ.
+/// Answers how many were registered or changed; errors are logged, not fatal.
+pub async fn apply_config_pods(state: &AppState, pods: &[PodCreate]) -> usize {
+    let mut changed = 0;
+    for pod in pods {
+        let result = async {
+            let endpoint = endpoint_for_create(pod)?;
+            let tags = dedup_tags(&pod.tags)?;
+            let existing = state
+                .store
+                .send(GetPod {
+                    alias: pod.alias.clone(),
+                })
+                .await
+                .map_err(mailbox)?
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            match existing {
+                None => register(state, pod).await.map(|_| true),
+                Some(row) if row.endpoint() == endpoint && row.tags == tags => Ok(false),
+                Some(row) => {
+                    let reconnect = row.endpoint() != endpoint;
+                    let updated = state
+                        .store
+                        .send(UpdatePod {
+                            alias: pod.alias.clone(),
+                            changes: PodChanges {
+                                provider: Some(pod.provider),
+                                identity: Some(endpoint.identity),
+                                config: Some(endpoint.provider),
+                                token: Some(endpoint.token),
+                                tags: Some(tags),
+                            },
+                        })
+                        .await
+                        .map_err(mailbox)?
+                        .map_err(|e| ApiError::Internal(e.to_string()))?;
+                    if reconnect {
+                        state
+                            .registry
+                            .send(StartPod {
+                                alias: updated.alias.clone(),
+                                endpoint: updated.endpoint(),
+                            })
+                            .await
+                            .map_err(mailbox)?;
+                    }
+                    Ok(true)
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok(true) => changed += 1,
+            Ok(false) => {}
+            Err(e) => tracing::error!(alias = %pod.alias, error = %e, "config pod not applied"),
+        }
+    }
+    changed
+}
+
+/// Query of `GET /api/v1/pods/`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PodListQuery {
+    /// Only pods with this tag.
+    pub tag: Option<String>,
+}
+
+/// List registered pods with their live state.
+#[utoipa::path(
+    get,
+    path = "/api/v1/pods/",
+    tag = "pods",
+    params(PodListQuery),
+    responses(
+        (status = 200, description = "Registered pods, by alias", body = [PodInfo]),
+        (status = 400, description = "Bad query", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_pods(
+    state: web::Data<AppState>,
+    query: web::Query<PodListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let rows = match &query.tag {
+        Some(tag) => {
+            validate::alias_in("tag", tag)?;
+            state.store.send(ListPodsByTag { tag: tag.clone() }).await
+        }
+        None => state.store.send(ListPods).await,
+    }
+    .map_err(mailbox)?
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let states: HashMap<String, PodState> = state.registry.send(States).await.map_err(mailbox)?;
+    let pods: Vec<PodInfo> = rows
+        .iter()
+        .map(|r| {
+            let st = states.get(&r.alias).cloned().unwrap_or(PodState::Idle);
+            pod_info(r, st)
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(pods))
+}
+
+/// Register a pod from a provider URL or from fields.
+#[utoipa::path(
+    post,
+    path = "/api/v1/pods/",
+    tag = "pods",
+    request_body = PodCreate,
+    responses(
+        (status = 201, description = "Registered", body = PodInfo),
+        (status = 400, description = "Malformed body", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Alias taken (`pod_exists`)", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field (`validation`)", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_pod(
+    state: web::Data<AppState>,
+    body: ApiJson<PodCreate>,
+) -> Result<HttpResponse, ApiError> {
+    check_running(&state)?;
+    let info = register(&state, &body.0).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("/api/v1/pods/{}", info.alias),
+        ))
+        .json(info))
+}
+
+async fn get_row(state: &AppState, alias: &str) -> Result<PodRow, ApiError> {
+    state
+        .store
+        .send(GetPod {
+            alias: alias.to_owned(),
+        })
+        .await
+        .map_err(mailbox)?
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .ok_or_else(|| ApiError::PodNotFound(alias.to_owned()))
+}
+
+async fn state_of(state: &AppState, alias: &str) -> Result<PodState, ApiError> {
+    let states = state.registry.send(States).await.map_err(mailbox)?;
+    Ok(states.get(alias).cloned().unwrap_or(PodState::Idle))
+}
+
+/// One pod with its live state.
+#[utoipa::path(
+    get,
+    path = "/api/v1/pods/{alias}",
+    tag = "pods",
+    params(("alias" = String, Path, description = "The pod's alias")),
+    responses(
+        (status = 200, description = "The pod", body = PodInfo),
+        (status = 404, description = "`pod_not_found`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_pod(
+    state: web::Data<AppState>,
+    alias: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = get_row(&state, &alias).await?;
+    let st = state_of(&state, &alias).await?;
+    Ok(HttpResponse::Ok().json(pod_info(&row, st)))
+}
+
+/// Change a pod's connection details or tags; a changed connection reconnects.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/pods/{alias}",
+    tag = "pods",
+    params(("alias" = String, Path, description = "The pod's alias")),
+    request_body = PodUpdate,
+    responses(
+        (status = 200, description = "Updated", body = PodInfo),
+        (status = 400, description = "Malformed body", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`pod_not_found`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn update_pod(
+    state: web::Data<AppState>,
+    alias: web::Path<String>,
+    body: ApiJson<PodUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    check_running(&state)?;
+    let body = body.0;
+    let row = get_row(&state, &alias).await?;
+    let kind = body.provider.unwrap_or(row.provider);
+    let fields = Fields::of_update(&body);
+    let mut endpoint = match body.url.as_deref() {
+        Some(url) => {
+            let mut ep = endpoint_from_url(kind, url)?;
+            if ep.token.is_none() && kind == row.provider {
+                ep.token = row.token.clone();
+            }
+            ep
+        }
+        None if kind != row.provider => {
+            return Err(ApiError::validation(
+                "url",
+                "is required when the provider changes",
+            ));
+        }
+        None => row.endpoint(),
+    };
+    apply_fields(&mut endpoint, &fields)?;
+    let tags = body.tags.as_deref().map(dedup_tags).transpose()?;
+    let reconnect = endpoint != row.endpoint();
+    let updated = state
+        .store
+        .send(UpdatePod {
+            alias: row.alias.clone(),
+            changes: PodChanges {
+                provider: Some(kind),
+                identity: Some(endpoint.identity.clone()),
+                config: Some(endpoint.provider.clone()),
+                token: Some(endpoint.token.clone()),
+                tags,
+            },
+        })
+        .await
+        .map_err(mailbox)?
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::PodNotFound(row.alias.clone()),
+            other => ApiError::Internal(other.to_string()),
+        })?;
+    let st = if reconnect {
+        tracing::info!(alias = %updated.alias, target = %target_of(&endpoint), "pod updated; reconnecting");
+        state
+            .registry
+            .send(StartPod {
+                alias: updated.alias.clone(),
+                endpoint: updated.endpoint(),
+            })
+            .await
+            .map_err(mailbox)?
+    } else {
+        state_of(&state, &updated.alias).await?
+    };
+    Ok(HttpResponse::Ok().json(pod_info(&updated, st)))
+}
+
+/// Remove a pod: its session closes; its history stays.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/pods/{alias}",
+    tag = "pods",
+    params(("alias" = String, Path, description = "The pod's alias")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "`pod_not_found`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete_pod(
+    state: web::Data<AppState>,
+    alias: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let alias = alias.into_inner();
+    state
+        .store
+        .send(DeletePod {
+            alias: alias.clone(),
+        })
+        .await
+        .map_err(mailbox)?
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::PodNotFound(alias.clone()),
+            other => ApiError::Internal(other.to_string()),
+        })?;
+    state
+        .registry
+        .send(StopPod {
+            alias: alias.clone(),
+        })
+        .await
+        .map_err(mailbox)?;
+    tracing::info!(%alias, "pod removed");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// List pods through the Kubernetes API and register each as a Kubernetes pod.
+#[utoipa::path(
+    post,
+    path = "/api/v1/pods/import",
+    tag = "pods",
+    request_body = ImportRequest,
+    responses(
+        (status = 200, description = "Registered and skipped aliases", body = ImportResponse),
+        (status = 422, description = "Invalid field", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The Kubernetes API failed (`upstream`)", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn import_pods(
+    state: web::Data<AppState>,
+    body: ApiJson<ImportRequest>,
+) -> Result<HttpResponse, ApiError> {
+    check_running(&state)?;
+    let req = body.0;
+    if !req.namespace.is_empty() {
+        validate::alias_in("namespace", &req.namespace)?;
+    }
+    let tags = dedup_tags(&req.tags)?;
+    if let Some(p) = &req.alias_prefix
+        && !p.is_empty()
+    {
+        validate::alias_in("alias_prefix", p)?;
+    }
+    if let Some(s) = &req.server {
+        validate::url("server", s, &["http", "https"])?;
+    }
+    if req
+        .token
+        .as_ref()
+        .is_some_and(|t| t.expose().trim().is_empty())
+    {
+        return Err(ApiError::validation("token", "must not be empty"));
+    }
+    if req.server.is_some() && req.token.is_none() && req.kubeconfig.is_none() {
+        return Err(ApiError::validation(
+            "token",
+            "is required with server unless a kubeconfig is given",
+        ));
+    }
+    let target = KubernetesTarget {
+        server: req
+            .server
+            .as_ref()
+            .map(|s| s.trim_end_matches('/').to_owned()),
+        kubeconfig: req.kubeconfig.clone(),
+        context: req.context.clone(),
+        insecure_skip_tls_verify: req.insecure_skip_tls_verify.unwrap_or(false),
+        shell: Vec::new(),
+    };
+    let selector = req.label_selector.as_deref().filter(|s| !s.is_empty());
+    let found =
+        podwrangler::provider::list_pods(&target, req.token.as_ref(), &req.namespace, selector)
+            .await
+            .map_err(|e| ApiError::Upstream(e.to_string()))?;
+    let prefix = req.alias_prefix.clone().unwrap_or_default();
+    let mut registered = Vec::new();
+    let mut skipped = Vec::new();
+    for mut identity in found {
+        let alias = format!("{prefix}{}", identity.pod_name);
+        if validate::alias(&alias).is_err() {
+            skipped.push(alias);
+            continue;
+        }
+        if identity.namespace.is_none() && !req.namespace.is_empty() {
+            identity.namespace = Some(req.namespace.clone());
+        }
+        let pod = NewPod {
+            alias: alias.clone(),
+            provider: ProviderKind::Kubernetes,
+            identity,
+            config: ProviderConfig::Kubernetes(target.clone()),
+            token: req.token.clone(),
+            tags: tags.clone(),
+        };
+        match insert(&state, pod).await {
+            Ok(_) => registered.push(alias),
+            Err(ApiError::PodExists(_)) => skipped.push(alias),
+            Err(e) => return Err(e),
+        }
+    }
+    tracing::info!(
+        registered = registered.len(),
+        skipped = skipped.len(),
+        namespace = %req.namespace,
+        "pods imported"
+    );
+    Ok(HttpResponse::Ok().json(ImportResponse {
+        registered,
+        skipped,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_from_url_and_fields() {
+        let body = PodCreate {
+            alias: "web".into(),
+            provider: ProviderKind::PlainTty,
+            url: Some("ws://127.0.0.1:9/exec/sim/?token=tok-1&cols=200&pod=web-5d8f7-00000".into()),
+            tags: vec!["a".into()],
+            ..Default::default()
+        };
+        let ep = endpoint_for_create(&body).unwrap();
+        assert_eq!(ep.identity.pod_name, "web-5d8f7-00000");
+        assert_eq!(ep.token.as_ref().unwrap().expose(), "tok-1");
+        let target = target_of(&ep);
+        assert!(!target.contains("tok-1"), "{target}");
+        assert!(target.contains("pod=web-5d8f7-00000"), "{target}");
+
+        let fields = PodCreate {
+            alias: "k".into(),
+            provider: ProviderKind::Kubernetes,
+            pod_name: Some("api-1-2".into()),
+            server: Some("http://127.0.0.1:9".into()),
+            token: Some(Secret::new("t")),
+            ..Default::default()
+        };
+        let ep = endpoint_for_create(&fields).unwrap();
+        assert_eq!(ep.identity.namespace.as_deref(), Some("default"));
+        assert!(
+            target_of(&ep).starts_with("http://127.0.0.1:9/api/v1/namespaces/default/pods/api-1-2")
+        );
+    }
+
+    #[test]
+    fn bad_urls_and_fields_name_the_field() {
+        let mut body = PodCreate {
+            alias: "x".into(),
+            provider: ProviderKind::PlainTty,
+            url: Some("http://h/exec/1/?pod=p".into()),
+            ..Default::default()
+        };
+        let e = endpoint_for_create(&body).unwrap_err();
+        assert!(
+            matches!(&e, ApiError::Validation { field, .. } if field == "url"),
+            "{e:?}"
+        );
+        body.url = Some("ws://h/nothing".into());
+        assert!(
+            matches!(endpoint_for_create(&body).unwrap_err(), ApiError::Validation { field, .. } if field == "url")
+        );
+        body.url = None;
+        assert!(
+            matches!(endpoint_for_create(&body).unwrap_err(), ApiError::Validation { field, .. } if field == "pod_name")
+        );
+    }
+}

@@ -1,0 +1,695 @@
+//! Daemon configuration: a TOML file, then `PODWRANGLER_*` environment variables, then flags.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use argh::FromArgs;
+use podwrangler::api::PodCreate;
+use podwrangler::{Secret, redact_url};
+use serde::Deserialize;
+
+/// System-wide config file (packages install it).
+pub const SYSTEM_CONFIG: &str = "/etc/podwrangler/podwranglerd.toml";
+/// System-wide SQLite database.
+pub const SYSTEM_DATABASE: &str = "/var/lib/podwrangler/podwrangler.db";
+/// System-wide Unix socket.
+pub const SYSTEM_SOCKET: &str = "/run/podwrangler/podwranglerd.sock";
+/// TCP listener when nothing else is configured.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+
+/// podwranglerd: the PodWrangler daemon. Keeps long-lived shell sessions to registered pods,
+/// runs commands in them, keeps their history and serves a REST API on a Unix socket and TCP.
+#[derive(FromArgs, Debug, Default)]
+pub struct Args {
+    /// config file (default: /etc/podwrangler/podwranglerd.toml in system mode, the user
+    /// config dir's podwrangler/podwranglerd.toml in user mode; optional unless given here)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// unix socket path (env PODWRANGLER_SOCKET)
+    #[argh(option)]
+    pub socket: Option<PathBuf>,
+    /// do not listen on a Unix socket
+    #[argh(switch)]
+    pub no_socket: bool,
+    /// TCP address HOST:PORT (port 0 picks a free port; see --ready-file)
+    #[argh(option)]
+    pub listen: Option<String>,
+    /// TCP host (env PODWRANGLER_API_HOST)
+    #[argh(option)]
+    pub host: Option<String>,
+    /// TCP port (env PODWRANGLER_API_PORT)
+    #[argh(option)]
+    pub port: Option<u16>,
+    /// do not listen on TCP
+    #[argh(switch)]
+    pub no_tcp: bool,
+    /// database URL: a SQLite path or sqlite:// URL, or postgres://... (env PODWRANGLER_DATABASE_URL)
+    #[argh(option)]
+    pub database_url: Option<String>,
+    /// file holding the API key TCP clients must send as a bearer token (env PODWRANGLER_API_KEY holds the key itself)
+    #[argh(option)]
+    pub api_key_file: Option<PathBuf>,
+    /// log as JSON lines instead of human-readable text
+    #[argh(switch)]
+    pub log_json: bool,
+    /// log filter, e.g. info, debug, podwranglerd=debug (env PODWRANGLER_LOG)
+    #[argh(option)]
+    pub log_level: Option<String>,
+    /// validate the configuration, print a summary to stderr and exit
+    #[argh(switch)]
+    pub check_config: bool,
+    /// force user-mode default paths (directories of the current user)
+    #[argh(switch)]
+    pub user: bool,
+    /// force system-mode default paths (/etc, /var/lib, /run)
+    #[argh(switch)]
+    pub system: bool,
+    /// connect every pod's session at start-up (the default)
+    #[argh(switch)]
+    pub connect_on_start: bool,
+    /// connect pods' sessions on first use instead of at start-up
+    #[argh(switch)]
+    pub lazy: bool,
+    /// when both listeners accept, write {"tcp":"HOST:PORT"|null,"socket":PATH|null,"pid":N} to this file
+    #[argh(option)]
+    pub ready_file: Option<PathBuf>,
+    /// seconds in-flight commands get to finish on SIGTERM before they are marked interrupted
+    #[argh(option)]
+    pub grace_period: Option<f64>,
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+}
+
+/// The TOML file. Every key is optional.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub database_url: Option<String>,
+    pub socket: Option<PathBuf>,
+    /// `false` turns the Unix socket off.
+    pub unix_socket: Option<bool>,
+    /// `HOST:PORT`; overrides `host`/`port`.
+    pub listen: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// `false` turns the TCP listener off.
+    pub tcp: Option<bool>,
+    pub api_key: Option<String>,
+    pub api_key_file: Option<PathBuf>,
+    pub log_level: Option<String>,
+    pub log_json: Option<bool>,
+    pub connect_on_start: Option<bool>,
+    pub grace_period_secs: Option<f64>,
+    pub fanout_concurrency: Option<usize>,
+    pub queue_capacity: Option<usize>,
+    pub keepalive_secs: Option<f64>,
+    pub command_timeout_secs: Option<f64>,
+    pub max_command_timeout_secs: Option<f64>,
+    pub connect_timeout_secs: Option<f64>,
+    pub reconnect_base_ms: Option<u64>,
+    pub reconnect_max_attempts: Option<u32>,
+    pub store_threads: Option<usize>,
+    pub pod_arbiters: Option<usize>,
+    pub max_body_bytes: Option<usize>,
+    /// Pods to register (or update) at start-up and on SIGHUP.
+    #[serde(default)]
+    pub pods: Vec<PodCreate>,
+}
+
+/// Which default paths apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    System,
+    User,
+}
+
+/// How pod actors behave; shared by the registry and every pod actor.
+#[derive(Debug, Clone)]
+pub struct PodSettings {
+    pub connect_on_start: bool,
+    pub keepalive: Duration,
+    pub queue_capacity: usize,
+    pub connect_timeout: Duration,
+    pub reconnect_base: Duration,
+    pub reconnect_max_attempts: u32,
+}
+
+impl Default for PodSettings {
+    fn default() -> Self {
+        PodSettings {
+            connect_on_start: true,
+            keepalive: Duration::from_secs(20),
+            queue_capacity: 64,
+            connect_timeout: podwrangler::DEFAULT_CONNECT_TIMEOUT,
+            reconnect_base: Duration::from_millis(500),
+            reconnect_max_attempts: 6,
+        }
+    }
+}
+
+/// The resolved configuration the daemon runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    /// The file that was read, if any.
+    pub config_file: Option<PathBuf>,
+    pub database_url: String,
+    pub socket: Option<PathBuf>,
+    /// `HOST:PORT` of the TCP listener, if any.
+    pub tcp: Option<String>,
+    pub api_key: Option<Secret>,
+    pub log_level: String,
+    pub log_json: bool,
+    pub ready_file: Option<PathBuf>,
+    pub grace_period: Duration,
+    pub fanout_concurrency: usize,
+    pub command_timeout: Duration,
+    pub max_command_timeout: Duration,
+    pub store_threads: usize,
+    pub pod_arbiters: usize,
+    pub max_body_bytes: usize,
+    pub pods: PodSettings,
+    pub config_pods: Vec<PodCreate>,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error(
+        "refusing to listen on non-loopback address {addr} without an API key (set PODWRANGLER_API_KEY, api_key or --api-key-file)"
+    )]
+    NonLoopbackWithoutKey { addr: String },
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Reads an environment variable, treating an empty value as unset.
+pub trait Env {
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl<const N: usize> Env for [(&str, &str); N] {
+    fn get(&self, key: &str) -> Option<String> {
+        self.iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| (*v).to_owned())
+    }
+}
+
+/// System mode when asked, or when running as root or a system account (uid below 1000).
+pub fn detect_mode(args: &Args) -> Mode {
+    if args.user {
+        Mode::User
+    } else if args.system {
+        Mode::System
+    } else {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        if uid < 1000 { Mode::System } else { Mode::User }
+    }
+}
+
+struct UserPaths {
+    config: PathBuf,
+    data: PathBuf,
+    runtime: PathBuf,
+}
+
+fn user_paths() -> Result<UserPaths, ConfigError> {
+    let dirs = directories::BaseDirs::new()
+        .ok_or_else(|| invalid("home", "cannot find the home directory for user-mode paths"))?;
+    let data = dirs.data_dir().join("podwrangler");
+    Ok(UserPaths {
+        config: dirs
+            .config_dir()
+            .join("podwrangler")
+            .join("podwranglerd.toml"),
+        runtime: dirs
+            .runtime_dir()
+            .map(|d| d.join("podwrangler"))
+            .unwrap_or_else(|| data.clone()),
+        data,
+    })
+}
+
+/// The default config file for a mode.
+pub fn default_config_path(mode: Mode) -> Result<PathBuf, ConfigError> {
+    Ok(match mode {
+        Mode::System => PathBuf::from(SYSTEM_CONFIG),
+        Mode::User => user_paths()?.config,
+    })
+}
+
+/// The default socket path for a mode (what pwctl looks for too).
+pub fn default_socket_path(mode: Mode) -> Result<PathBuf, ConfigError> {
+    Ok(match mode {
+        Mode::System => PathBuf::from(SYSTEM_SOCKET),
+        Mode::User => user_paths()?.runtime.join("podwranglerd.sock"),
+    })
+}
+
+/// The default SQLite database for a mode.
+pub fn default_database_path(mode: Mode) -> Result<PathBuf, ConfigError> {
+    Ok(match mode {
+        Mode::System => PathBuf::from(SYSTEM_DATABASE),
+        Mode::User => user_paths()?.data.join("podwrangler.db"),
+    })
+}
+
+/// Reads and parses a TOML config file.
+pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn env_parse<T: std::str::FromStr>(env: &dyn Env, key: &str) -> Result<Option<T>, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match env.get(key) {
+        None => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|e| invalid(key, format!("{v:?}: {e}"))),
+    }
+}
+
+fn env_bool(env: &dyn Env, key: &str) -> Result<Option<bool>, ConfigError> {
+    match env
+        .get(key)
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None => Ok(None),
+        Some("1" | "true" | "yes" | "on") => Ok(Some(true)),
+        Some("0" | "false" | "no" | "off") => Ok(Some(false)),
+        Some(other) => Err(invalid(key, format!("{other:?} is not a boolean"))),
+    }
+}
+
+fn secs(field: &str, value: f64, min: f64, max: f64) -> Result<Duration, ConfigError> {
+    if !value.is_finite() || value < min || value > max {
+        return Err(invalid(
+            field,
+            format!("{value} is outside {min}..={max} seconds"),
+        ));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+fn read_key_file(path: &Path) -> Result<Secret, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(invalid(
+            "api_key_file",
+            format!("{} is empty", path.display()),
+        ));
+    }
+    Ok(Secret::new(key))
+}
+
+/// True when every address `addr` resolves to is a loopback address.
+pub fn is_loopback(addr: &str) -> bool {
+    match addr.to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
+impl Config {
+    /// Resolves the configuration from flags, the process environment and the config file.
+    pub fn load(args: &Args) -> Result<Config, ConfigError> {
+        Self::load_with(args, &ProcessEnv)
+    }
+
+    /// As [`Config::load`], with the environment given (tests).
+    pub fn load_with(args: &Args, env: &dyn Env) -> Result<Config, ConfigError> {
+        let mode = detect_mode(args);
+        let explicit = args
+            .config
+            .clone()
+            .or_else(|| env.get("PODWRANGLER_CONFIG").map(PathBuf::from));
+        let (file, config_file) = match explicit {
+            Some(path) => (read_file(&path)?, Some(path)),
+            None => {
+                let path = default_config_path(mode)?;
+                if path.exists() {
+                    (read_file(&path)?, Some(path))
+                } else {
+                    (FileConfig::default(), None)
+                }
+            }
+        };
+        Self::resolve(args, env, mode, file, config_file)
+    }
+
+    fn resolve(
+        args: &Args,
+        env: &dyn Env,
+        mode: Mode,
+        file: FileConfig,
+        config_file: Option<PathBuf>,
+    ) -> Result<Config, ConfigError> {
+        let database_url = match args
+            .database_url
+            .clone()
+            .or_else(|| env.get("PODWRANGLER_DATABASE_URL"))
+            .or(file.database_url.clone())
+        {
+            Some(url) => url,
+            None => default_database_path(mode)?.display().to_string(),
+        };
+        if database_url.trim().is_empty() {
+            return Err(invalid("database_url", "is empty"));
+        }
+
+        let socket = if args.no_socket || file.unix_socket == Some(false) && args.socket.is_none() {
+            None
+        } else {
+            Some(match args.socket.clone() {
+                Some(p) => p,
+                None => match env.get("PODWRANGLER_SOCKET") {
+                    Some(p) => PathBuf::from(p),
+                    None => match file.socket.clone() {
+                        Some(p) => p,
+                        None => default_socket_path(mode)?,
+                    },
+                },
+            })
+        };
+
+        let tcp_enabled = !args.no_tcp
+            && (file.tcp != Some(false) || args.listen.is_some() || args.port.is_some());
+        let tcp = if tcp_enabled {
+            let listen = if let Some(l) = &args.listen {
+                l.clone()
+            } else {
+                let host = args
+                    .host
+                    .clone()
+                    .or_else(|| env.get("PODWRANGLER_API_HOST"))
+                    .or(file.host.clone());
+                let port = match args.port {
+                    Some(p) => Some(p),
+                    None => env_parse::<u16>(env, "PODWRANGLER_API_PORT")?.or(file.port),
+                };
+                match (host, port, &file.listen) {
+                    (None, None, Some(l)) => l.clone(),
+                    (h, p, _) => format!(
+                        "{}:{}",
+                        h.unwrap_or_else(|| "127.0.0.1".into()),
+                        p.unwrap_or(8000)
+                    ),
+                }
+            };
+            if listen.to_socket_addrs().is_err() {
+                return Err(invalid(
+                    "listen",
+                    format!("{listen:?} is not a HOST:PORT address"),
+                ));
+            }
+            Some(listen)
+        } else {
+            None
+        };
+        if socket.is_none() && tcp.is_none() {
+            return Err(invalid(
+                "listeners",
+                "both the Unix socket and TCP are turned off",
+            ));
+        }
+
+        let api_key = if let Some(path) = &args.api_key_file {
+            Some(read_key_file(path)?)
+        } else if let Some(key) = env.get("PODWRANGLER_API_KEY") {
+            Some(Secret::new(key.trim()))
+        } else if let Some(key) = &file.api_key {
+            Some(Secret::new(key.trim()))
+        } else if let Some(path) = &file.api_key_file {
+            Some(read_key_file(path)?)
+        } else {
+            None
+        };
+        if api_key.as_ref().is_some_and(|k| k.is_empty()) {
+            return Err(invalid("api_key", "is empty"));
+        }
+        if let Some(addr) = &tcp
+            && api_key.is_none()
+            && !is_loopback(addr)
+        {
+            return Err(ConfigError::NonLoopbackWithoutKey { addr: addr.clone() });
+        }
+
+        let log_level = args
+            .log_level
+            .clone()
+            .or_else(|| env.get("PODWRANGLER_LOG"))
+            .or(file.log_level.clone())
+            .unwrap_or_else(|| "info".into());
+        tracing_subscriber::EnvFilter::try_new(&log_level)
+            .map_err(|e| invalid("log_level", format!("{log_level:?}: {e}")))?;
+        let log_json = args.log_json
+            || env_bool(env, "PODWRANGLER_LOG_JSON")?
+                .or(file.log_json)
+                .unwrap_or(false);
+
+        let connect_on_start = if args.lazy {
+            false
+        } else if args.connect_on_start {
+            true
+        } else {
+            env_bool(env, "PODWRANGLER_CONNECT_ON_START")?
+                .or(file.connect_on_start)
+                .unwrap_or(true)
+        };
+        let grace = match args.grace_period {
+            Some(g) => g,
+            None => env_parse::<f64>(env, "PODWRANGLER_GRACE_PERIOD")?
+                .or(file.grace_period_secs)
+                .unwrap_or(10.0),
+        };
+        let defaults = PodSettings::default();
+        let pods = PodSettings {
+            connect_on_start,
+            keepalive: secs(
+                "keepalive_secs",
+                file.keepalive_secs.unwrap_or(20.0),
+                1.0,
+                3600.0,
+            )?,
+            queue_capacity: positive(
+                "queue_capacity",
+                file.queue_capacity,
+                defaults.queue_capacity,
+            )?,
+            connect_timeout: secs(
+                "connect_timeout_secs",
+                file.connect_timeout_secs
+                    .unwrap_or(defaults.connect_timeout.as_secs_f64()),
+                0.1,
+                600.0,
+            )?,
+            reconnect_base: Duration::from_millis(
+                file.reconnect_base_ms
+                    .unwrap_or(defaults.reconnect_base.as_millis() as u64),
+            ),
+            reconnect_max_attempts: file
+                .reconnect_max_attempts
+                .unwrap_or(defaults.reconnect_max_attempts),
+        };
+        let max_command_timeout = secs(
+            "max_command_timeout_secs",
+            file.max_command_timeout_secs.unwrap_or(3600.0),
+            1.0,
+            86400.0,
+        )?;
+        let command_timeout = secs(
+            "command_timeout_secs",
+            file.command_timeout_secs
+                .unwrap_or(podwrangler::DEFAULT_COMMAND_TIMEOUT.as_secs_f64()),
+            0.001,
+            max_command_timeout.as_secs_f64(),
+        )?;
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+
+        for (i, pod) in file.pods.iter().enumerate() {
+            crate::api::validate::alias(&pod.alias)
+                .map_err(|e| invalid(&format!("pods[{i}].alias"), e.to_string()))?;
+        }
+
+        Ok(Config {
+            mode,
+            config_file,
+            database_url,
+            socket,
+            tcp,
+            api_key,
+            log_level,
+            log_json,
+            ready_file: args.ready_file.clone(),
+            grace_period: secs("grace_period", grace, 0.0, 3600.0)?,
+            fanout_concurrency: positive("fanout_concurrency", file.fanout_concurrency, 64)?,
+            command_timeout,
+            max_command_timeout,
+            store_threads: positive("store_threads", file.store_threads, 2)?,
+            pod_arbiters: positive("pod_arbiters", file.pod_arbiters, cores)?,
+            max_body_bytes: positive("max_body_bytes", file.max_body_bytes, 1024 * 1024)?,
+            pods,
+            config_pods: file.pods,
+        })
+    }
+
+    /// A one-screen summary for `--check-config` and the start-up log; secrets redacted.
+    pub fn summary(&self) -> String {
+        format!(
+            "mode: {:?}\nconfig file: {}\ndatabase: {}\nsocket: {}\ntcp: {}\napi key: {}\nconnect on start: {}\ngrace period: {:.1}s\nconfigured pods: {}",
+            self.mode,
+            self.config_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "(none)".into()),
+            redact_url(&self.database_url),
+            self.socket
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "(off)".into()),
+            self.tcp.as_deref().unwrap_or("(off)"),
+            if self.api_key.is_some() {
+                "set"
+            } else {
+                "not set"
+            },
+            self.pods.connect_on_start,
+            self.grace_period.as_secs_f64(),
+            self.config_pods.len(),
+        )
+    }
+}
+
+fn positive(field: &str, value: Option<usize>, default: usize) -> Result<usize, ConfigError> {
+    match value {
+        Some(0) => Err(invalid(field, "must be at least 1")),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> Args {
+        Args {
+            user: true,
+            socket: Some("/tmp/x.sock".into()),
+            database_url: Some("/tmp/x.db".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn flags_override_env_which_overrides_file() {
+        let file: FileConfig =
+            toml::from_str("host = \"127.0.0.1\"\nport = 9000\nlog_level = \"warn\"").unwrap();
+        let env = [
+            ("PODWRANGLER_API_PORT", "9100"),
+            ("PODWRANGLER_LOG", "debug"),
+        ];
+        let c = Config::resolve(&args(), &env, Mode::User, file.clone(), None).unwrap();
+        assert_eq!(c.tcp.as_deref(), Some("127.0.0.1:9100"));
+        assert_eq!(c.log_level, "debug");
+        let a = Args {
+            port: Some(9200),
+            ..args()
+        };
+        let c = Config::resolve(&a, &env, Mode::User, file, None).unwrap();
+        assert_eq!(c.tcp.as_deref(), Some("127.0.0.1:9200"));
+    }
+
+    #[test]
+    fn non_loopback_without_key_is_refused() {
+        let a = Args {
+            listen: Some("0.0.0.0:8000".into()),
+            ..args()
+        };
+        let err = Config::resolve(&a, &[("X", "y")], Mode::User, FileConfig::default(), None)
+            .unwrap_err();
+        assert!(
+            matches!(err, ConfigError::NonLoopbackWithoutKey { .. }),
+            "{err}"
+        );
+        let ok = Config::resolve(
+            &a,
+            &[("PODWRANGLER_API_KEY", "k")],
+            Mode::User,
+            FileConfig::default(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(ok.tcp.as_deref(), Some("0.0.0.0:8000"));
+        assert!(!format!("{ok:?}").contains("\"k\""));
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_values_are_errors() {
+        assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
+        let file: FileConfig = toml::from_str("grace_period_secs = -1.0").unwrap();
+        let err = Config::resolve(&args(), &[("X", "y")], Mode::User, file, None).unwrap_err();
+        assert!(err.to_string().contains("grace_period"), "{err}");
+    }
+
+    #[test]
+    fn file_pods_are_parsed_and_validated() {
+        let file: FileConfig = toml::from_str(
+            "[[pods]]\nalias = \"web\"\nprovider = \"plaintty\"\nurl = \"ws://h/exec/1/?token=t&pod=p\"\ntags = [\"a\"]",
+        )
+        .unwrap();
+        let c = Config::resolve(&args(), &[("X", "y")], Mode::User, file, None).unwrap();
+        assert_eq!(c.config_pods[0].alias, "web");
+        let bad: FileConfig =
+            toml::from_str("[[pods]]\nalias = \"no spaces\"\nprovider = \"plaintty\"").unwrap();
+        assert!(Config::resolve(&args(), &[("X", "y")], Mode::User, bad, None).is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! podwranglerd as a library: the daemon's modules, so integration tests and benches can use them.
+
+pub mod actors;
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod logging;
+pub mod openapi;
+pub mod server;
+pub mod store;
