@@ -107,7 +107,9 @@ pub enum PodState {
     Connecting,
     Ready,
     /// Running a command; `queued` more wait behind it.
-    Busy { queued: usize },
+    Busy {
+        queued: usize,
+    },
     /// Waiting to reconnect after a drop.
     BackingOff {
         attempt: u32,
@@ -115,7 +117,9 @@ pub enum PodState {
         last_error: String,
     },
     /// Gave up reconnecting; the next command tries again.
-    Failed { last_error: String },
+    Failed {
+        last_error: String,
+    },
 }
 
 impl PodState {

@@ -119,7 +119,10 @@ pub fn split_pod_name(pod_name: &str) -> (Option<String>, Option<String>) {
         return (None, None);
     }
     let n = parts.len();
-    (Some(parts[..n - 2].join("-")), Some(parts[n - 2].to_owned()))
+    (
+        Some(parts[..n - 2].join("-")),
+        Some(parts[n - 2].to_owned()),
+    )
 }
 
 /// How to reach a pod through the Kubernetes API.
@@ -299,7 +302,10 @@ mod tests {
 
     #[test]
     fn provider_kind_parses_names() {
-        assert_eq!("PlainTTY".parse::<ProviderKind>(), Ok(ProviderKind::PlainTty));
+        assert_eq!(
+            "PlainTTY".parse::<ProviderKind>(),
+            Ok(ProviderKind::PlainTty)
+        );
         assert_eq!("k8s".parse::<ProviderKind>(), Ok(ProviderKind::Kubernetes));
         assert!("ssh".parse::<ProviderKind>().is_err());
     }

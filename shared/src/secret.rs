@@ -196,7 +196,8 @@ mod tests {
 
     #[test]
     fn redacts_token_query_parameter_and_keeps_the_rest() {
-        let url = "wss://k8s.example.com/exec/45582/?token=eyJhbGci.secret&cols=220&pod=web-abc-xyz";
+        let url =
+            "wss://k8s.example.com/exec/45582/?token=eyJhbGci.secret&cols=220&pod=web-abc-xyz";
         let shown = redact_url(url);
         assert!(!shown.contains("eyJhbGci"), "{shown}");
         assert!(shown.contains("token=***"), "{shown}");

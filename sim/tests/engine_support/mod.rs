@@ -185,7 +185,7 @@ pub async fn hundred_kib_command(kind: Kind) {
     let long_lines: String = (0..40)
         .map(|i| {
             format!(
-                "echo '{}{i}'\n",
+                "printf '%s\\n' '{}{i}'\n",
                 "q'\"%\\".repeat(60).replace('\'', "'\\''")
             )
         })
