@@ -29,6 +29,9 @@ pub const CH_CLOSE: u8 = 255;
 /// pipes) before the rest of its process group is killed.
 const DRAIN_GRACE: Duration = Duration::from_millis(1000);
 
+/// How long to wait for the client's reply to our close frame before dropping the connection.
+const CLOSE_REPLY_WAIT: Duration = Duration::from_secs(2);
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Protocol {
     /// Raw terminal bytes in text frames.
@@ -108,11 +111,19 @@ where
             None => guard.conn.drop.notified().await,
         }
     };
+    tokio::pin!(reader, dropped);
     tokio::select! {
-        _ = dropped => tracing::debug!(pod = %pod.name, "connection dropped by fault"),
-        _ = reader => tracing::debug!(pod = %pod.name, "client went away"),
+        _ = &mut dropped => tracing::debug!(pod = %pod.name, "connection dropped by fault"),
+        _ = &mut reader => tracing::debug!(pod = %pod.name, "client went away"),
         _ = async { tokio::join!(producer, writer) } => {
             tracing::debug!(pod = %pod.name, "session finished");
+            // Our close frame is out; read until the client's reply so no unread input is left
+            // in the socket (closing with unread data sends a RST, which can make the client
+            // lose the status frame it has not read yet).
+            tokio::select! {
+                _ = &mut dropped => {}
+                _ = tokio::time::timeout(CLOSE_REPLY_WAIT, &mut reader) => {}
+            }
         }
     }
     shell::kill_group(pid);
