@@ -81,3 +81,205 @@ async fn ping_close_reconnect() {
 async fn run_many_in_one_shell() {
     engine_support::run_many_in_one_shell(KIND).await;
 }
+
+// ---- Kubernetes only ------------------------------------------------------------------------
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use podwrangler::provider::{BoxFuture, ConnectPlan, KubernetesProvider, Provider};
+use podwrangler::session::Transport;
+use podwrangler::{
+    KubernetesTarget, PodEndpoint, PodIdentity, PodSession, ProviderConfig, ProviderKind,
+    RunOptions, Secret, WssSchema,
+};
+use testkit::{Podsim, PodsimOptions};
+
+/// stdout and stderr stay apart, and neither is cut short: both carry an end marker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdout_and_stderr_are_separate_and_complete() {
+    let sim = Podsim::start(1);
+    let s = engine_support::connect(&sim, KIND, false).await;
+    let r = s
+        .run(
+            "echo out; echo err >&2; sleep 0.3; printf 'late-err' >&2; exit_code() { return 3; }; exit_code",
+            RunOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.stdout, "out\n");
+    assert_eq!(r.stderr, "err\nlate-err");
+    assert_eq!(r.exit_code, Some(3));
+    // A command writing only to stderr, late, after stdout is done.
+    let r = s
+        .run("echo o; (sleep 0.5; echo slow >&2)", RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("o\n", "slow\n"));
+}
+
+/// Credentials and TLS from a kubeconfig as kubectl reads it (podsim --tls writes one with
+/// insecure-skip-tls-verify and a bearer token); the namespace comes from the identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubeconfig_over_tls_in_another_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let sim = Podsim::start_with(PodsimOptions {
+        pods: 2,
+        namespace: Some("team-a".into()),
+        tls: true,
+        kubeconfig_out: Some(kubeconfig.clone()),
+        ..Default::default()
+    });
+    let target = KubernetesTarget {
+        kubeconfig: Some(kubeconfig.display().to_string()),
+        ..Default::default()
+    };
+    let mut identity = PodIdentity::new(sim.info.pods[1].name.clone());
+    identity.namespace = Some("team-a".into());
+    let endpoint = PodEndpoint {
+        identity,
+        provider: ProviderConfig::Kubernetes(target.clone()),
+        token: None,
+    };
+    let s = PodSession::connect(endpoint, engine_support::opts(false))
+        .await
+        .unwrap();
+    let r = engine_support::run_ok(&s, "echo $POD_NAMESPACE/$POD_NAME").await;
+    assert_eq!(r.stdout.trim(), format!("team-a/{}", sim.info.pods[1].name));
+    assert_eq!(r.pod_label, format!("team-a/{}", sim.info.pods[1].name));
+
+    // The same kubeconfig lists pods, with label selectors.
+    let all = podwrangler::list_pods(&target, None, "team-a", None)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    let even = podwrangler::list_pods(&target, None, "team-a", Some("parity=even"))
+        .await
+        .unwrap();
+    assert_eq!(even.len(), 1);
+    assert_eq!(even[0].pod_name, sim.info.pods[0].name);
+    assert_eq!(even[0].namespace.as_deref(), Some("team-a"));
+    assert_eq!(even[0].service.as_deref(), Some("web"));
+    let none = podwrangler::list_pods(&target, None, "elsewhere", None)
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+/// Listing with an explicit server + token; a wrong token is an error without the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_pods_with_server_and_token() {
+    let sim = Podsim::start(4);
+    let target = KubernetesTarget {
+        server: Some(sim.info.http_base.clone()),
+        ..Default::default()
+    };
+    let token = Secret::new(sim.info.token.clone());
+    let odd = podwrangler::list_pods(&target, Some(&token), "default", Some("parity=odd,app=web"))
+        .await
+        .unwrap();
+    let mut names: Vec<_> = odd.iter().map(|p| p.pod_name.clone()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![sim.info.pods[1].name.clone(), sim.info.pods[3].name.clone()]
+    );
+    let e = podwrangler::list_pods(
+        &target,
+        Some(&Secret::new("bad-token-xyz")),
+        "default",
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(!format!("{e} {e:?}").contains("bad-token-xyz"));
+    // Through the provider trait too.
+    let provider = podwrangler::provider_for(ProviderKind::Kubernetes);
+    let pods = provider
+        .list_pods(&ProviderConfig::Kubernetes(target), Some(&token), "", None)
+        .await
+        .unwrap();
+    assert_eq!(pods.len(), 4);
+}
+
+/// A custom provider (here: one that offers only the v4 subprotocol) plugs into the engine.
+#[derive(Debug)]
+struct V4Only(KubernetesProvider);
+
+impl Provider for V4Only {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Kubernetes
+    }
+    fn parse_url(&self, url: &str) -> podwrangler::Result<PodEndpoint> {
+        self.0.parse_url(url)
+    }
+    fn prepare<'a>(
+        &'a self,
+        endpoint: &'a PodEndpoint,
+    ) -> BoxFuture<'a, podwrangler::Result<ConnectPlan>> {
+        Box::pin(async move {
+            let mut plan = self.0.prepare(endpoint).await?;
+            plan.schema.subprotocols = vec!["v4.channel.k8s.io".into()];
+            Ok(plan)
+        })
+    }
+    fn init_shell<'a>(
+        &'a self,
+        transport: &'a mut Transport,
+        schema: &'a WssSchema,
+    ) -> BoxFuture<'a, podwrangler::Result<()>> {
+        assert_eq!(transport.protocol(), Some("v4.channel.k8s.io"));
+        self.0.init_shell(transport, schema)
+    }
+    fn list_pods<'a>(
+        &'a self,
+        target: &'a ProviderConfig,
+        token: Option<&'a Secret>,
+        namespace: &'a str,
+        label_selector: Option<&'a str>,
+    ) -> BoxFuture<'a, podwrangler::Result<Vec<PodIdentity>>> {
+        self.0.list_pods(target, token, namespace, label_selector)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v4_subprotocol_and_custom_provider() {
+    let sim = Podsim::start(1);
+    let endpoint = engine_support::endpoint(&sim, KIND, 0);
+    // The built-in provider negotiates v5.
+    let plan = KubernetesProvider.prepare(&endpoint).await.unwrap();
+    let t = Transport::connect(&plan.schema, plan.tls.clone(), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(t.protocol(), Some("v5.channel.k8s.io"));
+    let s = PodSession::connect_with(
+        endpoint,
+        Arc::new(V4Only(KubernetesProvider)),
+        engine_support::opts(false),
+    )
+    .await
+    .unwrap();
+    let r = s
+        .run("echo v4; echo e >&2; false", RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.stdout.as_str(), r.stderr.as_str(), r.exit_code),
+        ("v4\n", "e\n", Some(1))
+    );
+}
+
+/// Exec URLs parse into endpoints that reach the same pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_url_round_trip_reaches_the_pod() {
+    let sim = Podsim::start(2);
+    let url = format!("{}{}", sim.info.http_base, sim.info.pods[1].exec_path);
+    let mut endpoint = podwrangler::endpoint_from_url(ProviderKind::Kubernetes, &url).unwrap();
+    endpoint.token = Some(Secret::new(sim.info.token.clone()));
+    let s = PodSession::connect(endpoint, engine_support::opts(false))
+        .await
+        .unwrap();
+    let r = engine_support::run_ok(&s, "echo $POD_NAME").await;
+    assert_eq!(r.stdout.trim(), sim.info.pods[1].name);
+}
