@@ -70,6 +70,13 @@ pub fn run(client: &Client, cmd: &ExecRun, json: bool) -> Result<i32, CtlError> 
                 print_json(&record);
             } else {
                 write_streams(&record);
+                // Partial output rarely ends a line; start the message on a fresh one.
+                if !record.stdout.is_empty()
+                    && !record.stdout.ends_with('\n')
+                    && std::io::stdout().is_terminal()
+                {
+                    eprintln!();
+                }
                 output::error_line(&format!(
                     "{} (the output above is what it printed before)",
                     p.detail
@@ -340,9 +347,6 @@ pub fn history(client: &Client, cmd: &ExecHistory, json: bool) -> Result<i32, Ct
             .map_err(|e: String| CtlError::Usage(format!("--status: {e}")))?;
         query.push(("status", status.as_str().to_string()));
     }
-    if cmd.failed {
-        query.push(("status", FAILED_STATUSES.to_string()));
-    }
     if let Some(since) = &cmd.since {
         chrono::DateTime::parse_from_rfc3339(since).map_err(|e| {
             CtlError::BadInput(format!(
@@ -352,9 +356,33 @@ pub fn history(client: &Client, cmd: &ExecHistory, json: bool) -> Result<i32, Ct
         query.push(("since", since.clone()));
     }
     if let Some(c) = &cmd.cursor {
+        if cmd.failed {
+            return Err(CtlError::Usage(
+                "--failed shows one merged page; use --status S to page with --cursor".into(),
+            ));
+        }
         query.push(("cursor", c.clone()));
     }
-    let page: CommandPage = client.get(&format!("{API_PREFIX}/commands"), &query)?;
+    let path = format!("{API_PREFIX}/commands");
+    let page: CommandPage = if cmd.failed {
+        // The API filters by one status; ask for each unsuccessful one and merge, newest
+        // (highest id) first.
+        let mut items = Vec::new();
+        for status in FAILED_STATUSES {
+            let mut q = query.clone();
+            q.push(("status", status.as_str().to_string()));
+            let page: CommandPage = client.get(&path, &q)?;
+            items.extend(page.items);
+        }
+        items.sort_by_key(|r| std::cmp::Reverse(r.id));
+        items.truncate(cmd.limit);
+        CommandPage {
+            items,
+            next_cursor: None,
+        }
+    } else {
+        client.get(&path, &query)?
+    };
     if json {
         print_json(&page);
         return Ok(exit::OK);
@@ -394,8 +422,13 @@ pub fn history(client: &Client, cmd: &ExecHistory, json: bool) -> Result<i32, Ct
     Ok(exit::OK)
 }
 
-/// `--failed` asks the daemon for every status that is not a success.
-pub const FAILED_STATUSES: &str = "failed,timeout,error,interrupted";
+/// What `--failed` shows: every finished status that is not a success.
+const FAILED_STATUSES: [CommandStatus; 4] = [
+    CommandStatus::Failed,
+    CommandStatus::Timeout,
+    CommandStatus::Error,
+    CommandStatus::Interrupted,
+];
 
 pub fn show(client: &Client, cmd: &ExecShow, json: bool) -> Result<i32, CtlError> {
     let r: CommandRecord = client.get(&format!("{API_PREFIX}/commands/{}", cmd.id), &[])?;

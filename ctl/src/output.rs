@@ -61,6 +61,12 @@ pub fn table(headers: &[&str]) -> Table {
         }
     }
     t.set_header(headers.iter().map(|h| h.to_string()));
+    if stdout_width().is_none() {
+        // Plain columns start at the left margin, like ls -l or kubectl get.
+        if let Some(first) = t.column_mut(0) {
+            first.set_padding((0, 1));
+        }
+    }
     t
 }
 
