@@ -362,7 +362,18 @@ fn newest_mtime(dir: &Path) -> Option<SystemTime> {
 /// Path of a workspace binary in the same `target/<profile>` as the running test. Builds it with
 /// `cargo build -p <package> --bin <name>` when it is missing or older than its package's sources
 /// or the shared library's (once per test process and binary).
+///
+/// `TESTKIT_BIN_DIR=/path/to/dir` uses `<dir>/<name>` as is (e.g. release or packaged binaries).
 pub fn bin_path(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("TESTKIT_BIN_DIR") {
+        let path = PathBuf::from(dir).join(name);
+        assert!(
+            path.is_file(),
+            "testkit: TESTKIT_BIN_DIR has no {}",
+            path.display()
+        );
+        return path;
+    }
     static BUILT: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
     let dir = profile_dir();
     let path = dir.join(name);
