@@ -1,0 +1,250 @@
+//! Faults: connections dropped mid-command and between commands, pods refusing connections, a
+//! daemon killed with SIGKILL during a fan-out, and a database that cannot be opened.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+/// Fast keepalive and backoff so drops are noticed quickly in tests.
+const FAST: &str = "keepalive_secs = 1.0\nreconnect_base_ms = 100\n";
+
+fn fast_daemon() -> Daemon {
+    Daemon::start(DaemonOptions {
+        config_toml: Some(FAST.into()),
+        ..daemon_opts()
+    })
+}
+
+fn state_of(d: &Daemon, alias: &str) -> serde_json::Value {
+    d.unix("GET", &format!("/api/v1/pods/{alias}"), None).json()["state"].clone()
+}
+
+#[test]
+fn drop_mid_command_is_a_clear_error_then_the_pod_reconnects() {
+    let sim = podsim(2);
+    let d = fast_daemon();
+    register(&d, Via::Unix, &plaintty_body(&sim, "tty", 0, &[]));
+    register(&d, Via::Unix, &kubernetes_body(&sim, "k8s", 1, &[]));
+    wait_ready(&d, 2);
+    for (alias, pod) in [("tty", 0usize), ("k8s", 1)] {
+        let name = sim.info.pods[pod].name.clone();
+        let before = sim.stats(&name)["connections_total"].as_u64().unwrap();
+        let handle = {
+            let socket = d.socket.clone();
+            let alias = alias.to_owned();
+            std::thread::spawn(move || {
+                let s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+                let body = json!({"command": "echo begun; sleep 20; echo never", "timeout": 60})
+                    .to_string();
+                testkit::daemon::request(
+                    s,
+                    "x",
+                    "POST",
+                    &format!("/api/v1/pods/{alias}/exec"),
+                    &[],
+                    Some(body.as_bytes()),
+                )
+                .unwrap()
+            })
+        };
+        assert!(
+            wait_until(Duration::from_secs(30), || state_of(&d, alias)["state"]
+                == "busy"),
+            "{alias} never became busy"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        sim.admin(&name, r#"{"drop_now":true}"#);
+        let r = handle.join().unwrap();
+        assert_eq!(r.status, 502, "{alias}: {}", r.body);
+        let p = r.json();
+        assert_eq!(p["code"], "pod_connection", "{p}");
+        assert!(p["detail"].as_str().unwrap().contains("lost"), "{p}");
+        assert_eq!(p["record"]["status"], "error");
+        assert!(
+            p["record"]["stdout"].as_str().unwrap().contains("begun"),
+            "partial output kept: {p}"
+        );
+        // The pod reconnects by itself and runs the next command.
+        let rec = exec_ok(&d, Via::Unix, alias, "echo back");
+        assert_eq!(rec["stdout"], "back\n");
+        let after = sim.stats(&name)["connections_total"].as_u64().unwrap();
+        assert!(
+            after > before,
+            "{alias}: no new connection ({before} -> {after})"
+        );
+    }
+    let history = all_history(&d);
+    assert_eq!(history.len(), 4, "{history:?}");
+    assert!(history.iter().all(|r| r["status"] != "running"));
+    assert_eq!(history.iter().filter(|r| r["status"] == "error").count(), 2);
+}
+
+#[test]
+fn drop_between_commands_reconnects_without_losing_the_next_command() {
+    let sim = podsim(1);
+    let d = fast_daemon();
+    let name = sim.info.pods[0].name.clone();
+    register(&d, Via::Unix, &plaintty_body(&sim, "p", 0, &[]));
+    wait_ready(&d, 1);
+    exec_ok(&d, Via::Unix, "p", "true");
+    sim.admin(&name, r#"{"drop_now":true}"#);
+    // The keepalive notices the drop and the actor reconnects on its own.
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            sim.stats(&name)["connections_total"].as_u64() == Some(2)
+                && state_of(&d, "p")["state"] == "ready"
+        }),
+        "no reconnect: {} / {}",
+        sim.stats(&name),
+        state_of(&d, "p")
+    );
+    let rec = exec_ok(&d, Via::Unix, "p", "echo $POD_NAME");
+    assert_eq!(rec["stdout"], format!("{name}\n"));
+    // A drop right before a command: the command still runs, on a fresh connection.
+    sim.admin(&name, r#"{"drop_now":true}"#);
+    assert!(wait_until(
+        Duration::from_secs(10),
+        || sim.stats(&name)["connections_live"] == 0
+    ));
+    let r = exec(&d, Via::Unix, "p", "echo again");
+    if r.status != 200 {
+        // The drop raced the command's start: the error must say so, and the next one works.
+        assert_eq!(r.json()["code"], "pod_connection", "{}", r.body);
+        exec_ok(&d, Via::Unix, "p", "echo again");
+    }
+    let history = all_history(&d);
+    assert!(history.iter().all(|r| r["status"] != "running"));
+}
+
+#[test]
+fn refused_connections_back_off_then_recover() {
+    let sim = podsim(1);
+    let name = sim.info.pods[0].name.clone();
+    sim.admin(&name, r#"{"refuse":true}"#);
+    let d = fast_daemon();
+    register(&d, Via::Unix, &plaintty_body(&sim, "p", 0, &[]));
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let st = state_of(&d, "p");
+            (st["state"] == "backing_off" || st["state"] == "failed")
+                && st["last_error"].as_str().is_some_and(|e| !e.is_empty())
+        }),
+        "{}",
+        state_of(&d, "p")
+    );
+    let r = exec(&d, Via::Unix, "p", "true");
+    assert_eq!(r.status, 502, "{}", r.body);
+    let p = r.json();
+    assert_eq!(p["code"], "pod_connection");
+    assert_eq!(p["record"]["status"], "error");
+    assert_no_token("connection error", &r.body);
+    sim.clear_faults(&name);
+    let rec = exec_ok(&d, Via::Unix, "p", "echo ok");
+    assert_eq!(rec["stdout"], "ok\n");
+}
+
+#[test]
+fn sigkill_during_fan_out_leaves_every_command_finished_or_interrupted() {
+    let sim = podsim(20);
+    let mut d = start_daemon();
+    for i in 0..20 {
+        let body = if i % 2 == 0 {
+            plaintty_body(&sim, &format!("p{i}"), i, &["all"])
+        } else {
+            kubernetes_body(&sim, &format!("p{i}"), i, &["all"])
+        };
+        register(&d, Via::Unix, &body);
+    }
+    wait_ready(&d, 20);
+    // Half the pods finish quickly, half are still sleeping when the daemon dies.
+    let socket = d.socket.clone();
+    let fan = std::thread::spawn(move || {
+        let s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+        let body = json!({"command": "case $POD_NAME in *[02468]) true;; *) sleep 30;; esac", "tag": "all"}).to_string();
+        testkit::daemon::request(
+            s,
+            "x",
+            "POST",
+            "/api/v1/exec",
+            &[("Accept", "application/x-ndjson")],
+            Some(body.as_bytes()),
+        )
+    });
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            let page = d
+                .unix("GET", "/api/v1/commands?status=running&limit=1000", None)
+                .json();
+            page["items"].as_array().unwrap().len() == 10
+        }),
+        "the slow commands never showed up as running"
+    );
+    let finished_before = d
+        .unix("GET", "/api/v1/commands?status=succeeded&limit=1000", None)
+        .json();
+    assert_eq!(finished_before["items"].as_array().unwrap().len(), 10);
+    let _keep = d.keep_state_dir();
+    let dir = d.state_dir.clone();
+    d.kill9();
+    let _ = fan.join();
+    let d2 = Daemon::start(DaemonOptions {
+        state_dir: Some(dir),
+        ..daemon_opts()
+    });
+    assert!(d2.log().contains("interrupted"), "{}", d2.log());
+    let history = all_history(&d2);
+    assert_eq!(history.len(), 20);
+    let interrupted = history
+        .iter()
+        .filter(|r| r["status"] == "interrupted")
+        .count();
+    let succeeded = history
+        .iter()
+        .filter(|r| r["status"] == "succeeded")
+        .count();
+    assert_eq!((succeeded, interrupted), (10, 10), "{history:?}");
+    assert!(
+        history
+            .iter()
+            .filter(|r| r["status"] == "interrupted")
+            .all(|r| r["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("interrupted"))),
+        "{history:?}"
+    );
+    drop(d2);
+}
+
+#[test]
+fn a_database_that_cannot_be_opened_is_a_clear_error_at_start() {
+    let blocker = testkit::TempDirGuard::new("pwd-db");
+    // A path below a regular file can never be created.
+    let file = blocker.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let bad = file.join("sub").join("pw.db");
+    let f = Daemon::try_start(DaemonOptions {
+        database_url: Some(bad.display().to_string()),
+        ..daemon_opts()
+    })
+    .err()
+    .expect("the daemon must not start");
+    assert!(f.status.is_some_and(|s| !s.success()), "{f:?}");
+    assert!(f.log.contains("cannot open the database"), "{}", f.log);
+    assert!(f.log.contains("pw.db"), "{}", f.log);
+
+    let f = Daemon::try_start(DaemonOptions {
+        database_url: Some("postgres://podwrangler:hunter2pw@127.0.0.1:1/podwrangler".into()),
+        ..daemon_opts()
+    })
+    .err()
+    .expect("the daemon must not start");
+    assert!(f.log.contains("cannot open the database"), "{}", f.log);
+    assert!(
+        !f.log.contains("hunter2pw"),
+        "database password leaked: {}",
+        f.log
+    );
+}
