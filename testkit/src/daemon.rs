@@ -39,6 +39,8 @@ pub struct DaemonOptions {
     pub config_toml: Option<String>,
     pub extra_args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// `--log-level` (default `info,podwranglerd=debug`).
+    pub log_level: Option<String>,
     /// Reuse this state directory (database, socket, logs) instead of a fresh one: a restart.
     pub state_dir: Option<PathBuf>,
 }
@@ -55,6 +57,7 @@ impl DaemonOptions {
             config_toml: None,
             extra_args: Vec::new(),
             env: Vec::new(),
+            log_level: None,
             state_dir: None,
         }
     }
@@ -159,7 +162,11 @@ impl Daemon {
             .arg("--ready-file")
             .arg(&ready_file)
             .arg("--log-level")
-            .arg("info,podwranglerd=debug");
+            .arg(
+                opts.log_level
+                    .as_deref()
+                    .unwrap_or("info,podwranglerd=debug"),
+            );
         let config_path = dir.join("config.toml");
         match &opts.config_toml {
             Some(toml) => {

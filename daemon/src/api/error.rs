@@ -26,6 +26,8 @@ pub enum ApiError {
     CommandNotFound(i64),
     #[error("no such endpoint: {0}")]
     NotFound(String),
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
     #[error("missing or wrong API key (send Authorization: Bearer <key>)")]
     Unauthorized,
     #[error("pod {alias:?} is busy: {queued} commands already queued")]
@@ -75,6 +77,7 @@ impl ApiError {
             ApiError::PodExists(_) => "pod_exists",
             ApiError::CommandNotFound(_) => "command_not_found",
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unauthorized => "unauthorized",
             ApiError::PodBusy { .. } => "pod_busy",
             ApiError::PodConnection { .. } => "pod_connection",
@@ -96,6 +99,7 @@ impl ApiError {
             ApiError::PodExists(_) => "Pod already exists",
             ApiError::CommandNotFound(_) => "Command not found",
             ApiError::NotFound(_) => "Not found",
+            ApiError::MethodNotAllowed { .. } => "Method not allowed",
             ApiError::Unauthorized => "Unauthorized",
             ApiError::PodBusy { .. } => "Pod busy",
             ApiError::PodConnection { .. } => "Pod connection failed",
@@ -148,6 +152,7 @@ impl ResponseError for ApiError {
                 StatusCode::NOT_FOUND
             }
             ApiError::PodExists(_) => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::PodBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PodConnection { .. } | ApiError::PodError { .. } | ApiError::Upstream(_) => {

@@ -44,13 +44,11 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    let mut resp = actix_web::ResponseError::error_response(&ApiError::BadRequest {
-        field: None,
-        message: format!("method {} is not allowed on {}", req.method(), req.path()),
-    });
-    *resp.status_mut() = actix_web::http::StatusCode::METHOD_NOT_ALLOWED;
-    resp
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+    })
 }
 
 /// Every route of the API.
