@@ -78,6 +78,11 @@ async fn ping_close_reconnect() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_command_is_cleaned_up() {
+    engine_support::abandoned_command_is_cleaned_up(KIND).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_many_in_one_shell() {
     engine_support::run_many_in_one_shell(KIND).await;
 }

@@ -114,6 +114,14 @@ impl MarkerParser {
         }
     }
 
+    /// A parser for a stream that carries no start marker: everything up to the end marker is
+    /// output (stderr of pipe-fed shells, which print no prompt or echo there).
+    pub fn new_started(markers: &Markers) -> Self {
+        let mut p = Self::new(markers);
+        p.state = State::Body;
+        p
+    }
+
     /// True once the start marker has been seen.
     pub fn started(&self) -> bool {
         self.state != State::Seeking

@@ -565,7 +565,7 @@ async fn exec(conn: &mut Conn, command: &str, max_output: usize, deadline: Insta
     let split = conn.binary_framed;
     let text = script::build(command, &markers, conn.tty, split);
     let mut out_parser = MarkerParser::new(&markers);
-    let mut err_parser = MarkerParser::new(&markers);
+    let mut err_parser = MarkerParser::new_started(&markers);
     let mut c = Collected {
         out: CappedBuffer::new(max_output),
         err: CappedBuffer::new(max_output),

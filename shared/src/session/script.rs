@@ -27,17 +27,11 @@ pub fn single_quote_escape(text: &str) -> String {
 }
 
 /// The text to send to run `command` framed by `markers`. `tty` selects the terminal-safe form;
-/// `split_stderr` adds markers on stderr too (endpoints that keep stderr apart).
+/// `split_stderr` adds an end marker on stderr too (endpoints that keep stderr apart).
 pub fn build(command: &str, markers: &Markers, tty: bool, split_stderr: bool) -> String {
-    let start = if split_stderr {
-        format!(
-            "{}; {}",
-            markers.start_snippet(" >&2"),
-            markers.start_snippet("")
-        )
-    } else {
-        markers.start_snippet("")
-    };
+    // stderr gets only an end marker: a pipe-fed shell prints no prompt or echo there, and
+    // every byte up to the previous end marker was consumed, so that is one write fewer.
+    let start = markers.start_snippet("");
     let end = if split_stderr {
         format!(
             "{}; {}",

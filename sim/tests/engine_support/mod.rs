@@ -486,3 +486,24 @@ pub async fn run_many_in_one_shell(kind: Kind) {
     );
     assert_eq!(rs[2].stdout, "after\n");
 }
+
+/// A caller that gives up on `run` (drops its future) leaves no debris: the next command gets
+/// only its own output.
+pub async fn abandoned_command_is_cleaned_up(kind: Kind) {
+    let sim = Podsim::start(1);
+    let s = connect(&sim, kind, false).await;
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(700),
+        s.run("sleep 3; echo late", secs(30)),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the caller's timeout fired first");
+    let r = run_ok(&s, "echo next").await;
+    assert_eq!(r.stdout, "next\n");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let r = run_ok(&s, "echo third").await;
+    assert_eq!(
+        r.stdout, "third\n",
+        "the abandoned command's output never shows up"
+    );
+}
