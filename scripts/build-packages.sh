@@ -9,6 +9,8 @@ root=$PWD
 target=${CARGO_TARGET_DIR:-$root/target}
 out=${PODWRANGLER_PACKAGES_DIR:-$root/target/packages}
 assets=$target/release/pkg-assets
+# File dates in both packages: the last commit's, so rebuilding the same tree gives the same files.
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 
 for tool in cargo-deb cargo-generate-rpm; do
   command -v "$tool" >/dev/null || {
@@ -20,10 +22,16 @@ done
 echo "build-packages.sh: cargo build --release (podwranglerd, pwctl)" >&2
 cargo build --release --locked -p pwctl -p podwranglerd
 
-# Completions and man pages come from the binaries just built, so they match their flags.
+# The binaries as packaged: the release profile already strips symbols; drop the compiler's
+# .comment section too (lintian: binary-has-unneeded-section).
 rm -rf "$assets"
 mkdir -p "$assets/man1"
-pwctl=$target/release/pwctl
+for bin in podwranglerd pwctl; do
+  objcopy --remove-section=.comment "$target/release/$bin" "$assets/$bin"
+done
+
+# Completions and man pages come from the binaries just built, so they match their flags.
+pwctl=$assets/pwctl
 "$pwctl" completions bash >"$assets/pwctl.bash"
 "$pwctl" completions zsh >"$assets/_pwctl"
 "$pwctl" completions fish >"$assets/pwctl.fish"
@@ -40,10 +48,19 @@ mkdir -p "$out"
 rm -f "$out"/podwrangler_*.deb "$out"/podwrangler-*.rpm
 echo "build-packages.sh: cargo deb" >&2
 cargo deb -p podwranglerd --no-build --locked --output "$out/" >&2
+deb=$(ls "$out"/podwrangler_*.deb)
+# cargo-deb writes no md5sums control file; add it (dpkg --verify and debsums need it) by
+# unpacking and rebuilding the package with dpkg-deb, owners root:root as before.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+dpkg-deb --raw-extract "$deb" "$tmp/pkg"
+(cd "$tmp/pkg" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) >"$tmp/pkg/DEBIAN/md5sums"
+chmod 0644 "$tmp/pkg/DEBIAN/md5sums"
+dpkg-deb --root-owner-group -Zxz --build "$tmp/pkg" "$deb" >/dev/null
+
 echo "build-packages.sh: cargo generate-rpm" >&2
 cargo generate-rpm -p daemon --payload-compress zstd -o "$out/" >&2
 
-deb=$(ls "$out"/podwrangler_*.deb)
 rpm=$(ls "$out"/podwrangler-*.rpm)
 echo "$deb"
 echo "$rpm"

@@ -2,8 +2,7 @@
 # can be installed as root:podwrangler. Same entries as /usr/lib/sysusers.d/podwrangler.conf.
 if command -v systemd-sysusers >/dev/null 2>&1; then
     systemd-sysusers --replace=/usr/lib/sysusers.d/podwrangler.conf - <<'SYSUSERS' || :
-g podwrangler -
-u podwrangler -:podwrangler "PodWrangler daemon" /var/lib/podwrangler /usr/sbin/nologin
+u podwrangler - "PodWrangler daemon" /var/lib/podwrangler /usr/sbin/nologin
 SYSUSERS
 fi
 if ! getent group podwrangler >/dev/null; then
