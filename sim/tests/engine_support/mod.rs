@@ -295,8 +295,15 @@ pub async fn drop_mid_command(kind: Kind, auto_reconnect: bool) {
     let dropper = {
         let admin = sim.info.admin_address.clone();
         let pod = pod.clone();
+        // Drop only once the command has visibly started (its file exists in the pod's home).
+        let started_file = sim.workdir().join(&pod).join("runs.txt");
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(1500));
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while !started_file.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(started_file.exists(), "the command never started");
+            std::thread::sleep(Duration::from_millis(500));
             testkit::http_request(
                 &admin,
                 "POST",
