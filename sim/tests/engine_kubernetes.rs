@@ -83,6 +83,11 @@ async fn abandoned_command_is_cleaned_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shell_killed_mid_command() {
+    engine_support::shell_killed_mid_command(KIND).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_many_in_one_shell() {
     engine_support::run_many_in_one_shell(KIND).await;
 }

@@ -514,3 +514,45 @@ pub async fn abandoned_command_is_cleaned_up(kind: Kind) {
         "the abandoned command's output never shows up"
     );
 }
+
+/// The shell is killed while a command runs: reported as a lost connection with the partial
+/// output, and an explicit reconnect gives a fresh, working shell.
+pub async fn shell_killed_mid_command(kind: Kind) {
+    let sim = Podsim::start(1);
+    let pod = sim.info.pods[0].name.clone();
+    let s = connect(&sim, kind, false).await;
+    let killer = {
+        let admin = sim.info.admin_address.clone();
+        let pod = pod.clone();
+        let started_file = sim.workdir().join(&pod).join("killed.txt");
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while !started_file.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            testkit::http_request(
+                &admin,
+                "POST",
+                &format!("/_podsim/pods/{pod}/faults"),
+                &[],
+                Some(r#"{"kill_shell":true}"#),
+            )
+            .expect("inject kill")
+        })
+    };
+    let err = s
+        .run("echo partial-out; : > killed.txt; sleep 10", secs(30))
+        .await
+        .unwrap_err();
+    killer.join().unwrap();
+    match &err {
+        PodError::ConnectionLost { partial, .. } => {
+            assert!(partial.stdout.contains("partial-out"), "{partial:?}");
+        }
+        other => panic!("expected ConnectionLost, got {other:?}"),
+    }
+    s.reconnect().await.unwrap();
+    let r = run_ok(&s, "echo fresh").await;
+    assert_eq!(r.stdout, "fresh\n");
+}
