@@ -316,6 +316,15 @@ impl CappedBuffer {
         &self.data
     }
 
+    /// The kept bytes as text without copying them when they are valid UTF-8; invalid
+    /// sequences become U+FFFD instead of failing.
+    pub fn into_string_lossy(self) -> String {
+        match String::from_utf8(self.data) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        }
+    }
+
     /// The kept bytes as text; invalid UTF-8 becomes U+FFFD instead of failing.
     pub fn to_string_lossy(&self) -> String {
         String::from_utf8_lossy(&self.data).into_owned()

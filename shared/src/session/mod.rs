@@ -267,22 +267,25 @@ impl PodSession {
                 .expect("ensure_ready leaves a connection");
             exec(conn, command, opts.max_output, deadline).await
         };
-        let finish = |c: &Collected, exit_code: Option<i32>, error: Option<String>| CommandResult {
+        let Collected { out, err, end } = collected;
+        let truncated = out.truncated() || err.truncated();
+        // Moves the kept bytes into the result (no second copy of up to the cap).
+        let finish = |exit_code: Option<i32>, error: Option<String>| CommandResult {
             command: command.to_owned(),
             pod_label: self.label(),
-            stdout: c.out.to_string_lossy(),
-            stderr: c.err.to_string_lossy(),
+            stdout: out.into_string_lossy(),
+            stderr: err.into_string_lossy(),
             exit_code,
             error,
             started_at,
             finished_at: Utc::now(),
             duration_ms: t0.elapsed().as_secs_f64() * 1000.0,
-            truncated: c.out.truncated() || c.err.truncated(),
+            truncated,
         };
-        match collected.end {
+        match end {
             End::Exit(code) => {
                 state.dirty = false;
-                let result = finish(&collected, Some(code), None);
+                let result = finish(Some(code), None);
                 if opts.check && code != 0 {
                     return Err(PodError::CommandFailed {
                         exit_code: code,
@@ -293,7 +296,7 @@ impl PodSession {
             }
             End::Timeout => {
                 let why = format!("timed out after {:.1}s", opts.timeout.as_secs_f64());
-                let partial = finish(&collected, None, Some(why));
+                let partial = finish(None, Some(why));
                 self.recover_after_timeout(&mut state).await;
                 Err(PodError::Timeout {
                     timeout: opts.timeout,
@@ -304,7 +307,7 @@ impl PodSession {
                 let reason = reason.clone();
                 self.drop_conn(&mut state).await;
                 state.dirty = false;
-                let partial = finish(&collected, None, Some(reason.clone()));
+                let partial = finish(None, Some(reason.clone()));
                 Err(PodError::ConnectionLost {
                     pod: self.label(),
                     reason,
