@@ -4,6 +4,20 @@
 //! All I/O happens inside the caller's `run` (no background task), under a FIFO async mutex, so
 //! concurrent calls queue in order and the engine works on any tokio runtime flavour (including
 //! actix-rt arbiters).
+//!
+//! ```no_run
+//! # async fn demo() -> podwrangler::Result<()> {
+//! use std::time::Duration;
+//! use podwrangler::{PodSession, ProviderKind, RunOptions};
+//!
+//! let url = "wss://k8s.example.com/exec/45582/?token=JWT&cols=220&pod=my-app-abc12-xyz99";
+//! let session = PodSession::from_url(url, ProviderKind::PlainTty).await?;
+//! session.run("cd /app", RunOptions::default()).await?;
+//! let r = session.run("git pull", RunOptions::with_timeout(Duration::from_secs(120)).checked()).await?;
+//! println!("{}: {}", r.pod_label, r.stdout);
+//! session.close().await;
+//! # Ok(()) }
+//! ```
 
 pub mod ansi;
 pub mod marker;
