@@ -1,424 +1,618 @@
-//! `bench daemon`: podwranglerd against podsim. Single-pod exec of `true` over the Unix socket
-//! (p50/p99/req/s, and the ratio to the engine alone on the same pod), fan-out of
-//! `echo $POD_NAME` to 100 and 1,000 pods versus `kubectl exec` per pod with `xargs -P 32`, and
-//! the daemon's RSS per connected idle pod.
+//! `bench daemon`: podwranglerd against podsim. Single-pod exec latency through the daemon's
+//! Unix socket next to the engine's own figure on the same pod; fan-out of `echo $POD_NAME` to
+//! many pods next to `kubectl exec` per pod under `xargs -P 32`; the daemon's memory per
+//! connected idle pod.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use argh::FromArgs;
-use podwrangler::{PodSession, ProviderKind, RunOptions};
+use podwrangler::{
+    KubernetesTarget, PodEndpoint, PodIdentity, PodSession, ProviderConfig, ProviderKind,
+    RunOptions, Secret, SessionOptions,
+};
+use serde_json::json;
 
+use crate::daemon_proc::{DaemonProc, DaemonSpec, raise_fd_limit};
+use crate::http::UnixClient;
 use crate::podsim_proc::PodsimProc;
+use crate::table::{Table, fmt_bytes, fmt_ms, percentile};
 
-/// podwranglerd latency, fan-out against kubectl, and memory per pod.
+/// Daemon latency, fan-out versus kubectl, and memory per pod.
 #[derive(FromArgs)]
 #[argh(subcommand, name = "daemon")]
 pub struct DaemonArgs {
-    /// single-pod round trips measured (default 2000)
-    #[argh(option, default = "2000")]
+    /// sequential single-pod requests measured per provider (default 1000)
+    #[argh(option, default = "1000")]
     commands: usize,
-    /// fan-out sizes, comma-separated (default 100,1000)
+    /// fan-out pod counts, comma-separated (default 100,1000)
     #[argh(option, default = "String::from(\"100,1000\")")]
-    fanout: String,
-    /// fan-out concurrency asked of the daemon (default 256)
-    #[argh(option, default = "256")]
-    concurrency: usize,
+    pods: String,
+    /// fan-out concurrency sent with each request (default: the daemon's configured default)
+    #[argh(option)]
+    concurrency: Option<usize>,
+    /// warm fan-outs per pod count; the median is reported (default 3)
+    #[argh(option, default = "3")]
+    rounds: usize,
+    /// kubectl processes at once under xargs (default 32)
+    #[argh(option, default = "32")]
+    kubectl_parallel: usize,
+    /// the kubectl binary (default: kubectl on PATH)
+    #[argh(option, default = "String::from(\"kubectl\")")]
+    kubectl: String,
     /// skip the kubectl comparison
     #[argh(switch)]
-    no_kubectl: bool,
+    skip_kubectl: bool,
+    /// skip the single-pod latency part
+    #[argh(switch)]
+    skip_single: bool,
+    /// skip the cold fan-out (a lazy daemon that connects every pod during the fan-out)
+    #[argh(switch)]
+    skip_cold: bool,
 }
 
-fn pct(mut v: Vec<Duration>, q: f64) -> Duration {
-    v.sort_unstable();
-    v[((v.len() as f64 - 1.0) * q).round() as usize]
+const WARM_UP: usize = 50;
+/// Engine and daemon samples alternate in blocks, so machine noise hits both alike.
+const BLOCK: usize = 100;
+const COMMAND: &str = "echo $POD_NAME";
+
+struct SingleRow {
+    provider: &'static str,
+    engine: Vec<Duration>,
+    engine_total: Duration,
+    daemon: Vec<Duration>,
+    daemon_total: Duration,
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// A keep-alive HTTP/1.1 connection over the daemon's Unix socket.
-struct Conn {
-    reader: BufReader<UnixStream>,
-}
-
-impl Conn {
-    fn open(socket: &Path) -> anyhow::Result<Conn> {
-        let s = UnixStream::connect(socket)
-            .with_context(|| format!("connecting to {}", socket.display()))?;
-        Ok(Conn {
-            reader: BufReader::new(s),
-        })
-    }
-
-    fn request(&mut self, method: &str, path: &str, body: &str) -> anyhow::Result<(u16, String)> {
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        self.reader.get_mut().write_all(req.as_bytes())?;
-        let mut line = String::new();
-        self.reader.read_line(&mut line)?;
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .with_context(|| format!("bad status line {line:?}"))?;
-        let mut len = 0usize;
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line)?;
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = l.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                len = v.trim().parse()?;
-            }
-        }
-        let mut buf = vec![0; len];
-        self.reader.read_exact(&mut buf)?;
-        Ok((status, String::from_utf8_lossy(&buf).into_owned()))
-    }
-}
-
-/// A podwranglerd on a temp socket and SQLite file; killed on drop.
-struct DaemonProc {
-    child: Child,
-    socket: PathBuf,
-    pid: u32,
-    _dir: tempfile::TempDir,
-}
-
-impl DaemonProc {
-    fn start() -> anyhow::Result<DaemonProc> {
-        let bin = sibling_binary("podwranglerd", "podwranglerd")?;
-        let dir = tempfile::tempdir()?;
-        let socket = dir.path().join("pw.sock");
-        let ready = dir.path().join("ready.json");
-        let config = dir.path().join("config.toml");
-        std::fs::write(&config, "")?;
-        let child = Command::new(&bin)
-            .arg("--user")
-            .arg("--config")
-            .arg(&config)
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--no-tcp")
-            .arg("--database-url")
-            .arg(dir.path().join("pw.db"))
-            .arg("--ready-file")
-            .arg(&ready)
-            .arg("--log-level")
-            .arg("warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&ready)
-                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
-            {
-                let pid = v["pid"].as_u64().context("ready file pid")? as u32;
-                return Ok(DaemonProc {
-                    child,
-                    socket,
-                    pid,
-                    _dir: dir,
-                });
-            }
-            if Instant::now() > deadline {
-                bail!("podwranglerd did not become ready");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn rss_kib(&self) -> u64 {
-        rss_kib(self.pid)
-    }
-}
-
-impl Drop for DaemonProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// A binary beside this one (same profile), built with cargo when missing.
-fn sibling_binary(package: &str, name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .context("bench has no directory")?
-        .to_path_buf();
-    let bin = dir.join(name);
-    if bin.exists() {
-        return Ok(bin);
-    }
-    let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
-    let target_dir = dir.parent().context("profile dir has no parent")?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-p", package, "--bin", name])
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if profile == "release" {
-        cmd.arg("--release");
-    }
-    eprintln!("bench: building {name} ({profile})");
-    if !cmd.status()?.success() {
-        bail!("building {name} failed");
-    }
-    Ok(bin)
-}
-
-fn pod_names(sim: &PodsimProc) -> Vec<String> {
-    sim.info["pods"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|p| p["name"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Registers `names` as Kubernetes pods of `sim` (tag `bench`) and waits until all are ready.
-fn register_all(conn: &mut Conn, sim: &PodsimProc, names: &[String]) -> anyhow::Result<()> {
-    let base = sim.info["http_base"].as_str().context("http_base")?;
-    let token = sim.info["token"].as_str().context("token")?;
-    for name in names {
-        let body = serde_json::json!({
-            "alias": name,
-            "provider": "kubernetes",
-            "url": format!("{base}/api/v1/namespaces/default/pods/{name}/exec"),
-            "token": token,
-            "tags": ["bench"],
-        });
-        let (status, text) = conn.request("POST", "/api/v1/pods/", &body.to_string())?;
-        if status != 201 {
-            bail!("registering {name}: {status} {text}");
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let (_, h) = conn.request("GET", "/health", "")?;
-        let h: serde_json::Value = serde_json::from_str(&h)?;
-        if h["pods"]["ready"].as_u64() == Some(names.len() as u64) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("pods not ready: {}", h["pods"]);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn single_pod(args: &DaemonArgs) -> anyhow::Result<()> {
-    let sim = PodsimProc::start(1)?;
-    let daemon = DaemonProc::start()?;
-    let mut conn = Conn::open(&daemon.socket)?;
-    let url = sim.info["pods"][0]["plaintty_url"]
-        .as_str()
-        .context("plaintty_url")?
-        .to_owned();
-    let body = serde_json::json!({"alias": "p", "provider": "plaintty", "url": url});
-    let (st, text) = conn.request("POST", "/api/v1/pods/", &body.to_string())?;
-    if st != 201 {
-        bail!("register: {st} {text}");
-    }
-    let exec = r#"{"command":"true"}"#;
-    for _ in 0..100 {
-        let (st, text) = conn.request("POST", "/api/v1/pods/p/exec", exec)?;
-        if st != 200 {
-            bail!("exec: {st} {text}");
-        }
-    }
-    let mut samples = Vec::with_capacity(args.commands);
-    let t0 = Instant::now();
-    for _ in 0..args.commands {
-        let t = Instant::now();
-        let (st, _) = conn.request("POST", "/api/v1/pods/p/exec", exec)?;
-        samples.push(t.elapsed());
-        if st != 200 {
-            bail!("exec failed with {st}");
-        }
-    }
-    let total = t0.elapsed();
-    let daemon_p50 = pct(samples.clone(), 0.5);
-    let daemon_p99 = pct(samples, 0.99);
-
-    // The engine alone, in this process, to the same pod over the same provider.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let engine: Vec<Duration> = rt.block_on(async {
-        let s = PodSession::from_url(&url, ProviderKind::PlainTty).await?;
-        for _ in 0..100 {
-            s.run("true", RunOptions::default()).await?;
-        }
-        let mut v = Vec::with_capacity(args.commands);
-        for _ in 0..args.commands {
-            let t = Instant::now();
-            s.run("true", RunOptions::default()).await?;
-            v.push(t.elapsed());
-        }
-        s.close().await;
-        anyhow::Ok(v)
-    })?;
-    let engine_p50 = pct(engine, 0.5);
-    println!(
-        "## podwranglerd: single-pod exec of `true` over the Unix socket (PlainTTY, {} round trips)",
-        args.commands
-    );
-    println!();
-    println!("| | p50 ms | p99 ms | req/s |");
-    println!("|---|---|---|---|");
-    println!(
-        "| daemon (HTTP over Unix socket, history written) | {:.3} | {:.3} | {:.0} |",
-        ms(daemon_p50),
-        ms(daemon_p99),
-        args.commands as f64 / total.as_secs_f64()
-    );
-    println!("| engine alone (in-process) | {:.3} | | |", ms(engine_p50));
-    println!();
-    println!(
-        "daemon overhead at p50: {:.3} ms; daemon/engine p50 ratio {:.2}",
-        ms(daemon_p50) - ms(engine_p50),
-        daemon_p50.as_secs_f64() / engine_p50.as_secs_f64()
-    );
-    println!();
-    Ok(())
-}
-
-fn write_kubeconfig(dir: &Path, sim: &PodsimProc) -> anyhow::Result<PathBuf> {
-    let path = dir.join("kubeconfig");
-    let server = sim.info["http_base"].as_str().context("http_base")?;
-    let token = sim.info["token"].as_str().context("token")?;
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: {server}\ncontexts:\n- name: sim\n  context:\n    cluster: sim\n    user: sim\n    namespace: default\ncurrent-context: sim\nusers:\n- name: sim\n  user:\n    token: {token}\n"
-        ),
-    )?;
-    Ok(path)
-}
-
-/// `kubectl exec` per pod with `xargs -P 32`, as users do it today. Returns the wall time.
-fn kubectl_fanout(kubeconfig: &Path, names: &[String]) -> anyhow::Result<(Duration, usize)> {
-    let list = names.join("\n");
-    let t = Instant::now();
-    let mut child = Command::new("xargs")
-        .args(["-P", "32", "-I{}", "kubectl", "--kubeconfig"])
-        .arg(kubeconfig)
-        .args(["exec", "{}", "--", "sh", "-c", "echo $POD_NAME"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("running xargs kubectl (is kubectl installed?)")?;
-    child
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(list.as_bytes())?;
-    let out = child.wait_with_output()?;
-    let elapsed = t.elapsed();
-    let lines = String::from_utf8_lossy(&out.stdout).lines().count();
-    Ok((elapsed, lines))
-}
-
-fn fanout(args: &DaemonArgs, n: usize) -> anyhow::Result<()> {
-    let sim = PodsimProc::start(n)?;
-    let names = pod_names(&sim);
-    let daemon = DaemonProc::start()?;
-    let mut conn = Conn::open(&daemon.socket)?;
-    std::thread::sleep(Duration::from_millis(300));
-    let rss_before = daemon.rss_kib();
-    let t = Instant::now();
-    register_all(&mut conn, &sim, &names)?;
-    let connect_all = t.elapsed();
-    std::thread::sleep(Duration::from_secs(2));
-    let rss_after = daemon.rss_kib();
-    let body = serde_json::json!({"command": "echo $POD_NAME", "tag": "bench", "concurrency": args.concurrency});
-    // One warm-up round, then the measured one.
-    conn.request("POST", "/api/v1/exec", &body.to_string())?;
-    let t = Instant::now();
-    let (st, text) = conn.request("POST", "/api/v1/exec", &body.to_string())?;
-    let daemon_wall = t.elapsed();
-    if st != 200 {
-        bail!("fan-out: {st} {text}");
-    }
-    let resp: serde_json::Value = serde_json::from_str(&text)?;
-    let ok = resp["succeeded"].as_u64().unwrap_or(0);
-    println!("## Fan-out of `echo $POD_NAME` to {n} podsim pods (Kubernetes provider)");
-    println!();
-    println!(
-        "- daemon: {:.1} ms wall ({ok}/{n} succeeded, concurrency {}); registering and connecting all took {:.1} s",
-        ms(daemon_wall),
-        args.concurrency,
-        connect_all.as_secs_f64()
-    );
-    println!(
-        "- daemon RSS: {} KiB before, {} KiB with {n} connected idle pods: {:.1} KiB per pod",
-        rss_before,
-        rss_after,
-        rss_after.saturating_sub(rss_before) as f64 / n as f64
-    );
-    if !args.no_kubectl {
-        let dir = tempfile::tempdir()?;
-        let kc = write_kubeconfig(dir.path(), &sim)?;
-        let (kwall, klines) = kubectl_fanout(&kc, &names)?;
-        println!(
-            "- kubectl exec per pod, xargs -P 32: {:.1} ms wall ({klines}/{n} printed)",
-            ms(kwall)
-        );
-        println!(
-            "- ratio kubectl/daemon: {:.1}x",
-            kwall.as_secs_f64() / daemon_wall.as_secs_f64()
-        );
-    }
-    println!();
-    Ok(())
+struct FanRow {
+    pods: usize,
+    connect_all: Duration,
+    cold: Option<Duration>,
+    warm: Vec<Duration>,
+    daemon_reported_ms: f64,
+    kubectl: Option<Result<Duration, String>>,
+    rss_before: u64,
+    rss_after: u64,
+    /// Pods whose daemon output was checked in every run (cold and warm).
+    verified: usize,
 }
 
 pub fn main(args: DaemonArgs) -> anyhow::Result<()> {
-    if args.commands == 0 {
-        bail!("--commands must be at least 1");
+    if args.commands == 0 || args.rounds == 0 {
+        bail!("--commands and --rounds must be at least 1");
     }
-    let sizes: Vec<usize> = args
-        .fanout
+    let counts: Vec<usize> = args
+        .pods
         .split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| s.trim().parse())
+        .map(|s| s.trim().parse::<usize>())
         .collect::<Result<_, _>>()
-        .context("--fanout must be comma-separated numbers")?;
-    single_pod(&args)?;
-    for n in sizes {
-        fanout(&args, n)?;
+        .with_context(|| format!("--pods {:?}: expected numbers like 100,1000", args.pods))?;
+    if counts.contains(&0) {
+        bail!("--pods: every count must be at least 1");
+    }
+    let fds = raise_fd_limit();
+    eprintln!("bench: RLIMIT_NOFILE {fds} (podsim and podwranglerd inherit it)");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+
+    let mut single = Vec::new();
+    if !args.skip_single {
+        for kind in [ProviderKind::Kubernetes, ProviderKind::PlainTty] {
+            eprintln!("bench: single-pod exec, {kind} ...");
+            single.push(bench_single(&rt, kind, args.commands)?);
+        }
+    }
+    let kubectl_ok = !args.skip_kubectl && kubectl_available(&args.kubectl);
+    if !args.skip_kubectl && !kubectl_ok {
+        eprintln!(
+            "bench: {} is not runnable; the kubectl comparison is skipped",
+            args.kubectl
+        );
+    }
+    let mut fan = Vec::new();
+    for &n in &counts {
+        eprintln!("bench: fan-out to {n} pods ...");
+        fan.push(bench_fanout(n, &args, kubectl_ok)?);
+    }
+
+    if !single.is_empty() {
+        print_single(&single, args.commands);
+    }
+    print_fanout(&fan, &args, kubectl_ok);
+    print_rss(&fan);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Single-pod latency
+
+/// The pod as the engine reaches it: Kubernetes through the TLS API server (as the daemon
+/// does), PlainTTY through its web-terminal URL.
+fn engine_endpoint(sim: &PodsimProc, kind: ProviderKind) -> anyhow::Result<PodEndpoint> {
+    let pod = &sim.info["pods"][0];
+    Ok(match kind {
+        ProviderKind::PlainTty => podwrangler::endpoint_from_url(
+            kind,
+            pod["plaintty_url"].as_str().context("plaintty_url")?,
+        )?,
+        ProviderKind::Kubernetes => {
+            let mut identity = PodIdentity::new(pod["name"].as_str().context("name")?);
+            identity.namespace = pod["namespace"].as_str().map(str::to_owned);
+            PodEndpoint {
+                identity,
+                provider: ProviderConfig::Kubernetes(KubernetesTarget {
+                    server: sim.info["http_base"].as_str().map(str::to_owned),
+                    insecure_skip_tls_verify: true,
+                    ..Default::default()
+                }),
+                token: sim.info["token"].as_str().map(Secret::new),
+            }
+        }
+    })
+}
+
+/// The same pod registered in the daemon.
+fn daemon_registration(sim: &PodsimProc, kind: ProviderKind, alias: &str) -> serde_json::Value {
+    let pod = &sim.info["pods"][0];
+    match kind {
+        ProviderKind::PlainTty => json!({
+            "alias": alias,
+            "provider": "plaintty",
+            "url": pod["plaintty_url"],
+        }),
+        ProviderKind::Kubernetes => json!({
+            "alias": alias,
+            "provider": "kubernetes",
+            "pod_name": pod["name"],
+            "namespace": pod["namespace"],
+            "server": sim.info["http_base"],
+            "token": sim.info["token"],
+            "insecure_skip_tls_verify": true,
+        }),
+    }
+}
+
+fn bench_single(
+    rt: &tokio::runtime::Runtime,
+    kind: ProviderKind,
+    n: usize,
+) -> anyhow::Result<SingleRow> {
+    // PlainTTY has no "skip TLS verification": its podsim serves plain WebSockets.
+    let sim = PodsimProc::start_with(1, kind == ProviderKind::Kubernetes, None)?;
+    let daemon = DaemonProc::start(DaemonSpec::default())?;
+    let mut client = daemon.client(Duration::from_secs(60));
+    let alias = "bench-single";
+    client
+        .post(
+            "/api/v1/pods/",
+            &daemon_registration(&sim, kind, alias).to_string(),
+        )?
+        .ok_json("registering the pod")?;
+    wait_ready(&mut client, 1, Duration::from_secs(60), &daemon)?;
+
+    let session = rt.block_on(PodSession::connect(
+        engine_endpoint(&sim, kind)?,
+        SessionOptions::default(),
+    ))?;
+    let quick = RunOptions::with_timeout(Duration::from_secs(30));
+    let path = format!("/api/v1/pods/{alias}/exec");
+    let body = json!({"command": "true"}).to_string();
+    let daemon_once = |client: &mut UnixClient| -> anyhow::Result<Duration> {
+        let t = Instant::now();
+        let r = client.post(&path, &body)?;
+        let elapsed = t.elapsed();
+        let record = r.ok_json("exec through the daemon")?;
+        if record["exit_code"] != 0 {
+            bail!("`true` through the daemon: {record}");
+        }
+        Ok(elapsed)
+    };
+    rt.block_on(async {
+        for _ in 0..WARM_UP {
+            session.run("true", quick.clone()).await?;
+        }
+        anyhow::Ok(())
+    })?;
+    for _ in 0..WARM_UP {
+        daemon_once(&mut client)?;
+    }
+
+    let mut row = SingleRow {
+        provider: kind.as_str(),
+        engine: Vec::with_capacity(n),
+        engine_total: Duration::ZERO,
+        daemon: Vec::with_capacity(n),
+        daemon_total: Duration::ZERO,
+    };
+    let mut left = n;
+    while left > 0 {
+        let block = left.min(BLOCK);
+        left -= block;
+        let t = Instant::now();
+        rt.block_on(async {
+            for _ in 0..block {
+                let t = Instant::now();
+                let r = session.run("true", quick.clone()).await?;
+                row.engine.push(t.elapsed());
+                if r.exit_code != Some(0) {
+                    bail!("`true` through the engine exited {:?}", r.exit_code);
+                }
+            }
+            anyhow::Ok(())
+        })?;
+        row.engine_total += t.elapsed();
+        let t = Instant::now();
+        for _ in 0..block {
+            row.daemon.push(daemon_once(&mut client)?);
+        }
+        row.daemon_total += t.elapsed();
+    }
+    rt.block_on(session.close());
+    Ok(row)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fan-out, kubectl, memory
+
+fn bench_fanout(n: usize, args: &DaemonArgs, kubectl_ok: bool) -> anyhow::Result<FanRow> {
+    let dir = tempfile::Builder::new().prefix("pw-bench-fanout").tempdir()?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    let sim = PodsimProc::start_with(n, true, Some(&kubeconfig))?;
+    let names: Vec<String> = sim.info["pods"]
+        .as_array()
+        .context("podsim's pods")?
+        .iter()
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect();
+    if names.len() != n {
+        bail!("podsim reported {} pods, not {n}", names.len());
+    }
+    let import = json!({
+        "namespace": sim.info["namespace"],
+        "kubeconfig": kubeconfig.display().to_string(),
+    })
+    .to_string();
+    let mut fanout = json!({"command": COMMAND, "all": true, "timeout": 120.0});
+    if let Some(c) = args.concurrency {
+        fanout["concurrency"] = json!(c);
+    }
+    let fanout = fanout.to_string();
+    let long = Duration::from_secs(900);
+
+    // Cold: a lazy daemon connects each pod inside the fan-out itself.
+    let cold = if args.skip_cold {
+        None
+    } else {
+        let daemon = DaemonProc::start(DaemonSpec {
+            lazy: true,
+            ..Default::default()
+        })?;
+        let mut client = daemon.client(long);
+        register(&mut client, &import, n)?;
+        let t = Instant::now();
+        let r = client.post("/api/v1/exec", &fanout)?;
+        let cold = t.elapsed();
+        verify_fanout(&r.ok_json("cold fan-out")?, &names)
+            .with_context(|| format!("cold fan-out; daemon log:\n{}", daemon.log_tail()))?;
+        Some(cold)
+    };
+
+    // Warm: an eager daemon, every pod connected and idle before the clock starts.
+    let daemon = DaemonProc::start(DaemonSpec::default())?;
+    let mut client = daemon.client(long);
+    // Let start-up allocations settle before the baseline.
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_before = daemon.rss_bytes()?;
+    let t = Instant::now();
+    register(&mut client, &import, n)?;
+    wait_ready(&mut client, n, Duration::from_secs(600), &daemon)?;
+    let connect_all = t.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    let rss_after = daemon.rss_bytes()?;
+
+    let mut warm = Vec::new();
+    let mut daemon_reported_ms = Vec::new();
+    for _ in 0..args.rounds {
+        let t = Instant::now();
+        let r = client.post("/api/v1/exec", &fanout)?;
+        warm.push(t.elapsed());
+        let body = r.ok_json("warm fan-out")?;
+        verify_fanout(&body, &names)
+            .with_context(|| format!("warm fan-out; daemon log:\n{}", daemon.log_tail()))?;
+        daemon_reported_ms.push(body["duration_ms"].as_f64().unwrap_or(f64::NAN));
+    }
+    daemon_reported_ms.sort_by(f64::total_cmp);
+    // Free the pods' shells in podsim before kubectl starts its own.
+    drop(client);
+    drop(daemon);
+
+    let kubectl = kubectl_ok.then(|| {
+        run_kubectl(&args.kubectl, &kubeconfig, &names, args.kubectl_parallel)
+            .map_err(|e| format!("{e:#}"))
+    });
+    Ok(FanRow {
+        pods: n,
+        connect_all,
+        cold,
+        warm,
+        daemon_reported_ms: daemon_reported_ms[daemon_reported_ms.len() / 2],
+        kubectl,
+        rss_before,
+        rss_after,
+        verified: n,
+    })
+}
+
+/// Imports podsim's pods through the Kubernetes provider and checks all `n` were registered.
+fn register(client: &mut UnixClient, import: &str, n: usize) -> anyhow::Result<()> {
+    let r = client
+        .post("/api/v1/pods/import", import)?
+        .ok_json("importing the pods")?;
+    let registered = r["registered"].as_array().map_or(0, Vec::len);
+    if registered != n {
+        bail!("import registered {registered} pods, expected {n}: {r}");
     }
     Ok(())
+}
+
+/// Polls `/health` until `n` pods are `ready`; fails early when any pod failed.
+fn wait_ready(
+    client: &mut UnixClient,
+    n: usize,
+    limit: Duration,
+    daemon: &DaemonProc,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let health = client.get("/health")?.ok_json("/health")?;
+        let count = |state: &str| health["pods"][state].as_u64().unwrap_or(0) as usize;
+        if count("ready") >= n {
+            return Ok(());
+        }
+        if count("failed") > 0 || Instant::now() > deadline {
+            bail!(
+                "pods not all ready ({}): {}; daemon log:\n{}",
+                if count("failed") > 0 {
+                    "some failed"
+                } else {
+                    "timed out"
+                },
+                health["pods"],
+                daemon.log_tail()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every pod answered exactly once, succeeded, and printed its own name.
+fn verify_fanout(body: &serde_json::Value, names: &[String]) -> anyhow::Result<()> {
+    let results = body["results"].as_array().context("no results array")?;
+    let mut got: Vec<(&str, &str)> = Vec::with_capacity(results.len());
+    for r in results {
+        if r["status"] != "succeeded" {
+            bail!("a pod did not succeed: {r}");
+        }
+        got.push((
+            r["alias"].as_str().unwrap_or(""),
+            r["stdout"].as_str().unwrap_or(""),
+        ));
+    }
+    got.sort_unstable();
+    if got.len() != names.len() {
+        bail!("{} results for {} pods", got.len(), names.len());
+    }
+    let mut expected: Vec<&String> = names.iter().collect();
+    expected.sort_unstable();
+    for ((alias, stdout), name) in got.iter().zip(expected) {
+        if alias != name || stdout.trim_end() != name {
+            bail!("pod {name}: alias {alias:?} printed {stdout:?}");
+        }
+    }
+    Ok(())
+}
+
+fn kubectl_available(kubectl: &str) -> bool {
+    Command::new(kubectl)
+        .args(["version", "--client"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `kubectl exec POD -- sh -c 'echo $POD_NAME'` per pod, `parallel` at once under xargs, as
+/// users do it today. Checks that the output lines are exactly the pod names.
+fn run_kubectl(
+    kubectl: &str,
+    kubeconfig: &Path,
+    names: &[String],
+    parallel: usize,
+) -> anyhow::Result<Duration> {
+    let kc = kubeconfig.display().to_string();
+    let one = |pod: &str| -> anyhow::Result<()> {
+        let out = Command::new(kubectl)
+            .args(["--kubeconfig", &kc, "exec", pod, "--", "sh", "-c", COMMAND])
+            .output()?;
+        if !out.status.success() || String::from_utf8_lossy(&out.stdout).trim() != pod {
+            bail!(
+                "kubectl exec {pod} failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    };
+    // One untimed call proves kubectl works against this podsim before timing a thousand.
+    one(&names[0])?;
+
+    let mut child = Command::new("xargs")
+        .args(["-P", &parallel.to_string(), "-I{}"])
+        .args([kubectl, "--kubeconfig", &kc, "exec", "{}", "--", "sh", "-c", COMMAND])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running xargs")?;
+    let t = Instant::now();
+    {
+        let mut stdin = child.stdin.take().context("xargs stdin")?;
+        stdin.write_all((names.join("\n") + "\n").as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    let elapsed = t.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut lines: Vec<&str> = stdout.lines().collect();
+    lines.sort_unstable();
+    let mut expected: Vec<&str> = names.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    if !out.status.success() || lines != expected {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let first_err: String = stderr.lines().take(5).collect::<Vec<_>>().join("\n");
+        bail!(
+            "kubectl via xargs: {} ({} of {} lines right); stderr: {first_err}",
+            out.status,
+            lines.iter().filter(|l| expected.binary_search(l).is_ok()).count(),
+            names.len()
+        );
+    }
+    Ok(elapsed)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+fn print_single(rows: &[SingleRow], n: usize) {
+    println!(
+        "\nsingle-pod exec of `true`: {n} sequential requests per side after {WARM_UP} warm-up, \
+         alternating blocks of {BLOCK}; daemon = POST /api/v1/pods/{{alias}}/exec over a \
+         keep-alive Unix-socket connection (history rows written); engine = PodSession::run on \
+         the same podsim pod\n"
+    );
+    let mut t = Table::new(&[
+        "provider",
+        "engine p50",
+        "engine p99",
+        "engine req/s",
+        "daemon p50",
+        "daemon p99",
+        "daemon req/s",
+        "overhead p50",
+        "daemon/engine p50",
+    ]);
+    for r in rows {
+        let (ep50, ep99) = (percentile(&r.engine, 0.5), percentile(&r.engine, 0.99));
+        let (dp50, dp99) = (percentile(&r.daemon, 0.5), percentile(&r.daemon, 0.99));
+        let overhead = dp50.as_secs_f64() - ep50.as_secs_f64();
+        t.row(vec![
+            r.provider.to_owned(),
+            fmt_ms(ep50),
+            fmt_ms(ep99),
+            format!("{:.0}", r.engine.len() as f64 / r.engine_total.as_secs_f64()),
+            fmt_ms(dp50),
+            fmt_ms(dp99),
+            format!("{:.0}", r.daemon.len() as f64 / r.daemon_total.as_secs_f64()),
+            format!(
+                "{:.3} ms {}",
+                overhead * 1000.0,
+                if overhead < 0.0005 { "(ok)" } else { "(over)" }
+            ),
+            format!("{:.2}x", dp50.as_secs_f64() / ep50.as_secs_f64().max(1e-9)),
+        ]);
+    }
+    t.print();
+    println!("target: daemon overhead (daemon p50 - engine p50) under 0.5 ms");
+}
+
+fn print_fanout(rows: &[FanRow], args: &DaemonArgs, kubectl: bool) {
+    let concurrency = args
+        .concurrency
+        .map_or("the daemon's default".to_owned(), |c| c.to_string());
+    println!(
+        "\nfan-out of `{COMMAND}` through POST /api/v1/exec (all pods, concurrency {concurrency}), \
+         Kubernetes provider over TLS; warm = median of {} with every session connected; cold = a \
+         --lazy daemon connecting each pod during the fan-out; kubectl = `kubectl exec POD -- sh \
+         -c '{COMMAND}'` per pod under `xargs -P {}`; every pod's output checked in every run\n",
+        args.rounds, args.kubectl_parallel
+    );
+    let mut t = Table::new(&[
+        "pods",
+        "import+connect all",
+        "cold fan-out",
+        "warm fan-out (min)",
+        "daemon-reported",
+        "kubectl xargs",
+        "kubectl / warm",
+        "kubectl / cold",
+        "verified",
+    ]);
+    for r in rows {
+        let mut warm = r.warm.clone();
+        warm.sort_unstable();
+        let median = warm[warm.len() / 2];
+        let (k, kw, kc) = match &r.kubectl {
+            None => ("skipped".to_owned(), "-".to_owned(), "-".to_owned()),
+            Some(Err(e)) => {
+                eprintln!("bench: kubectl at {} pods failed: {e}", r.pods);
+                ("failed".to_owned(), "-".to_owned(), "-".to_owned())
+            }
+            Some(Ok(d)) => (
+                fmt_secs(*d),
+                format!("{:.1}x", d.as_secs_f64() / median.as_secs_f64()),
+                r.cold.map_or("-".to_owned(), |c| {
+                    format!("{:.1}x", d.as_secs_f64() / c.as_secs_f64())
+                }),
+            ),
+        };
+        t.row(vec![
+            r.pods.to_string(),
+            fmt_secs(r.connect_all),
+            r.cold.map_or("skipped".to_owned(), fmt_secs),
+            format!("{} ({})", fmt_secs(median), fmt_secs(warm[0])),
+            format!("{:.3} s", r.daemon_reported_ms / 1000.0),
+            k,
+            kw,
+            kc,
+            format!("{}/{}", r.verified, r.pods),
+        ]);
+    }
+    t.print();
+    if kubectl {
+        println!("target: at least 20x faster than kubectl at 1,000 pods (kubectl / warm)");
+    }
+}
+
+fn print_rss(rows: &[FanRow]) {
+    println!(
+        "\ndaemon memory: VmRSS of podwranglerd before registering, and 2 s after every pod is \
+         connected, ready and idle\n"
+    );
+    let mut t = Table::new(&["pods", "RSS before", "RSS idle", "delta", "per pod"]);
+    for r in rows {
+        let delta = r.rss_after.saturating_sub(r.rss_before);
+        let per = delta as f64 / r.pods as f64;
+        t.row(vec![
+            r.pods.to_string(),
+            fmt_bytes(r.rss_before),
+            fmt_bytes(r.rss_after),
+            fmt_bytes(delta),
+            format!(
+                "{:.1} KiB {}",
+                per / 1024.0,
+                if per < 64.0 * 1024.0 { "(ok)" } else { "(over)" }
+            ),
+        ]);
+    }
+    t.print();
+    println!("target: under 64 KiB per pod");
+}
+
+fn fmt_secs(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
 }
