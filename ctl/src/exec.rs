@@ -12,7 +12,7 @@ use podwrangler::api::{
 use crate::cli::{ExecHistory, ExecRun, ExecRunMany, ExecShow};
 use crate::client::Client;
 use crate::error::{CtlError, exit};
-use crate::output::{self, add_row, print_json, print_table, table};
+use crate::output::{self, print_json, print_rows};
 use crate::pods::{pod_not_found, pod_path, pods_path};
 
 fn command_text(words: &[String], what: &str) -> Result<String, CtlError> {
@@ -265,19 +265,19 @@ pub fn run_many(client: &Client, cmd: &ExecRunMany, json: bool) -> Result<i32, C
         return Ok(exit::FAILURE);
     }
 
-    let mut t = table(&["POD", "EXIT", "DURATION", "OUTPUT"]);
-    for r in &response.results {
-        add_row(
-            &mut t,
+    let rows = response
+        .results
+        .iter()
+        .map(|r| {
             vec![
                 r.alias.clone(),
                 status_word(r),
                 output::duration(r.duration_ms),
                 output_preview(r),
-            ],
-        );
-    }
-    print_table(&t);
+            ]
+        })
+        .collect();
+    print_rows(&["POD", "EXIT", "DURATION", "OUTPUT"], rows);
     let summary = format!(
         "{} pod{}: {} succeeded, {} failed in {}",
         response.results.len(),
@@ -391,15 +391,13 @@ pub fn history(client: &Client, cmd: &ExecHistory, json: bool) -> Result<i32, Ct
         eprintln!("no commands in the history match");
         return Ok(exit::OK);
     }
-    let mut t = table(&[
-        "ID", "STARTED", "POD", "STATUS", "EXIT", "DURATION", "COMMAND",
-    ]);
-    for r in &page.items {
-        add_row(
-            &mut t,
+    let rows = page
+        .items
+        .iter()
+        .map(|r| {
             vec![
                 r.id.to_string(),
-                crate::pods::local_time(&r.started_at),
+                short_time(&r.started_at),
                 r.alias.clone(),
                 r.status.as_str().to_string(),
                 r.exit_code
@@ -407,10 +405,15 @@ pub fn history(client: &Client, cmd: &ExecHistory, json: bool) -> Result<i32, Ct
                     .unwrap_or_else(|| "-".into()),
                 output::duration(r.duration_ms),
                 output::first_line(&r.command),
-            ],
-        );
-    }
-    print_table(&t);
+            ]
+        })
+        .collect();
+    print_rows(
+        &[
+            "ID", "STARTED", "POD", "STATUS", "EXIT", "DURATION", "COMMAND",
+        ],
+        rows,
+    );
     if let Some(cursor) = &page.next_cursor {
         eprintln!(
             "{}",
@@ -420,6 +423,21 @@ pub fn history(client: &Client, cmd: &ExecHistory, json: bool) -> Result<i32, Ct
         );
     }
     Ok(exit::OK)
+}
+
+/// `07:38:17` today, `11-26 07:38` before, `2025-11-26` in another year: history rows stay
+/// narrow.
+fn short_time(t: &chrono::DateTime<chrono::Utc>) -> String {
+    use chrono::Datelike;
+    let local = t.with_timezone(&chrono::Local);
+    let now = chrono::Local::now();
+    if local.date_naive() == now.date_naive() {
+        local.format("%H:%M:%S").to_string()
+    } else if local.year() == now.year() {
+        local.format("%m-%d %H:%M").to_string()
+    } else {
+        local.format("%Y-%m-%d").to_string()
+    }
 }
 
 /// What `--failed` shows: every finished status that is not a success.

@@ -40,20 +40,59 @@ const ROUNDED: TableStyle = TableStyle::new()
     .content_lines(ContentLineStyle::new('│', '│', '│'))
     .bottom_border(LineStyle::new('╰', '─', '┴', '╯'));
 
-/// A table with these headers: boxed on a terminal (fitted to its width, one line per row),
-/// plain aligned columns in a pipe.
-pub fn table(headers: &[&str]) -> Table {
+/// Prints a table. On a terminal it is boxed and fitted to the width, one line per row: the
+/// last column (the free text: output, command, tags) is cut with an ellipsis to what is left.
+/// In a pipe it is plain aligned columns, nothing cut.
+pub fn print_rows(headers: &[&str], rows: Vec<Vec<String>>) {
+    let t = build_table(headers, rows, stdout_width(), utf8_locale());
+    let mut out = std::io::stdout().lock();
+    for line in t.lines() {
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
+fn build_table(
+    headers: &[&str],
+    mut rows: Vec<Vec<String>>,
+    width: Option<u16>,
+    utf8: bool,
+) -> Table {
     let mut t = Table::new();
-    match stdout_width() {
+    match width {
         Some(width) => {
-            if utf8_locale() {
+            let tail = if utf8 {
                 t.load_style(ROUNDED);
+                "…"
             } else {
                 t.load_style(presets::ASCII_FULL_CONDENSED)
                     .set_truncation_indicator("~");
+                "~"
+            };
+            let n = headers.len();
+            let fixed: usize = (0..n.saturating_sub(1))
+                .map(|i| {
+                    rows.iter()
+                        .map(|r| console::measure_text_width(&r[i]))
+                        .chain([headers[i].len()])
+                        .max()
+                        .unwrap_or(0)
+                })
+                .sum();
+            // Each column adds a separator and two spaces of padding; one more border closes it.
+            let frame = 1 + 3 * n;
+            let left = (width as usize).saturating_sub(fixed + frame);
+            if left >= 8 {
+                for r in &mut rows {
+                    if let Some(last) = r.last_mut() {
+                        *last = console::truncate_str(last, left, tail).into_owned();
+                    }
+                }
+                t.set_content_arrangement(ContentArrangement::Disabled);
+            } else {
+                // Too narrow for the fixed columns: let comfy-table squeeze every column.
+                t.set_content_arrangement(ContentArrangement::Dynamic)
+                    .set_width(width);
             }
-            t.set_content_arrangement(ContentArrangement::Dynamic)
-                .set_width(width);
         }
         None => {
             t.load_style(presets::NOTHING);
@@ -61,28 +100,18 @@ pub fn table(headers: &[&str]) -> Table {
         }
     }
     t.set_header(headers.iter().map(|h| h.to_string()));
-    if stdout_width().is_none() {
+    for r in rows {
+        let mut row = comfy_table::Row::from(r);
+        row.max_height(1);
+        t.add_row(row);
+    }
+    if width.is_none() {
         // Plain columns start at the left margin, like ls -l or kubectl get.
         if let Some(first) = t.column_mut(0) {
             first.set_padding((0, 1));
         }
     }
     t
-}
-
-/// Adds a row that never wraps: a cell too wide for the terminal is cut with an ellipsis.
-pub fn add_row(t: &mut Table, cells: Vec<String>) {
-    let mut row = comfy_table::Row::from(cells);
-    row.max_height(1);
-    t.add_row(row);
-}
-
-/// Prints a table, dropping the trailing spaces the plain layout leaves.
-pub fn print_table(t: &Table) {
-    let mut out = std::io::stdout().lock();
-    for line in t.lines() {
-        let _ = writeln!(out, "{}", line.trim_end());
-    }
 }
 
 /// Text from a pod made safe for one table cell or one terminal line: control characters
@@ -207,25 +236,46 @@ mod tests {
     }
 
     #[test]
-    fn rows_stay_one_line_at_80_columns() {
-        let mut t = Table::new();
-        t.load_style(ROUNDED)
-            .set_content_arrangement(ContentArrangement::Dynamic)
-            .set_width(80);
-        t.set_header(vec!["POD", "EXIT", "DURATION", "OUTPUT"]);
-        add_row(
-            &mut t,
+    fn rows_stay_one_line_at_80_columns_and_the_last_column_is_cut() {
+        let rows = vec![
             vec![
                 "web-5d8f7-00000".into(),
                 "0".into(),
                 "12 ms".into(),
                 "x".repeat(300),
             ],
-        );
-        let lines: Vec<String> = t.lines().collect();
-        assert_eq!(lines.len(), 5, "{lines:#?}");
-        for l in &lines {
-            assert!(console::measure_text_width(l) <= 80, "{l}");
+            vec!["web-1".into(), "3".into(), "1.0 s".into(), "short".into()],
+        ];
+        for utf8 in [true, false] {
+            let t = build_table(
+                &["POD", "EXIT", "DURATION", "OUTPUT"],
+                rows.clone(),
+                Some(80),
+                utf8,
+            );
+            let lines: Vec<String> = t.lines().collect();
+            assert_eq!(lines.len(), 6, "{lines:#?}");
+            for l in &lines {
+                assert_eq!(console::measure_text_width(l), 80, "{l}");
+            }
+            assert!(
+                lines[3].contains(if utf8 { '…' } else { '~' }),
+                "{}",
+                lines[3]
+            );
         }
+        // Narrower than the fixed columns: still no line wider than the terminal.
+        let t = build_table(
+            &["POD", "EXIT", "DURATION", "OUTPUT"],
+            rows.clone(),
+            Some(30),
+            true,
+        );
+        for l in t.lines() {
+            assert!(console::measure_text_width(&l) <= 30, "{l}");
+        }
+        // In a pipe nothing is cut.
+        let t = build_table(&["POD", "EXIT", "DURATION", "OUTPUT"], rows, None, true);
+        assert!(t.lines().any(|l| l.contains(&"x".repeat(300))));
     }
 }

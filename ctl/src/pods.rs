@@ -11,7 +11,7 @@ use podwrangler::{ProviderKind, Secret};
 use crate::cli::{PodAdd, PodImport, PodList, PodRemove, PodShow, PodUpdateCmd};
 use crate::client::Client;
 use crate::error::{CtlError, exit};
-use crate::output::{self, add_row, print_json, print_table, table};
+use crate::output::{self, print_json, print_rows};
 
 pub fn pods_path() -> String {
     format!("{API_PREFIX}/pods/")
@@ -129,20 +129,19 @@ pub fn list(client: &Client, cmd: &PodList, json: bool) -> Result<i32, CtlError>
         return Ok(exit::OK);
     }
     // Table cells stay uncoloured: comfy-table would count escape codes as width.
-    let mut t = table(&["ALIAS", "PROVIDER", "POD", "STATE", "TAGS"]);
-    for p in &pods {
-        add_row(
-            &mut t,
+    let rows = pods
+        .iter()
+        .map(|p| {
             vec![
                 p.alias.clone(),
                 p.provider.to_string(),
                 p.identity.label(),
                 state_plain(&p.state),
                 p.tags.join(","),
-            ],
-        );
-    }
-    print_table(&t);
+            ]
+        })
+        .collect();
+    print_rows(&["ALIAS", "PROVIDER", "POD", "STATE", "TAGS"], rows);
     Ok(exit::OK)
 }
 

@@ -85,7 +85,12 @@ impl Home {
 
     /// pwctl with a clean environment: no PODWRANGLER_* or colour variables of the caller.
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(pwctl_bin());
+        self.command_with(&pwctl_bin())
+    }
+
+    /// As [`Home::command`], for another copy of the binary.
+    pub fn command_with(&self, exe: &Path) -> Command {
+        let mut cmd = Command::new(exe);
         for (k, _) in std::env::vars() {
             if k.starts_with("PODWRANGLER_")
                 || k.starts_with("XDG_")
