@@ -160,7 +160,7 @@ fn postgres_opens_migrates_and_reports_its_backend() {
         .unwrap();
     assert_eq!(
         indexes,
-        "commands_by_alias,commands_by_started_at,commands_by_status,commands_pkey"
+        "commands_by_alias,commands_by_alias_status,commands_by_started_at,commands_by_status,commands_pkey"
     );
 }
 

@@ -1,0 +1,1 @@
+DROP INDEX commands_by_alias_status;
