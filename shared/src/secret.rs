@@ -142,6 +142,29 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// `scheme://user:password@host` -> `scheme://user:***@host`, without parsing the URL.
+fn redact_userinfo_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("://") {
+        let (head, tail) = rest.split_at(start + 3);
+        out.push_str(head);
+        let authority_end = tail.find(['/', '?', '#', ' ']).unwrap_or(tail.len());
+        let authority = &tail[..authority_end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(at), Some(colon)) if colon < at => {
+                out.push_str(&authority[..colon + 1]);
+                out.push_str(REDACTED);
+                out.push_str(&authority[at..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &tail[authority_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn is_secret_key(key: &str) -> bool {
     SECRET_QUERY_KEYS
         .iter()
@@ -152,10 +175,12 @@ fn encode_component(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// Redacts `key=value` pairs by scanning text, for strings that are not valid URLs.
+/// Redacts userinfo passwords and `key=value` pairs by scanning text, for strings that are not
+/// valid URLs.
 fn redact_query_text(text: &str) -> String {
+    let text = redact_userinfo_text(text);
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
+    let mut rest = text.as_str();
     while let Some(eq) = rest.find('=') {
         let (before, after) = rest.split_at(eq);
         let key_start = before
@@ -210,6 +235,13 @@ mod tests {
         let shown = redact_url("postgres://app:s3cr3t@db.internal:5432/podwrangler");
         assert!(!shown.contains("s3cr3t"), "{shown}");
         assert!(shown.contains("app:***@db.internal"), "{shown}");
+    }
+
+    #[test]
+    fn redacts_password_in_a_url_that_does_not_parse() {
+        let shown = redact_url("postgres://u:pw-secret@[::1");
+        assert!(!shown.contains("pw-secret"), "{shown}");
+        assert!(shown.starts_with("postgres://u:***@"), "{shown}");
     }
 
     #[test]
