@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the podwrangler .deb and .rpm (one package holding podwranglerd and pwctl) into
-# target/packages/ (or $PODWRANGLER_PACKAGES_DIR). Needs cargo-deb and cargo-generate-rpm:
-#   cargo install --locked cargo-deb cargo-generate-rpm
-# Respects CARGO_TARGET_DIR. Prints the paths of the two packages on its last two lines.
+# target/packages/ (or $PODWRANGLER_PACKAGES_DIR), installing cargo-deb and cargo-generate-rpm
+# first if they are missing. Needs dpkg-deb and objcopy (binutils). Respects CARGO_TARGET_DIR.
+# Prints the paths of the two packages on its last two lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -12,11 +12,12 @@ assets=$target/release/pkg-assets
 # File dates in both packages: the last commit's, so rebuilding the same tree gives the same files.
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 
-for tool in cargo-deb cargo-generate-rpm; do
-  command -v "$tool" >/dev/null || {
-    echo "build-packages.sh: $tool is missing: cargo install --locked cargo-deb cargo-generate-rpm" >&2
-    exit 1
-  }
+# The packagers, at the versions this metadata was written for; installed once when missing
+# (about 5 minutes on 2 cores).
+for tool in cargo-deb@3.8.0 cargo-generate-rpm@0.21.1; do
+  command -v "${tool%@*}" >/dev/null && continue
+  echo "build-packages.sh: installing $tool" >&2
+  cargo install --locked --quiet "$tool" || { echo "build-packages.sh: cannot install $tool" >&2; exit 1; }
 done
 
 echo "build-packages.sh: cargo build --release (podwranglerd, pwctl)" >&2
