@@ -260,7 +260,9 @@ fn bench_single(
 // Fan-out, kubectl, memory
 
 fn bench_fanout(n: usize, args: &DaemonArgs, kubectl_ok: bool) -> anyhow::Result<FanRow> {
-    let dir = tempfile::Builder::new().prefix("pw-bench-fanout").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("pw-bench-fanout")
+        .tempdir()?;
     let kubeconfig = dir.path().join("kubeconfig");
     let sim = PodsimProc::start_with(n, true, Some(&kubeconfig))?;
     let names: Vec<String> = sim.info["pods"]
@@ -437,7 +439,16 @@ fn run_kubectl(
     let kc = kubeconfig.display().to_string();
     let one = |pod: &str| -> anyhow::Result<()> {
         let out = Command::new(kubectl)
-            .args(["--kubeconfig", &kc, "exec", pod, "--", "sh", "-c", COMMAND])
+            .args([
+                "--kubeconfig",
+                kc.as_str(),
+                "exec",
+                pod,
+                "--",
+                "sh",
+                "-c",
+                COMMAND,
+            ])
             .output()?;
         if !out.status.success() || String::from_utf8_lossy(&out.stdout).trim() != pod {
             bail!(
@@ -454,7 +465,17 @@ fn run_kubectl(
 
     let mut child = Command::new("xargs")
         .args(["-P", &parallel.to_string(), "-I{}"])
-        .args([kubectl, "--kubeconfig", &kc, "exec", "{}", "--", "sh", "-c", COMMAND])
+        .args([
+            kubectl,
+            "--kubeconfig",
+            kc.as_str(),
+            "exec",
+            "{}",
+            "--",
+            "sh",
+            "-c",
+            COMMAND,
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -478,7 +499,10 @@ fn run_kubectl(
         bail!(
             "kubectl via xargs: {} ({} of {} lines right); stderr: {first_err}",
             out.status,
-            lines.iter().filter(|l| expected.binary_search(l).is_ok()).count(),
+            lines
+                .iter()
+                .filter(|l| expected.binary_search(l).is_ok())
+                .count(),
             names.len()
         );
     }
@@ -514,10 +538,16 @@ fn print_single(rows: &[SingleRow], n: usize) {
             r.provider.to_owned(),
             fmt_ms(ep50),
             fmt_ms(ep99),
-            format!("{:.0}", r.engine.len() as f64 / r.engine_total.as_secs_f64()),
+            format!(
+                "{:.0}",
+                r.engine.len() as f64 / r.engine_total.as_secs_f64()
+            ),
             fmt_ms(dp50),
             fmt_ms(dp99),
-            format!("{:.0}", r.daemon.len() as f64 / r.daemon_total.as_secs_f64()),
+            format!(
+                "{:.0}",
+                r.daemon.len() as f64 / r.daemon_total.as_secs_f64()
+            ),
             format!(
                 "{:.3} ms {}",
                 overhead * 1000.0,
@@ -605,7 +635,11 @@ fn print_rss(rows: &[FanRow]) {
             format!(
                 "{:.1} KiB {}",
                 per / 1024.0,
-                if per < 64.0 * 1024.0 { "(ok)" } else { "(over)" }
+                if per < 64.0 * 1024.0 {
+                    "(ok)"
+                } else {
+                    "(over)"
+                }
             ),
         ]);
     }

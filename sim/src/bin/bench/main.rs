@@ -1,11 +1,16 @@
 //! PodWrangler benchmarks against a podsim it starts itself.
 //!
 //! `cargo run --release -p podsim --bin bench -- engine` measures the session engine for both
-//! providers. Each benchmark is a subcommand in its own module, so more can be added beside it.
+//! providers, `-- daemon` podwranglerd (latency, fan-out against kubectl, memory per pod) and
+//! `-- history` the history store with a million rows. Each benchmark is a subcommand in its own module, so more can be added beside it.
 
 mod daemon;
+mod daemon_proc;
 mod engine;
+mod history;
+mod http;
 mod podsim_proc;
+mod table;
 
 use argh::FromArgs;
 
@@ -21,6 +26,7 @@ struct Args {
 enum Command {
     Engine(engine::EngineArgs),
     Daemon(daemon::DaemonArgs),
+    History(history::HistoryArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -28,5 +34,6 @@ fn main() -> anyhow::Result<()> {
     match args.command {
         Command::Engine(a) => engine::main(a),
         Command::Daemon(a) => daemon::main(a),
+        Command::History(a) => history::main(a),
     }
 }

@@ -17,10 +17,27 @@ pub struct PodsimProc {
 
 impl PodsimProc {
     pub fn start(pods: usize) -> anyhow::Result<PodsimProc> {
+        PodsimProc::start_with(pods, false, None)
+    }
+
+    /// With `tls`, podsim serves HTTPS/WSS with a self-signed certificate (kubectl only sends
+    /// its token over TLS); `kubeconfig_out` asks podsim to write a kubeconfig for itself there.
+    pub fn start_with(
+        pods: usize,
+        tls: bool,
+        kubeconfig_out: Option<&std::path::Path>,
+    ) -> anyhow::Result<PodsimProc> {
         let bin = podsim_binary()?;
         let workdir = tempfile::tempdir()?;
-        let mut child = Command::new(&bin)
-            .args(["--listen", "127.0.0.1:0", "--pods", &pods.to_string()])
+        let mut cmd = Command::new(&bin);
+        cmd.args(["--listen", "127.0.0.1:0", "--pods", &pods.to_string()]);
+        if tls {
+            cmd.arg("--tls");
+        }
+        if let Some(path) = kubeconfig_out {
+            cmd.arg("--kubeconfig-out").arg(path);
+        }
+        let mut child = cmd
             .arg("--workdir")
             .arg(workdir.path())
             .arg("--exit-on-stdin-close")
