@@ -109,6 +109,14 @@ async fn terminal_noise_is_removed() {
         engine_support::run_ok(&s, "ls --color=always -d / ; tput bold 2>/dev/null; echo x").await;
     assert_eq!(r.stdout, "/\nx\n");
     assert_eq!(r.stderr, "", "a TTY merges stderr into stdout");
+    // The terminal really has echo off (the engine would drop an echo before the start
+    // marker anyway, but echo would cost a round of output per command).
+    let r = engine_support::run_ok(
+        &s,
+        "stty -a </dev/tty | tr ' ;' '\\n\\n' | grep -x -e -echo -e echo",
+    )
+    .await;
+    assert_eq!(r.stdout, "-echo\n");
     let r = engine_support::run_ok(&s, "echo to-stderr >&2").await;
     assert_eq!(r.stdout, "to-stderr\n");
 }
