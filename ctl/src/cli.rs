@@ -9,13 +9,17 @@ use argh::{ArgsInfo, FromArgs};
 /// them, one pod or many at once.
 #[derive(FromArgs, ArgsInfo, Debug)]
 #[argh(
-    note = "Global options may come anywhere before `--`. Without --socket or --api-url, pwctl \
-            talks to $PODWRANGLER_API_URL, $PODWRANGLER_SOCKET, the api_url or socket in the user \
-            config dir's podwrangler/pwctl.toml, api_url in ~/.podwrangler.toml, the user-mode \
-            socket (runtime dir's podwrangler/podwranglerd.sock) when it exists, else \
-            /run/podwrangler/podwranglerd.sock. --json prints the REST API's own JSON types \
-            (Health, PodInfo, CommandRecord, FanOutResponse, CommandPage, ImportResponse). \
-            `exec run` exits with the remote command's exit code.",
+    note = "Global options may also follow the command (up to `--`).",
+    note = "Which daemon: --api-url or --socket, else $PODWRANGLER_API_URL or\n\
+            $PODWRANGLER_SOCKET, else api_url or socket in the user config dir's\n\
+            podwrangler/pwctl.toml, else api_url in ~/.podwrangler.toml, else the\n\
+            user-mode socket (runtime dir's podwrangler/podwranglerd.sock) when it\n\
+            exists, else /run/podwrangler/podwranglerd.sock.",
+    note = "--json prints the REST API's own JSON types: Health, [PodInfo], PodInfo,\n\
+            ImportResponse, CommandRecord, FanOutResponse, CommandPage; pod remove\n\
+            prints an object whose \"removed\" lists the aliases.",
+    note = "exec run exits with the remote command's exit code; the codes below are\n\
+            pwctl's own (--json tells them apart).",
     example = "{command_name} --local health",
     example = "{command_name} pod add --alias web-0 --url 'wss://host/exec/svc/?token=T&pod=web-0'",
     example = "{command_name} exec run web-0 -- ls -la /app",
