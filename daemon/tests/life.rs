@@ -329,3 +329,32 @@ fn serves_the_openapi_document_and_docs_page() {
         "the docs page must not load anything remote"
     );
 }
+
+#[test]
+fn a_stale_socket_is_replaced_and_a_live_one_is_not_stolen() {
+    let dir = testkit::TempDirGuard::new("pwd-stale");
+    let socket = dir.path().join("run").join("podwranglerd.sock");
+    std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    assert!(socket.exists(), "stale socket file");
+    let d = Daemon::start(DaemonOptions {
+        state_dir: Some(dir.path().to_path_buf()),
+        ..daemon_opts()
+    });
+    assert_eq!(d.unix("GET", "/health", None).status, 200);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    let second = Daemon::try_start(DaemonOptions {
+        state_dir: Some(dir.path().to_path_buf()),
+        ..daemon_opts()
+    })
+    .err()
+    .expect("a second daemon must not take the socket");
+    assert!(
+        second.log.contains("another daemon is listening"),
+        "{}",
+        second.log
+    );
+    assert_eq!(d.unix("GET", "/health", None).status, 200);
+}
