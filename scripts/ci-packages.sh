@@ -91,9 +91,13 @@ cleanup() {
 trap cleanup EXIT
 
 echo "ci-packages.sh: $(basename "$deb"), $(basename "$rpmfile")"
+# This script purges the package when it ends; never do that to an installation it did not make.
 if dpkg -s podwrangler >/dev/null 2>&1; then
-  info "podwrangler is installed from an earlier run; purging it first"
-  dpkg --purge podwrangler >/dev/null || die "cannot purge the earlier podwrangler"
+  trap - EXIT
+  rm -rf "$work"
+  echo "ci-packages.sh: podwrangler is already installed here; this script installs and purges it," >&2
+  echo "so remove it first if this machine is meant for that: dpkg --purge podwrangler" >&2
+  exit 2
 fi
 for u in "$MEMBER" "$OUTSIDER"; do userdel "$u" 2>/dev/null; done
 
