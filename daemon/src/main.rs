@@ -22,6 +22,11 @@ fn main() -> anyhow::Result<()> {
         database = %podwrangler::redact_url(&config.database_url),
         "starting podwranglerd"
     );
+    // Every pod session holds a socket: a thousand pods need more than the usual 1,024.
+    match podwrangler::session::raise_fd_limit() {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let system = actix_rt::System::new();
     let result = system.block_on(server::serve(config, args, log));
     if let Err(e) = &result {

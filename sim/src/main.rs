@@ -112,27 +112,14 @@ fn valid_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-/// Each live connection holds a socket and a PTY or pipes: 1,000 pods need more than the usual
-/// soft limit of 1,024 descriptors, so raise it to the hard limit.
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit read and write the struct we pass for the call only.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Args = argh::from_env();
     init_logging(args.verbose);
-    raise_fd_limit();
+    // Each live connection holds a socket and a PTY or pipes.
+    if let Err(e) = podwrangler::session::raise_fd_limit() {
+        tracing::warn!(error = %e, "cannot raise the open-file limit");
+    }
     if !valid_dns_label(&args.app) {
         bail!(
             "--app {:?} is not a valid DNS label (lowercase letters, digits, '-')",

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod ansi;
+pub mod limits;
 pub mod marker;
 pub mod script;
 pub mod transport;
@@ -35,6 +36,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 pub use ansi::AnsiStripper;
+pub use limits::raise_fd_limit;
 pub use marker::{CappedBuffer, MarkerParser, Markers};
 pub use transport::{Output, Transport};
 

@@ -100,9 +100,14 @@ impl Transport {
             );
         }
         let connector = tls.map(Connector::Rustls);
+        // tungstenite allocates its whole read buffer per connection up front (128 KiB by
+        // default): a daemon holding a thousand idle sessions pays for it a thousand times.
+        // 8 KiB keeps bulk output fast; writes go out per message (commands are small).
         let config = WebSocketConfig::default()
             .max_message_size(Some(64 << 20))
-            .max_frame_size(Some(16 << 20));
+            .max_frame_size(Some(16 << 20))
+            .read_buffer_size(8 << 10)
+            .write_buffer_size(0);
         let attempt = tokio_tungstenite::connect_async_tls_with_config(
             request,
             Some(config),
