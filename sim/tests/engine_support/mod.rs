@@ -556,3 +556,44 @@ pub async fn shell_killed_mid_command(kind: Kind) {
     let r = run_ok(&s, "echo fresh").await;
     assert_eq!(r.stdout, "fresh\n");
 }
+
+/// The scenarios every provider must pass, as `#[tokio::test]`s for `$kind`. Some run on a
+/// current-thread runtime on purpose: the engine must work there too (actix arbiters are one).
+macro_rules! provider_scenarios {
+    ($kind:expr) => {
+        provider_scenarios!(@multi $kind;
+            state_carries_over, quoting_survives_any_text, hundred_kib_command,
+            timeout_then_next_command, output_cap_and_binary, drop_between_commands,
+            exit_kills_the_shell, tokens_are_redacted, abandoned_command_is_cleaned_up,
+            shell_killed_mid_command, run_many_in_one_shell);
+        provider_scenarios!(@current $kind;
+            exit_codes_and_check, stdin_is_isolated, concurrent_runs_queue_in_order,
+            ping_close_reconnect);
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn drop_mid_command_with_auto_reconnect() {
+            engine_support::drop_mid_command($kind, true).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn drop_mid_command_without_auto_reconnect() {
+            engine_support::drop_mid_command($kind, false).await;
+        }
+    };
+    (@multi $kind:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                engine_support::$name($kind).await;
+            }
+        )*
+    };
+    (@current $kind:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "current_thread")]
+            async fn $name() {
+                engine_support::$name($kind).await;
+            }
+        )*
+    };
+}
