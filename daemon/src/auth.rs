@@ -1,34 +1,91 @@
-//! API-key check for TCP clients. The Unix socket is trusted: its file mode decides who connects.
+//! Who is calling, and what they may do. Unix-socket callers are identified by the peer's uid
+//! (`SO_PEERCRED`) and have full access (the socket's file mode decides who connects). TCP
+//! callers present a named API key whose scope (`read` < `exec` < `admin`) bounds what they
+//! may do. Every history row and audit event names its caller ([`Caller::actor`]).
 
 use std::any::Any;
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
+use actix_web::dev::{Extensions, Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{Error, web};
-use podwrangler::Secret;
+use actix_web::{Error, FromRequest, HttpMessage, HttpRequest, web};
 
 use crate::api::error::ApiError;
+use crate::keys::Scope;
+use crate::server::AppState;
 
 /// Which listener a connection came in on, recorded per connection by [`mark_transport`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
-    Unix,
+    /// The Unix socket, with the peer's uid when the kernel told it.
+    Unix { uid: Option<u32> },
     Tcp,
 }
 
-/// `HttpServer::on_connect` hook: tags Unix-socket connections so the key check skips them.
+/// `HttpServer::on_connect` hook: tags Unix-socket connections with the peer's uid.
 pub fn mark_transport(conn: &dyn Any, ext: &mut Extensions) {
-    if conn.downcast_ref::<tokio::net::UnixStream>().is_some() {
-        ext.insert(Transport::Unix);
+    if let Some(stream) = conn.downcast_ref::<tokio::net::UnixStream>() {
+        let uid = stream.peer_cred().ok().map(|c| c.uid());
+        ext.insert(Transport::Unix { uid });
     } else {
         ext.insert(Transport::Tcp);
     }
 }
 
-/// The configured key, as app data; `None` means TCP is open (loopback only, checked at start).
-#[derive(Clone)]
-pub struct ApiKey(pub Option<Secret>);
+/// The authenticated caller of a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// A process on this host, through the Unix socket.
+    Unix { uid: Option<u32> },
+    /// A TCP client holding the named key.
+    Key { name: String, scope: Scope },
+}
+
+impl Caller {
+    /// How history and the audit log name this caller: `unix:1000(alice)`, `key:ci`.
+    pub fn actor(&self) -> String {
+        match self {
+            Caller::Unix { uid: Some(uid) } => match user_name(*uid) {
+                Some(name) => format!("unix:{uid}({name})"),
+                None => format!("unix:{uid}"),
+            },
+            Caller::Unix { uid: None } => "unix:unknown".into(),
+            Caller::Key { name, .. } => format!("key:{name}"),
+        }
+    }
+
+    fn allows(&self, needed: Scope) -> bool {
+        match self {
+            Caller::Unix { .. } => true,
+            Caller::Key { scope, .. } => *scope >= needed,
+        }
+    }
+}
+
+/// The name of user `uid` from the password database, if it has one.
+pub fn user_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: an all-zero passwd is a valid value for getpwuid_r to overwrite.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call and `buf` outlives the use of `pwd`'s fields.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut pwd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: getpwuid_r succeeded, so pw_name points at a NUL-terminated string inside `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned())
+}
 
 /// Compares in time that depends only on the lengths, so a key cannot be guessed byte by byte.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -43,20 +100,33 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// True when `header` is `Bearer <key>` with the right key.
-pub fn bearer_matches(header: Option<&str>, key: &Secret) -> bool {
-    let Some(value) = header else { return false };
-    let Some(token) = value
+/// The token of a `Bearer <token>` header.
+pub fn bearer_token(header: Option<&str>) -> Option<&str> {
+    let value = header?;
+    value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
-    else {
-        return false;
-    };
-    constant_time_eq(token.trim().as_bytes(), key.expose().as_bytes())
+        .map(str::trim)
 }
 
-/// Middleware: TCP requests (other than `GET /health`) need the bearer key when one is set.
-pub async fn require_key(
+/// The scope a request needs: reading is `read`; running commands is `exec`; changing the
+/// registered pods is `admin`.
+pub fn required_scope(method: &Method, path: &str) -> Scope {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Scope::Read;
+    }
+    let path = path.trim_end_matches('/');
+    if method == Method::POST && (path == "/api/v1/exec" || path.ends_with("/exec")) {
+        Scope::Exec
+    } else {
+        Scope::Admin
+    }
+}
+
+/// Middleware: identifies the caller, refuses TCP requests (other than `GET /health`) without a
+/// valid key (401) or with a key whose scope is too small (403), and records the caller in the
+/// request's extensions.
+pub async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
@@ -64,23 +134,60 @@ pub async fn require_key(
         .conn_data::<Transport>()
         .copied()
         .unwrap_or(Transport::Tcp);
-    // Anything not positively known to be the Unix socket is treated as TCP.
-    if transport == Transport::Tcp && req.path() != "/health" {
-        let key = req
-            .app_data::<web::Data<ApiKey>>()
-            .and_then(|k| k.0.clone());
-        if let Some(key) = key {
+    let caller = match transport {
+        Transport::Unix { uid } => Some(Caller::Unix { uid }),
+        // Anything not positively known to be the Unix socket is treated as TCP.
+        Transport::Tcp => {
             let header = req
                 .headers()
                 .get(actix_web::http::header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok());
-            if !bearer_matches(header, &key) {
-                tracing::warn!(path = %req.path(), peer = ?req.peer_addr(), "rejected TCP request without a valid API key");
-                return Err(ApiError::Unauthorized.into());
+            let identity = match (req.app_data::<web::Data<AppState>>(), bearer_token(header)) {
+                (Some(state), Some(token)) => state.keys().authenticate(token),
+                _ => None,
+            };
+            identity.map(|k| Caller::Key {
+                name: k.name,
+                scope: k.scope,
+            })
+        }
+    };
+    match caller {
+        None if req.path() == "/health" => {}
+        None => {
+            tracing::warn!(path = %req.path(), peer = ?req.peer_addr(), "rejected TCP request without a valid API key");
+            return Err(ApiError::Unauthorized.into());
+        }
+        Some(caller) => {
+            let needed = required_scope(req.method(), req.path());
+            if !caller.allows(needed) {
+                tracing::warn!(actor = %caller.actor(), path = %req.path(), needed = needed.as_str(), "refused: the key's scope is too small");
+                return Err(ApiError::Forbidden {
+                    needed: needed.as_str(),
+                }
+                .into());
             }
+            req.extensions_mut().insert(caller);
         }
     }
     next.call(req).await
+}
+
+/// Extractor: the `actor` string of the request's caller.
+pub struct Actor(pub String);
+
+impl FromRequest for Actor {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(
+            req.extensions()
+                .get::<Caller>()
+                .map(|c| Actor(c.actor()))
+                .ok_or(ApiError::Unauthorized),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -88,13 +195,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bearer_check() {
-        let k = Secret::new("s3cret");
-        assert!(bearer_matches(Some("Bearer s3cret"), &k));
-        assert!(!bearer_matches(Some("Bearer s3cre"), &k));
-        assert!(!bearer_matches(Some("Bearer s3cretX"), &k));
-        assert!(!bearer_matches(Some("Basic s3cret"), &k));
-        assert!(!bearer_matches(None, &k));
+    fn bearer_parsing() {
+        assert_eq!(bearer_token(Some("Bearer s3cret")), Some("s3cret"));
+        assert_eq!(bearer_token(Some("bearer s3cret ")), Some("s3cret"));
+        assert_eq!(bearer_token(Some("Basic s3cret")), None);
+        assert_eq!(bearer_token(None), None);
         assert!(constant_time_eq(b"", b""));
+        assert!(!constant_time_eq(b"a", b"ab"));
+    }
+
+    #[test]
+    fn scopes_by_route() {
+        assert_eq!(required_scope(&Method::GET, "/api/v1/pods/"), Scope::Read);
+        assert_eq!(required_scope(&Method::GET, "/api/v1/audit"), Scope::Read);
+        assert_eq!(
+            required_scope(&Method::POST, "/api/v1/pods/web/exec"),
+            Scope::Exec
+        );
+        assert_eq!(required_scope(&Method::POST, "/api/v1/exec"), Scope::Exec);
+        assert_eq!(required_scope(&Method::POST, "/api/v1/pods/"), Scope::Admin);
+        assert_eq!(
+            required_scope(&Method::POST, "/api/v1/pods/import"),
+            Scope::Admin
+        );
+        assert_eq!(
+            required_scope(&Method::DELETE, "/api/v1/pods/web"),
+            Scope::Admin
+        );
+        assert_eq!(
+            required_scope(&Method::PATCH, "/api/v1/pods/exec"),
+            Scope::Admin
+        );
+    }
+
+    #[test]
+    fn actors_name_the_caller() {
+        let key = Caller::Key {
+            name: "ci".into(),
+            scope: Scope::Read,
+        };
+        assert_eq!(key.actor(), "key:ci");
+        assert!(key.allows(Scope::Read) && !key.allows(Scope::Exec));
+        assert_eq!(Caller::Unix { uid: Some(0) }.actor(), "unix:0(root)");
+        assert!(Caller::Unix { uid: None }.allows(Scope::Admin));
     }
 }

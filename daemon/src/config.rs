@@ -1,13 +1,17 @@
 //! Daemon configuration: a TOML file, then `PODWRANGLER_*` environment variables, then flags.
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use argh::FromArgs;
 use podwrangler::api::PodCreate;
-use podwrangler::{Secret, redact_url};
+use podwrangler::redact_url;
 use serde::Deserialize;
+
+use crate::clusters::ClusterConfig;
+use crate::keys::{KeyEntry, KeyRing, Scope};
 
 /// System-wide config file (packages install it).
 pub const SYSTEM_CONFIG: &str = "/etc/podwrangler/podwranglerd.toml";
@@ -15,8 +19,12 @@ pub const SYSTEM_CONFIG: &str = "/etc/podwrangler/podwranglerd.toml";
 pub const SYSTEM_DATABASE: &str = "/var/lib/podwrangler/podwrangler.db";
 /// System-wide Unix socket.
 pub const SYSTEM_SOCKET: &str = "/run/podwrangler/podwranglerd.sock";
-/// TCP listener when nothing else is configured.
+/// System-wide API key file (SHA-256 digests; `podwranglerd key add` writes it).
+pub const SYSTEM_KEYS_FILE: &str = "/etc/podwrangler/api-keys.toml";
+/// TCP listener when TCP is turned on without an address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+/// The group that owns the service's state and may read its config and key files.
+pub const SERVICE_GROUP: &str = "podwrangler";
 
 /// podwranglerd: the PodWrangler daemon. Keeps long-lived shell sessions to registered pods,
 /// runs commands in them, keeps their history and serves a REST API on a Unix socket and TCP.
@@ -80,6 +88,58 @@ pub struct Args {
     /// print the version and exit
     #[argh(switch)]
     pub version: bool,
+    #[argh(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands that manage the daemon's files instead of running it.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum Command {
+    Key(KeyCommand),
+}
+
+/// manage TCP API keys (stored as SHA-256 digests in api-keys.toml; SIGHUP applies changes)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "key")]
+pub struct KeyCommand {
+    #[argh(subcommand)]
+    pub action: KeyAction,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum KeyAction {
+    Add(KeyAdd),
+    List(KeyList),
+    Revoke(KeyRevoke),
+}
+
+/// add a key and print it once (its digest is all that is stored)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "add")]
+pub struct KeyAdd {
+    /// the key's name, recorded as the actor `key:NAME` of what it does
+    #[argh(positional)]
+    pub name: String,
+    /// read (health, pods, history), exec (read and run commands) or admin (exec and register,
+    /// update, remove, import pods); default read
+    #[argh(option, default = "Scope::Read")]
+    pub scope: Scope,
+}
+
+/// list the keys' names and scopes
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "list")]
+pub struct KeyList {}
+
+/// remove a key; a running daemon stops accepting it on SIGHUP
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "revoke")]
+pub struct KeyRevoke {
+    /// the key's name
+    #[argh(positional)]
+    pub name: String,
 }
 
 /// The TOML file. Every key is optional.
@@ -96,8 +156,17 @@ pub struct FileConfig {
     pub port: Option<u16>,
     /// `false` turns the TCP listener off.
     pub tcp: Option<bool>,
+    /// A single key in clear (kept for compatibility; it is the admin key named `default`).
     pub api_key: Option<String>,
     pub api_key_file: Option<PathBuf>,
+    /// Named keys with scopes, as SHA-256 digests (`[[api_keys]]`).
+    #[serde(default)]
+    pub api_keys: Vec<KeyEntry>,
+    /// The file `podwranglerd key` manages (default: `api-keys.toml` beside the config file).
+    pub api_keys_file: Option<PathBuf>,
+    /// Clusters whose credentials the daemon keeps; callers name them (`"cluster": "prod"`).
+    #[serde(default)]
+    pub clusters: BTreeMap<String, ClusterConfig>,
     pub log_level: Option<String>,
     pub log_json: Option<bool>,
     pub connect_on_start: Option<bool>,
@@ -128,6 +197,8 @@ pub enum Mode {
 /// How pod actors behave; shared by the registry and every pod actor.
 #[derive(Debug, Clone)]
 pub struct PodSettings {
+    /// The Kubernetes provider, which knows the configured clusters.
+    pub kubernetes: std::sync::Arc<dyn podwrangler::Provider>,
     pub connect_on_start: bool,
     pub keepalive: Duration,
     pub queue_capacity: usize,
@@ -136,9 +207,23 @@ pub struct PodSettings {
     pub reconnect_max_attempts: u32,
 }
 
+impl PodSettings {
+    /// The provider that reaches pods of `kind`.
+    pub fn provider_for(
+        &self,
+        kind: podwrangler::ProviderKind,
+    ) -> std::sync::Arc<dyn podwrangler::Provider> {
+        match kind {
+            podwrangler::ProviderKind::Kubernetes => self.kubernetes.clone(),
+            other => podwrangler::provider_for(other),
+        }
+    }
+}
+
 impl Default for PodSettings {
     fn default() -> Self {
         PodSettings {
+            kubernetes: std::sync::Arc::new(podwrangler::KubernetesProvider::new()),
             connect_on_start: true,
             keepalive: Duration::from_secs(20),
             queue_capacity: 64,
@@ -159,7 +244,12 @@ pub struct Config {
     pub socket: Option<PathBuf>,
     /// `HOST:PORT` of the TCP listener, if any.
     pub tcp: Option<String>,
-    pub api_key: Option<Secret>,
+    /// The API keys TCP clients may present.
+    pub keys: KeyRing,
+    /// Where `podwranglerd key` keeps them.
+    pub keys_file: PathBuf,
+    /// Clusters named by the administrator.
+    pub clusters: BTreeMap<String, ClusterConfig>,
     pub log_level: String,
     pub log_json: bool,
     pub ready_file: Option<PathBuf>,
@@ -187,9 +277,9 @@ pub enum ConfigError {
     #[error("invalid {field}: {reason}")]
     Invalid { field: String, reason: String },
     #[error(
-        "refusing to listen on non-loopback address {addr} without an API key (set PODWRANGLER_API_KEY, api_key or --api-key-file)"
+        "refusing to listen on TCP {addr} without an API key: anyone who reaches the port could run commands in your pods (add one with `podwranglerd key add NAME --scope exec`, or set PODWRANGLER_API_KEY or --api-key-file)"
     )]
-    NonLoopbackWithoutKey { addr: String },
+    TcpWithoutKey { addr: String },
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> ConfigError {
@@ -273,12 +363,41 @@ pub fn default_socket_path(mode: Mode) -> Result<PathBuf, ConfigError> {
     })
 }
 
+/// The default API key file for a mode.
+pub fn default_keys_path(mode: Mode) -> Result<PathBuf, ConfigError> {
+    Ok(match mode {
+        Mode::System => PathBuf::from(SYSTEM_KEYS_FILE),
+        Mode::User => user_paths()?.config.with_file_name("api-keys.toml"),
+    })
+}
+
 /// The default SQLite database for a mode.
 pub fn default_database_path(mode: Mode) -> Result<PathBuf, ConfigError> {
     Ok(match mode {
         Mode::System => PathBuf::from(SYSTEM_DATABASE),
         Mode::User => user_paths()?.data.join("podwrangler.db"),
     })
+}
+
+/// The key file `podwranglerd key` edits: `api_keys_file` of the config file in use, else
+/// `api-keys.toml` beside it, else the mode's default.
+pub fn keys_file_for(args: &Args, mode: Mode) -> Result<PathBuf, ConfigError> {
+    let config = match args.config.clone() {
+        Some(p) => Some(p),
+        None => {
+            let p = default_config_path(mode)?;
+            p.exists().then_some(p)
+        }
+    };
+    match config {
+        Some(path) => {
+            let file = read_file(&path)?;
+            Ok(file
+                .api_keys_file
+                .unwrap_or_else(|| path.with_file_name("api-keys.toml")))
+        }
+        None => default_keys_path(mode),
+    }
 }
 
 /// Reads and parses a TOML config file.
@@ -330,7 +449,7 @@ fn secs(field: &str, value: f64, min: f64, max: f64) -> Result<Duration, ConfigE
     Ok(Duration::from_secs_f64(value))
 }
 
-fn read_key_file(path: &Path) -> Result<Secret, ConfigError> {
+fn read_key_file(path: &Path) -> Result<String, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
@@ -342,7 +461,7 @@ fn read_key_file(path: &Path) -> Result<Secret, ConfigError> {
             format!("{} is empty", path.display()),
         ));
     }
-    Ok(Secret::new(key))
+    Ok(key.to_owned())
 }
 
 /// True when every address `addr` resolves to is a loopback address.
@@ -418,8 +537,18 @@ impl Config {
             })
         };
 
+        // TCP is off unless asked for: the Unix socket is the local way in, and TCP needs a key.
+        let tcp_asked = args.listen.is_some()
+            || args.port.is_some()
+            || args.host.is_some()
+            || env.get("PODWRANGLER_API_HOST").is_some()
+            || env.get("PODWRANGLER_API_PORT").is_some()
+            || file.listen.is_some()
+            || file.port.is_some()
+            || file.host.is_some();
         let tcp_enabled = !args.no_tcp
-            && (file.tcp != Some(false) || args.listen.is_some() || args.port.is_some());
+            && file.tcp != Some(false)
+            && (tcp_asked || file.tcp == Some(true));
         let tcp = if tcp_enabled {
             let listen = if let Some(l) = &args.listen {
                 l.clone()
@@ -459,25 +588,44 @@ impl Config {
             ));
         }
 
-        let api_key = if let Some(path) = &args.api_key_file {
+        let legacy_key = if let Some(path) = &args.api_key_file {
             Some(read_key_file(path)?)
         } else if let Some(key) = env.get("PODWRANGLER_API_KEY") {
-            Some(Secret::new(key.trim()))
+            Some(key.trim().to_owned())
         } else if let Some(key) = &file.api_key {
-            Some(Secret::new(key.trim()))
+            Some(key.trim().to_owned())
         } else if let Some(path) = &file.api_key_file {
             Some(read_key_file(path)?)
         } else {
             None
         };
-        if api_key.as_ref().is_some_and(|k| k.is_empty()) {
+        if legacy_key.as_ref().is_some_and(|k| k.is_empty()) {
             return Err(invalid("api_key", "is empty"));
         }
+        let keys_file = match &file.api_keys_file {
+            Some(p) => p.clone(),
+            None => match &config_file {
+                Some(cfg) => cfg.with_file_name("api-keys.toml"),
+                None => default_keys_path(mode)?,
+            },
+        };
+        let mut entries = file.api_keys.clone();
+        entries.extend(crate::keys::read_file(&keys_file)?.keys);
+        let mut keys = KeyRing::new(&entries)?;
+        if let Some(key) = &legacy_key {
+            keys.add_plain("default", Scope::Admin, key);
+        }
         if let Some(addr) = &tcp
-            && api_key.is_none()
-            && !is_loopback(addr)
+            && keys.is_empty()
         {
-            return Err(ConfigError::NonLoopbackWithoutKey { addr: addr.clone() });
+            return Err(ConfigError::TcpWithoutKey { addr: addr.clone() });
+        }
+        for (name, cluster) in &file.clusters {
+            crate::api::validate::alias_in("clusters", name)
+                .map_err(|e| invalid(&format!("clusters.{name}"), e.to_string()))?;
+            cluster
+                .check()
+                .map_err(|r| invalid(&format!("clusters.{name}"), r))?;
         }
 
         let log_level = args
@@ -510,6 +658,7 @@ impl Config {
         };
         let defaults = PodSettings::default();
         let pods = PodSettings {
+            kubernetes: defaults.kubernetes.clone(),
             connect_on_start,
             keepalive: secs(
                 "keepalive_secs",
@@ -565,7 +714,9 @@ impl Config {
             database_url,
             socket,
             tcp,
-            api_key,
+            keys,
+            keys_file,
+            clusters: file.clusters,
             log_level,
             log_json,
             ready_file: args.ready_file.clone(),
@@ -584,7 +735,7 @@ impl Config {
     /// A one-screen summary for `--check-config` and the start-up log; secrets redacted.
     pub fn summary(&self) -> String {
         format!(
-            "mode: {:?}\nconfig file: {}\ndatabase: {}\nsocket: {}\ntcp: {}\napi key: {}\nconnect on start: {}\ngrace period: {:.1}s\nconfigured pods: {}",
+            "mode: {:?}\nconfig file: {}\ndatabase: {}\nsocket: {}\ntcp: {}\napi keys: {} ({})\nclusters: {}\nconnect on start: {}\ngrace period: {:.1}s\nconfigured pods: {}",
             self.mode,
             self.config_file
                 .as_ref()
@@ -596,10 +747,12 @@ impl Config {
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "(off)".into()),
             self.tcp.as_deref().unwrap_or("(off)"),
-            if self.api_key.is_some() {
-                "set"
+            self.keys.len(),
+            self.keys_file.display(),
+            if self.clusters.is_empty() {
+                "(none)".to_owned()
             } else {
-                "not set"
+                self.clusters.keys().cloned().collect::<Vec<_>>().join(", ")
             },
             self.pods.connect_on_start,
             self.grace_period.as_secs_f64(),
@@ -636,6 +789,7 @@ mod tests {
         let env = [
             ("PODWRANGLER_API_PORT", "9100"),
             ("PODWRANGLER_LOG", "debug"),
+            ("PODWRANGLER_API_KEY", "k"),
         ];
         let c = Config::resolve(&args(), &env, Mode::User, file.clone(), None).unwrap();
         assert_eq!(c.tcp.as_deref(), Some("127.0.0.1:9100"));
@@ -649,27 +803,46 @@ mod tests {
     }
 
     #[test]
-    fn non_loopback_without_key_is_refused() {
-        let a = Args {
-            listen: Some("0.0.0.0:8000".into()),
-            ..args()
-        };
-        let err = Config::resolve(&a, &[("X", "y")], Mode::User, FileConfig::default(), None)
-            .unwrap_err();
-        assert!(
-            matches!(err, ConfigError::NonLoopbackWithoutKey { .. }),
-            "{err}"
-        );
-        let ok = Config::resolve(
-            &a,
-            &[("PODWRANGLER_API_KEY", "k")],
-            Mode::User,
-            FileConfig::default(),
-            None,
-        )
+    fn tcp_is_off_unless_asked_and_never_without_a_key() {
+        let c = Config::resolve(&args(), &[("X", "y")], Mode::User, FileConfig::default(), None)
+            .unwrap();
+        assert_eq!(c.tcp, None);
+        for listen in ["0.0.0.0:8000", "127.0.0.1:8000"] {
+            let a = Args {
+                listen: Some(listen.into()),
+                ..args()
+            };
+            let err = Config::resolve(&a, &[("X", "y")], Mode::User, FileConfig::default(), None)
+                .unwrap_err();
+            assert!(matches!(err, ConfigError::TcpWithoutKey { .. }), "{err}");
+            let ok = Config::resolve(
+                &a,
+                &[("PODWRANGLER_API_KEY", "k")],
+                Mode::User,
+                FileConfig::default(),
+                None,
+            )
+            .unwrap();
+            assert_eq!(ok.tcp.as_deref(), Some(listen));
+            assert_eq!(ok.keys.authenticate("k").unwrap().scope, Scope::Admin);
+            assert!(!format!("{ok:?}").contains("\"k\""));
+        }
+    }
+
+    #[test]
+    fn named_keys_and_clusters_from_the_file() {
+        let file: FileConfig = toml::from_str(&format!(
+            "listen = \"127.0.0.1:0\"\n[[api_keys]]\nname = \"ci\"\nscope = \"exec\"\nsha256 = \"{}\"\n\
+             [clusters.prod]\nserver = \"https://10.0.0.1:6443\"\ntoken_file = \"/etc/podwrangler/prod.token\"\n",
+            crate::keys::digest_hex("ci-key")
+        ))
         .unwrap();
-        assert_eq!(ok.tcp.as_deref(), Some("0.0.0.0:8000"));
-        assert!(!format!("{ok:?}").contains("\"k\""));
+        let c = Config::resolve(&args(), &[("X", "y")], Mode::User, file, None).unwrap();
+        assert_eq!(c.keys.authenticate("ci-key").unwrap().name, "ci");
+        assert!(c.clusters.contains_key("prod"));
+        let bad: FileConfig = toml::from_str("[clusters.prod]\ncontext = \"x\"\n").unwrap();
+        let err = Config::resolve(&args(), &[("X", "y")], Mode::User, bad, None).unwrap_err();
+        assert!(err.to_string().contains("clusters.prod"), "{err}");
     }
 
     #[test]

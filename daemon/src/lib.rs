@@ -3,7 +3,10 @@
 pub mod actors;
 pub mod api;
 pub mod auth;
+pub mod clusters;
 pub mod config;
+pub mod files;
+pub mod keys;
 pub mod logging;
 pub mod openapi;
 pub mod server;

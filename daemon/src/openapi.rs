@@ -13,7 +13,9 @@ use crate::api;
     info(
         title = "PodWrangler daemon API",
         description = "Run shell commands in pods over long-lived sessions; pods, command history and fan-out. \
-The Unix socket needs no credentials; TCP needs `Authorization: Bearer <key>` when an API key is configured. \
+The Unix socket needs no credentials (callers are recorded by uid); TCP needs `Authorization: Bearer <key>` \
+with a named API key whose scope allows the route: read (GET), exec (running commands) or admin (changing pods); \
+403 `forbidden` otherwise. Every command and pod change records who asked. \
 Errors are `application/problem+json` with a stable `code`."
     ),
     paths(
@@ -28,6 +30,8 @@ Errors are `application/problem+json` with a stable `code`."
         api::exec::fan_out,
         api::commands::list_commands,
         api::commands::get_command,
+        api::commands::list_audit,
+        api::pods::list_clusters,
     ),
     components(schemas(podwrangler::api::Problem, podwrangler::api::PodState)),
     modifiers(&BearerAuth),

@@ -16,8 +16,10 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::actors::registry::{RegistryActor, RetireAll};
 use crate::api::body::BodyLimit;
-use crate::auth::{self, ApiKey};
-use crate::config::{Args, Config};
+use crate::auth;
+use crate::clusters::ClusterSet;
+use crate::keys::KeyRing;
+use crate::config::{Args, Config, Mode};
 use crate::logging::LogControl;
 use crate::store::{self, InterruptRunning, StoreActor};
 
@@ -45,6 +47,17 @@ pub struct AppState {
     pub registry: Addr<RegistryActor>,
     pub started: Instant,
     pub shutting_down: AtomicBool,
+    /// The API keys TCP callers may present; replaced on SIGHUP.
+    pub keys: std::sync::RwLock<KeyRing>,
+    /// Clusters named by the administrator; replaced on SIGHUP.
+    pub clusters: Arc<ClusterSet>,
+}
+
+impl AppState {
+    /// The current API keys.
+    pub fn keys(&self) -> std::sync::RwLockReadGuard<'_, KeyRing> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The listeners the server accepts on, bound before the server starts.
@@ -81,7 +94,7 @@ pub fn bind_listeners(config: &Config) -> Result<Listeners, ServeError> {
         None => None,
     };
     let unix = match &config.socket {
-        Some(path) => Some((bind_socket(path)?, path.clone())),
+        Some(path) => Some((bind_socket(path, socket_mode(config.mode))?, path.clone())),
         None => None,
     };
     Ok(Listeners {
@@ -135,8 +148,18 @@ fn socket_family(fd: RawFd) -> Option<i32> {
     }
 }
 
-/// Creates the socket's directory, removes a stale socket, binds and sets mode 0660.
-fn bind_socket(path: &Path) -> Result<UnixListener, ServeError> {
+/// The socket's mode: the service's socket group may connect in system mode; in user mode only
+/// the user may.
+fn socket_mode(mode: Mode) -> u32 {
+    match mode {
+        Mode::System => 0o660,
+        Mode::User => 0o600,
+    }
+}
+
+/// Creates the socket's directory (0700 when the daemon creates it), removes a stale socket,
+/// binds and sets `mode`.
+fn bind_socket(path: &Path, mode: u32) -> Result<UnixListener, ServeError> {
     let err = |source| ServeError::Listen {
         what: format!("Unix socket {}", path.display()),
         source,
@@ -144,7 +167,7 @@ fn bind_socket(path: &Path) -> Result<UnixListener, ServeError> {
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(dir).map_err(err)?;
+        crate::files::create_private_dir(dir).map_err(err)?;
     }
     if path.exists() {
         // A live daemon answers on it; refuse to steal its socket.
@@ -157,7 +180,7 @@ fn bind_socket(path: &Path) -> Result<UnixListener, ServeError> {
         std::fs::remove_file(path).map_err(err)?;
     }
     let listener = UnixListener::bind(path).map_err(err)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
     Ok(listener)
 }
 
@@ -180,22 +203,25 @@ pub fn configure_app(
         InitError = (),
     >,
 > {
-    let key = web::Data::new(ApiKey(state.config.api_key.clone()));
     let limit = BodyLimit(state.config.max_body_bytes);
     App::new()
         .app_data(state)
-        .app_data(key)
         .app_data(limit)
         .app_data(crate::api::path_config())
         .app_data(crate::api::query_config())
         .configure(crate::api::routes)
-        .wrap(middleware::from_fn(auth::require_key))
+        .wrap(middleware::from_fn(auth::authenticate))
         .wrap(middleware::Logger::new("%r %s %Dms").log_target("podwranglerd::http"))
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Call inside an actix `System`.
 pub async fn serve(config: Config, args: Args, log: LogControl) -> Result<(), ServeError> {
     let handle = store::start(&config.database_url, config.store_threads)?;
+    let clusters = ClusterSet::new(config.clusters.clone());
+    let mut pod_settings = config.pods.clone();
+    pod_settings.kubernetes = Arc::new(podwrangler::KubernetesProvider::with_clusters(
+        clusters.clone(),
+    ));
     if handle.interrupted_at_start > 0 {
         tracing::warn!(
             rows = handle.interrupted_at_start,
@@ -207,7 +233,7 @@ pub async fn serve(config: Config, args: Args, log: LogControl) -> Result<(), Se
         .collect();
     let registry = RegistryActor::new(
         handle.addr.clone(),
-        Arc::new(config.pods.clone()),
+        Arc::new(pod_settings),
         arbiters.clone(),
     )
     .start();
@@ -218,6 +244,8 @@ pub async fn serve(config: Config, args: Args, log: LogControl) -> Result<(), Se
         registry: registry.clone(),
         started: Instant::now(),
         shutting_down: AtomicBool::new(false),
+        keys: std::sync::RwLock::new(config.keys.clone()),
+        clusters,
         config: config.clone(),
     });
     let loaded = crate::api::pods::load_from_store(&state)
@@ -342,8 +370,10 @@ async fn reload(state: &AppState, args: &Args, log: &LogControl) {
             if let Err(e) = log.set_level(&new.log_level) {
                 tracing::error!(error = %e, "SIGHUP: cannot apply log level");
             }
+            *state.keys.write().unwrap_or_else(|e| e.into_inner()) = new.keys.clone();
+            state.clusters.replace(new.clusters.clone()).await;
             let applied = crate::api::pods::apply_config_pods(state, &new.config_pods).await;
-            tracing::info!(level = %new.log_level, config_pods = applied, "SIGHUP: configuration reloaded");
+            tracing::info!(level = %new.log_level, config_pods = applied, keys = new.keys.len(), clusters = new.clusters.len(), "SIGHUP: configuration reloaded");
         }
         Err(e) => tracing::error!(error = %e, "SIGHUP: configuration not reloaded"),
     }

@@ -88,6 +88,7 @@ fn plaintty_pod(alias: &str, tags: &[&str]) -> NewPod {
             base_url: "ws://127.0.0.1:40123".into(),
         },
         token: Some(Secret::new(format!("tok-{alias}-s3cret"))),
+        client_key: None,
         tags: tags.iter().map(|t| t.to_string()).collect(),
     }
 }
@@ -156,6 +157,7 @@ fn pod_crud(db: TestDb) {
                     config: Some(k8s.clone()),
                     identity: Some(identity.clone()),
                     token: Some(None),
+                    client_key: Some(Some(Secret::new("key-PEM"))),
                     tags: None,
                 },
             })
@@ -166,6 +168,7 @@ fn pod_crud(db: TestDb) {
         assert_eq!(updated.config, k8s);
         assert_eq!(updated.identity, identity);
         assert_eq!(updated.token, None);
+        assert_eq!(updated.client_key.as_ref().map(Secret::expose), Some("key-PEM"));
         assert_eq!(updated.tags, ["eu", "web"]);
         assert_eq!(updated.created_at, created.created_at);
         assert!(updated.updated_at >= created.updated_at);
@@ -317,6 +320,7 @@ fn command_start_and_finish(db: TestDb) {
                 pod_label: "default/web-5d8f7-00000".into(),
                 command: "echo 'hi' && exit 3".into(),
                 started_at: at(0),
+                actor: "unix:1000(alice)".into(),
             })
             .await
             .unwrap()
@@ -361,6 +365,7 @@ fn command_start_and_finish(db: TestDb) {
             started_at: at(0),
             finished_at: Some(at(2)),
             duration_ms: Some(2000.5),
+            actor: Some("unix:1000(alice)".into()),
         };
         assert_eq!(done, expected);
         assert_eq!(
@@ -421,6 +426,7 @@ fn seed_history(url: &str, n: usize) -> Vec<CommandRecord> {
                 started_at: at(60 * i as i64),
                 finished_at: Some(at(60 * i as i64 + 1)),
                 duration_ms: Some(1000.0),
+                actor: Some(if i % 5 == 0 { "key:ci" } else { "unix:1000(alice)" }.into()),
             }
         })
         .collect();
@@ -452,6 +458,14 @@ fn history_filters(db: TestDb) {
         .await;
         assert_eq!(b.items.len(), 10);
         assert!(b.items.iter().all(|r| r.alias == "b"));
+
+        let ci = page(HistoryFilter {
+            actor: Some("key:ci".into()),
+            ..Default::default()
+        })
+        .await;
+        let cmds: Vec<_> = ci.items.iter().map(|r| r.command.as_str()).collect();
+        assert_eq!(cmds, ["echo 25", "echo 20", "echo 15", "echo 10", "echo 5", "echo 0"]);
 
         let failed = page(HistoryFilter {
             status: Some(CommandStatus::Failed),
@@ -594,6 +608,7 @@ fn running_rows_become_interrupted_at_start(db: TestDb) {
         pod_label: alias.into(),
         command: "sleep 100".into(),
         started_at: at(0),
+        actor: "key:ci".into(),
     };
     let (crashed, shutdown, finished) = with_store(&url, |h| async move {
         assert_eq!(h.interrupted_at_start, 0);
@@ -693,6 +708,7 @@ fn concurrent_writers_do_not_fail(db: TestDb) {
                         pod_label: "l".into(),
                         command: format!("echo {i}"),
                         started_at: Utc::now(),
+                        actor: "key:ci".into(),
                     })
                     .await
                     .unwrap()?;

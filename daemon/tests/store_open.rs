@@ -42,6 +42,7 @@ fn creates_missing_directories_and_uses_wal() {
         pod_label: "a".into(),
         command: "true".into(),
         started_at: chrono::Utc::now(),
+        actor: "config".into(),
     })
     .unwrap();
     let wal = path.with_file_name("podwrangler.db-wal");

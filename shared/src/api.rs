@@ -16,7 +16,9 @@ pub const NDJSON: &str = "application/x-ndjson";
 /// Media type of error bodies.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// `POST /api/v1/pods/`: register a pod from a provider URL, or from fields.
+/// `POST /api/v1/pods/`: register a pod from a provider URL, or from fields. Kubernetes pods
+/// name a configured `cluster`, or bring their own credentials (`token`, or `client_certificate`
+/// with `client_key`); the API takes no kubeconfig path.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -47,10 +49,23 @@ pub struct PodCreate {
     /// PlainTTY base URL (`wss://host[:port]`) or Kubernetes API server URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// A cluster named in the daemon's configuration (`GET /api/v1/clusters`); its server and
+    /// credentials come from there. Not with `server` or caller credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kubeconfig: Option<String>,
+    pub cluster: Option<String>,
+    /// PEM certificates the Kubernetes API server's certificate must chain to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context: Option<String>,
+    pub certificate_authority: Option<String>,
+    /// PEM client certificate for the Kubernetes API server (with `client_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<String>,
+    /// PEM private key of `client_certificate`. Stored as a secret, never shown.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "Secret::serialize_exposed"
+    )]
+    pub client_key: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure_skip_tls_verify: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,10 +99,23 @@ pub struct PodUpdate {
     pub service_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// A cluster named in the daemon's configuration (`GET /api/v1/clusters`); its server and
+    /// credentials come from there. Not with `server` or caller credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kubeconfig: Option<String>,
+    pub cluster: Option<String>,
+    /// PEM certificates the Kubernetes API server's certificate must chain to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context: Option<String>,
+    pub certificate_authority: Option<String>,
+    /// PEM client certificate for the Kubernetes API server (with `client_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<String>,
+    /// PEM private key of `client_certificate`. Stored as a secret, never shown.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "Secret::serialize_exposed"
+    )]
+    pub client_key: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure_skip_tls_verify: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -253,6 +281,10 @@ pub struct CommandRecord {
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub duration_ms: Option<f64>,
+    /// Who asked: `unix:UID(NAME)` over the socket, `key:NAME` over TCP, `config` for the
+    /// daemon's own configuration. Absent on rows written before actors were recorded.
+    #[serde(default)]
+    pub actor: Option<String>,
 }
 
 /// `POST /api/v1/exec` answer (without NDJSON streaming).
@@ -289,10 +321,23 @@ pub struct ImportRequest {
         serialize_with = "Secret::serialize_exposed"
     )]
     pub token: Option<Secret>,
+    /// A cluster named in the daemon's configuration (`GET /api/v1/clusters`); its server and
+    /// credentials come from there. Not with `server` or caller credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kubeconfig: Option<String>,
+    pub cluster: Option<String>,
+    /// PEM certificates the Kubernetes API server's certificate must chain to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context: Option<String>,
+    pub certificate_authority: Option<String>,
+    /// PEM client certificate for the Kubernetes API server (with `client_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<String>,
+    /// PEM private key of `client_certificate`. Stored as a secret, never shown.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "Secret::serialize_exposed"
+    )]
+    pub client_key: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure_skip_tls_verify: Option<bool>,
     /// Aliases become `{alias_prefix}{pod name}`.
@@ -309,6 +354,74 @@ pub struct ImportResponse {
     pub registered: Vec<String>,
     /// Pods whose alias was already taken.
     pub skipped: Vec<String>,
+}
+
+/// `GET /api/v1/clusters`: one cluster the daemon's configuration names. Credentials are
+/// never shown.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClusterInfo {
+    pub name: String,
+    /// Where the credentials come from: `kubeconfig` or `token_file`.
+    pub source: String,
+}
+
+/// What an audit event records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    PodRegistered,
+    PodUpdated,
+    PodRemoved,
+    PodsImported,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::PodRegistered => "pod_registered",
+            AuditAction::PodUpdated => "pod_updated",
+            AuditAction::PodRemoved => "pod_removed",
+            AuditAction::PodsImported => "pods_imported",
+        }
+    }
+}
+
+impl std::str::FromStr for AuditAction {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "pod_registered" => AuditAction::PodRegistered,
+            "pod_updated" => AuditAction::PodUpdated,
+            "pod_removed" => AuditAction::PodRemoved,
+            "pods_imported" => AuditAction::PodsImported,
+            other => return Err(format!("unknown audit action {other:?}")),
+        })
+    }
+}
+
+/// One change to the registered pods, with who made it and when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEvent {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    /// Same form as [`CommandRecord::actor`].
+    pub actor: String,
+    pub action: AuditAction,
+    /// The pod concerned (for imports, the namespace imported).
+    pub subject: String,
+    /// What changed, without credentials.
+    pub detail: String,
+}
+
+/// `GET /api/v1/audit` answer: newest first; pass `next_cursor` back as `cursor`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditPage {
+    pub items: Vec<AuditEvent>,
+    pub next_cursor: Option<String>,
 }
 
 /// `GET /health`.
@@ -342,7 +455,7 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     /// Stable: `pod_not_found`, `pod_exists`, `pod_connection`, `pod_busy`, `command_timeout`,
-    /// `command_failed`, `validation`, `unauthorized`, `not_found`, `internal`, ...
+    /// `command_failed`, `validation`, `unauthorized`, `forbidden`, `not_found`, `internal`, ...
     pub code: String,
     /// The request field at fault, for validation errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]

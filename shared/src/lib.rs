@@ -10,8 +10,10 @@ pub mod secret;
 
 pub use error::{PodError, Result};
 pub use models::*;
-pub use secret::{REDACTED, Secret, redact_url};
+pub use secret::{REDACTED, Secret, cleartext_refusal, is_loopback_host, redact_url};
 
+#[cfg(feature = "kubeconfig")]
+pub mod kubeconfig;
 #[cfg(feature = "session")]
 pub mod provider;
 #[cfg(feature = "session")]

@@ -125,20 +125,26 @@ pub fn split_pod_name(pod_name: &str) -> (Option<String>, Option<String>) {
     )
 }
 
-/// How to reach a pod through the Kubernetes API.
+/// How to reach a pod through the Kubernetes API: either a cluster the daemon's administrator
+/// configured (`cluster`, credentials kept by the daemon), or an explicit server with the
+/// caller's own credentials (CA, client certificate; the bearer token and client key are the
+/// endpoint's secrets). Never a file path or a program to run: callers cannot make the daemon
+/// read its host's files or run its programs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KubernetesTarget {
-    /// API server URL (`https://host:6443`). Overrides the kubeconfig's server when both are set.
+    /// A cluster named in the daemon's configuration (`[clusters.NAME]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// API server URL (`https://host:6443`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
-    /// Kubeconfig file; unset means as kubectl finds it (`KUBECONFIG`, then `~/.kube/config`),
-    /// unless `server` and a token are given.
+    /// PEM certificates the API server's certificate must chain to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kubeconfig: Option<String>,
-    /// Kubeconfig context; unset means the current context.
+    pub certificate_authority: Option<String>,
+    /// PEM client certificate (its key is [`PodEndpoint::client_key`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context: Option<String>,
+    pub client_certificate: Option<String>,
     /// Skip TLS verification of the API server (kubeconfig's `insecure-skip-tls-verify`).
     #[serde(default)]
     pub insecure_skip_tls_verify: bool,
@@ -179,6 +185,9 @@ pub struct PodEndpoint {
     /// Bearer token (PlainTTY JWT or Kubernetes token). Serialized as `***`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<Secret>,
+    /// PEM private key of the Kubernetes client certificate. Serialized as `***`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<Secret>,
 }
 
 impl fmt::Debug for PodEndpoint {
@@ -187,6 +196,7 @@ impl fmt::Debug for PodEndpoint {
             .field("identity", &self.identity)
             .field("provider", &self.provider)
             .field("token", &self.token)
+            .field("client_key", &self.client_key)
             .finish()
     }
 }
@@ -283,9 +293,11 @@ mod tests {
                 base_url: "wss://example".into(),
             },
             token: Some(Secret::new("tok-XYZ")),
+            client_key: Some(Secret::new("key-PEM")),
         };
-        assert!(!format!("{ep:?}").contains("tok-XYZ"));
-        assert!(!serde_json::to_string(&ep).unwrap().contains("tok-XYZ"));
+        for shown in [format!("{ep:?}"), serde_json::to_string(&ep).unwrap()] {
+            assert!(!shown.contains("tok-XYZ") && !shown.contains("key-PEM"), "{shown}");
+        }
     }
 
     #[test]

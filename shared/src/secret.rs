@@ -113,7 +113,7 @@ pub fn redact_url(url: &str) -> String {
                 let pairs: Vec<(String, String)> = parsed
                     .query_pairs()
                     .map(|(k, v)| {
-                        let v = if is_secret_key(&k) {
+                        let v = if is_secret_query_key(&k) {
                             REDACTED.to_owned()
                         } else {
                             v.into_owned()
@@ -165,7 +165,8 @@ fn redact_userinfo_text(text: &str) -> String {
     out
 }
 
-fn is_secret_key(key: &str) -> bool {
+/// True for query keys whose values are credentials (`token`, `api_key`, ...).
+pub fn is_secret_query_key(key: &str) -> bool {
     SECRET_QUERY_KEYS
         .iter()
         .any(|k| k.eq_ignore_ascii_case(key))
@@ -193,7 +194,7 @@ fn redact_query_text(text: &str) -> String {
         let value_end = after
             .find(|c: char| c == '&' || c == ';' || c == '#' || c.is_whitespace())
             .unwrap_or(after.len());
-        if is_secret_key(&before[key_start..]) {
+        if is_secret_query_key(&before[key_start..]) {
             out.push_str(REDACTED);
         } else {
             out.push_str(&after[..value_end]);
@@ -202,6 +203,34 @@ fn redact_query_text(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// True for `localhost` and for IP literals in 127.0.0.0/8 or `::1`. Names other than
+/// `localhost` are not resolved: what a name resolves to can change after it was checked.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .map(|ip| ip.is_loopback())
+        .unwrap_or(false)
+}
+
+/// Why credentials must not be sent to `url`, if they must not: a plain `http://` or `ws://` URL
+/// whose host is not loopback would carry them in clear text.
+pub fn cleartext_refusal(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    if !matches!(parsed.scheme(), "http" | "ws") {
+        return None;
+    }
+    let host = parsed.host_str().unwrap_or("");
+    if is_loopback_host(host) {
+        return None;
+    }
+    Some(format!(
+        "refusing to send credentials in clear text to {host}: use https:// or wss:// (plain http/ws is allowed only to loopback addresses)"
+    ))
 }
 
 #[cfg(test)]
@@ -249,5 +278,28 @@ mod tests {
         let shown = redact_url("not a url ?token=abc123&pod=x");
         assert!(!shown.contains("abc123"), "{shown}");
         assert!(shown.contains("pod=x"), "{shown}");
+    }
+
+    #[test]
+    fn cleartext_is_refused_except_to_loopback() {
+        for url in [
+            "http://127.0.0.1:8080",
+            "ws://127.9.9.9/exec/1/?token=t",
+            "http://[::1]:6443",
+            "ws://localhost:1/",
+            "https://10.0.0.1:6443",
+            "wss://example.com/exec/1/",
+        ] {
+            assert_eq!(cleartext_refusal(url), None, "{url}");
+        }
+        for url in [
+            "http://10.0.0.1:6443",
+            "ws://example.com/exec/1/?token=t",
+            "http://127.0.0.1.example.com/",
+            "ws://[::2]/",
+        ] {
+            let why = cleartext_refusal(url).expect(url);
+            assert!(!why.contains("token=t"), "{why}");
+        }
     }
 }

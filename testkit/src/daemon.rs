@@ -185,7 +185,13 @@ impl Daemon {
         } else {
             cmd.arg("--no-tcp");
         }
-        if let Some(key) = &opts.api_key {
+        // TCP always needs a key; tests that do not choose one get an admin key of their own.
+        let api_key = match (&opts.api_key, opts.tcp) {
+            (Some(k), _) => Some(k.clone()),
+            (None, true) => Some(format!("testkit-admin-{}", std::process::id())),
+            (None, false) => None,
+        };
+        if let Some(key) = &api_key {
             let key_file = dir.join("api-key");
             std::fs::write(&key_file, key).expect("write key file");
             cmd.arg("--api-key-file").arg(&key_file);
@@ -214,7 +220,7 @@ impl Daemon {
                     socket,
                     state_dir: dir,
                     log_path,
-                    api_key: opts.api_key.clone(),
+                    api_key: api_key.clone(),
                     database_url,
                     child: Some(child),
                     _owned_dir: owned,

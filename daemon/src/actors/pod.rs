@@ -25,6 +25,8 @@ use crate::store::{FinishCommand, InterruptRunning, StartCommand, StoreActor};
 pub struct Exec {
     pub command: String,
     pub timeout: Duration,
+    /// Who asked, for the history row.
+    pub actor: String,
 }
 
 /// A command that ran (or tried to): its finished history record, and why it did not succeed
@@ -75,6 +77,7 @@ pub struct Retire;
 struct Job {
     command: String,
     timeout: Duration,
+    actor: String,
     reply: oneshot::Sender<Result<ExecDone, ExecRejected>>,
 }
 
@@ -180,8 +183,9 @@ impl PodActor {
         self.settle_state();
         let endpoint = self.endpoint.clone();
         let options = self.session_options();
+        let provider = self.settings.provider_for(endpoint.provider.kind());
         let fut = async move {
-            AssertUnwindSafe(PodSession::connect(endpoint, options))
+            AssertUnwindSafe(PodSession::connect_with(endpoint, provider, options))
                 .catch_unwind()
                 .await
         };
@@ -280,6 +284,7 @@ impl PodActor {
                         pod_label: label,
                         command: job.command.clone(),
                         started_at,
+                        actor: job.actor.clone(),
                     })
                     .await
                     .map_err(|e| ExecRejected::History(e.to_string()))?
@@ -333,6 +338,7 @@ impl PodActor {
         let Job {
             command,
             timeout,
+            actor,
             reply,
         } = job;
         let start = {
@@ -346,6 +352,7 @@ impl PodActor {
                         pod_label: label,
                         command,
                         started_at,
+                        actor,
                     })
                     .await
                     .map_err(|e| ExecRejected::History(e.to_string()))?
@@ -611,6 +618,7 @@ impl Handler<Exec> for PodActor {
         self.queue.push_back(Job {
             command: msg.command,
             timeout: msg.timeout,
+            actor: msg.actor,
             reply: tx,
         });
         if self.busy {

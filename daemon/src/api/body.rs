@@ -94,6 +94,14 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             }),
             _ => (path != ".").then_some(path),
         };
+        // Fields that would make the daemon read its own files or run its programs are
+        // refused with a reason, not as mere unknown fields.
+        if message.starts_with("unknown field")
+            && let Some(name) = quoted_field(&message)
+            && let Some(reason) = host_access_field(&name)
+        {
+            return ApiError::validation(&name, reason);
+        }
         let what = if inner.is_syntax() || inner.is_eof() {
             "malformed JSON"
         } else {
@@ -107,6 +115,17 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             field,
         }
     })
+}
+
+/// Why a field that names a file or a program on the daemon's host is refused, if `name` is one.
+fn host_access_field(name: &str) -> Option<&'static str> {
+    match name {
+        "kubeconfig" | "context" | "token_file" | "exec" | "client_certificate_file"
+        | "client_key_file" | "ca_file" => Some(
+            "the API takes no file paths or programs of the daemon's host: pwctl reads your kubeconfig and sends its credentials (server, certificate_authority, token or client_certificate and client_key), or name a cluster from the daemon's configuration with \"cluster\" (GET /api/v1/clusters)",
+        ),
+        _ => None,
+    }
 }
 
 fn quoted_field(message: &str) -> Option<String> {
@@ -126,6 +145,20 @@ mod tests {
             ApiError::BadRequest { field, .. } => field,
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn host_file_fields_are_refused_with_a_reason() {
+        use podwrangler::api::PodCreate;
+        let e = parse_json::<PodCreate>(
+            br#"{"alias":"a","provider":"kubernetes","kubeconfig":"/etc/shadow"}"#,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, ApiError::Validation { field, .. } if field == "kubeconfig"),
+            "{e:?}"
+        );
+        assert!(!e.to_string().contains("/etc/shadow"), "{e}");
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub enum ApiError {
     MethodNotAllowed { method: String, path: String },
     #[error("missing or wrong API key (send Authorization: Bearer <key>)")]
     Unauthorized,
+    /// The caller's API key does not have the scope the route needs.
+    #[error("this API key may not do that: the route needs scope {needed}")]
+    Forbidden { needed: &'static str },
     #[error("pod {alias:?} is busy: {queued} commands already queued")]
     PodBusy { alias: String, queued: usize },
     /// Connecting failed or the connection was lost; `record` when a history row exists.
@@ -79,6 +82,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden { .. } => "forbidden",
             ApiError::PodBusy { .. } => "pod_busy",
             ApiError::PodConnection { .. } => "pod_connection",
             ApiError::CommandTimeout { .. } => "command_timeout",
@@ -101,6 +105,7 @@ impl ApiError {
             ApiError::NotFound(_) => "Not found",
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
             ApiError::Unauthorized => "Unauthorized",
+            ApiError::Forbidden { .. } => "Forbidden",
             ApiError::PodBusy { .. } => "Pod busy",
             ApiError::PodConnection { .. } => "Pod connection failed",
             ApiError::CommandTimeout { .. } => "Command timed out",
@@ -154,6 +159,7 @@ impl ResponseError for ApiError {
             ApiError::PodExists(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::PodBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PodConnection { .. } | ApiError::PodError { .. } | ApiError::Upstream(_) => {
                 StatusCode::BAD_GATEWAY

@@ -17,6 +17,7 @@ use super::error::ApiError;
 use super::{check_running, mailbox, validate};
 use crate::actors::pod::{Exec, ExecDone, ExecFailure, ExecRejected, PodActor};
 use crate::actors::registry::{Lookup, LookupMany};
+use crate::auth::Actor;
 use crate::server::AppState;
 use crate::store::{FinishCommand, ListPods, ListPodsByTag, StartCommand, StoreActor};
 
@@ -73,6 +74,7 @@ fn answer(done: ExecDone, check: bool) -> Result<HttpResponse, ApiError> {
 pub async fn exec_pod(
     state: web::Data<AppState>,
     alias: web::Path<String>,
+    actor: Actor,
     body: ApiJson<ExecRequest>,
 ) -> Result<HttpResponse, ApiError> {
     check_running(&state)?;
@@ -94,6 +96,7 @@ pub async fn exec_pod(
         .send(Exec {
             command: req.command,
             timeout,
+            actor: actor.0,
         })
         .await
         .map_err(mailbox)?
@@ -105,10 +108,11 @@ pub async fn exec_pod(
 /// pod has one result and history says why.
 async fn record_rejection(
     store: &Addr<StoreActor>,
+    job: &FanOutJob,
     alias: &str,
-    command: &str,
     error: String,
 ) -> CommandRecord {
+    let command = job.command.as_str();
     let started_at = Utc::now();
     let fallback = |id: i64| CommandRecord {
         id,
@@ -124,6 +128,7 @@ async fn record_rejection(
         started_at,
         finished_at: Some(started_at),
         duration_ms: Some(0.0),
+        actor: Some(job.actor.clone()),
     };
     let Ok(Ok(id)) = store
         .send(StartCommand {
@@ -131,6 +136,7 @@ async fn record_rejection(
             pod_label: alias.to_owned(),
             command: command.to_owned(),
             started_at,
+            actor: job.actor.clone(),
         })
         .await
     else {
@@ -155,30 +161,31 @@ async fn record_rejection(
     }
 }
 
-async fn run_one(
-    store: Addr<StoreActor>,
-    alias: String,
-    addr: Addr<PodActor>,
+/// What every pod of one fan-out runs, and for whom.
+struct FanOutJob {
     command: String,
     timeout: Duration,
+    actor: String,
+}
+
+async fn run_one(
+    store: Addr<StoreActor>,
+    job: std::sync::Arc<FanOutJob>,
+    alias: String,
+    addr: Addr<PodActor>,
 ) -> CommandRecord {
     match addr
         .send(Exec {
-            command: command.clone(),
-            timeout,
+            command: job.command.clone(),
+            timeout: job.timeout,
+            actor: job.actor.clone(),
         })
         .await
     {
         Ok(Ok(done)) => done.record,
-        Ok(Err(e)) => record_rejection(&store, &alias, &command, e.to_string()).await,
+        Ok(Err(e)) => record_rejection(&store, &job, &alias, e.to_string()).await,
         Err(e) => {
-            record_rejection(
-                &store,
-                &alias,
-                &command,
-                format!("pod actor unavailable: {e}"),
-            )
-            .await
+            record_rejection(&store, &job, &alias, format!("pod actor unavailable: {e}")).await
         }
     }
 }
@@ -250,6 +257,7 @@ async fn targets(
 pub async fn fan_out(
     state: web::Data<AppState>,
     http: HttpRequest,
+    actor: Actor,
     body: ApiJson<FanOutRequest>,
 ) -> Result<HttpResponse, ApiError> {
     check_running(&state)?;
@@ -278,7 +286,11 @@ pub async fn fan_out(
         .is_some_and(|v| v.contains(NDJSON));
     let started = Instant::now();
     let store = state.store.clone();
-    let command = req.command;
+    let job = std::sync::Arc::new(FanOutJob {
+        command: req.command,
+        timeout,
+        actor: actor.0,
+    });
     let order: std::collections::HashMap<String, usize> = targets
         .iter()
         .enumerate()
@@ -286,7 +298,7 @@ pub async fn fan_out(
         .collect();
     let results =
         futures_util::stream::iter(targets.into_iter().map(move |(alias, addr)| {
-            run_one(store.clone(), alias, addr, command.clone(), timeout)
+            run_one(store.clone(), job.clone(), alias, addr)
         }))
         .buffer_unordered(concurrency);
 

@@ -3,7 +3,10 @@
 use std::collections::HashMap;
 
 use actix_web::{HttpResponse, web};
-use podwrangler::api::{ImportRequest, ImportResponse, PodCreate, PodInfo, PodState, PodUpdate};
+use podwrangler::api::{
+    AuditAction, ImportRequest, ImportResponse, PodCreate, PodInfo, PodState, PodUpdate,
+};
+use podwrangler::provider::Provider as _;
 use podwrangler::{
     KubernetesTarget, PodEndpoint, PodError, PodIdentity, ProviderConfig, ProviderKind, Secret,
     redact_url,
@@ -13,11 +16,31 @@ use super::body::ApiJson;
 use super::error::ApiError;
 use super::{check_running, mailbox, validate};
 use crate::actors::registry::{StartPod, States, StopPod};
+use crate::auth::Actor;
+use crate::clusters::ClusterSet;
 use crate::server::AppState;
 use crate::store::{
-    DeletePod, GetPod, InsertPod, ListPods, ListPodsByTag, NewPod, PodChanges, PodRow, StoreError,
-    UpdatePod,
+    DeletePod, GetPod, InsertPod, ListPods, ListPodsByTag, NewAuditEvent, NewPod, PodChanges,
+    PodRow, StoreError, UpdatePod,
 };
+
+/// The actor of changes the daemon's own configuration makes (config pods, SIGHUP).
+pub const CONFIG_ACTOR: &str = "config";
+
+/// Appends to the audit log. The change already happened, so a failure is logged, not returned.
+async fn audit(state: &AppState, actor: &str, action: AuditAction, subject: &str, detail: String) {
+    let event = NewAuditEvent {
+        actor: actor.to_owned(),
+        action,
+        subject: subject.to_owned(),
+        detail,
+    };
+    match state.store.send(event).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(%actor, action = action.as_str(), %subject, error = %e, "cannot write the audit log"),
+        Err(e) => tracing::error!(%actor, action = action.as_str(), %subject, error = %e, "store unavailable for the audit log"),
+    }
+}
 
 /// The connection fields `PodCreate` and `PodUpdate` share.
 #[derive(Default)]
@@ -28,8 +51,10 @@ struct Fields<'a> {
     container: Option<&'a str>,
     service_id: Option<&'a str>,
     server: Option<&'a str>,
-    kubeconfig: Option<&'a str>,
-    context: Option<&'a str>,
+    cluster: Option<&'a str>,
+    certificate_authority: Option<&'a str>,
+    client_certificate: Option<&'a str>,
+    client_key: Option<&'a Secret>,
     insecure_skip_tls_verify: Option<bool>,
     cols: Option<u16>,
 }
@@ -43,8 +68,10 @@ impl<'a> Fields<'a> {
             container: b.container.as_deref(),
             service_id: b.service_id.as_deref(),
             server: b.server.as_deref(),
-            kubeconfig: b.kubeconfig.as_deref(),
-            context: b.context.as_deref(),
+            cluster: b.cluster.as_deref(),
+            certificate_authority: b.certificate_authority.as_deref(),
+            client_certificate: b.client_certificate.as_deref(),
+            client_key: b.client_key.as_ref(),
             insecure_skip_tls_verify: b.insecure_skip_tls_verify,
             cols: b.cols,
         }
@@ -58,8 +85,10 @@ impl<'a> Fields<'a> {
             container: b.container.as_deref(),
             service_id: b.service_id.as_deref(),
             server: b.server.as_deref(),
-            kubeconfig: b.kubeconfig.as_deref(),
-            context: b.context.as_deref(),
+            cluster: b.cluster.as_deref(),
+            certificate_authority: b.certificate_authority.as_deref(),
+            client_certificate: b.client_certificate.as_deref(),
+            client_key: b.client_key.as_ref(),
             insecure_skip_tls_verify: b.insecure_skip_tls_verify,
             cols: b.cols,
         }
@@ -118,6 +147,7 @@ fn endpoint_from_fields(kind: ProviderKind, f: &Fields<'_>) -> Result<PodEndpoin
         identity,
         provider,
         token: None,
+        client_key: None,
     })
 }
 
@@ -163,8 +193,10 @@ fn apply_fields(ep: &mut PodEndpoint, f: &Fields<'_>) -> Result<(), ApiError> {
                 *base_url = server.trim_end_matches('/').to_owned();
             }
             for (field, set) in [
-                ("kubeconfig", f.kubeconfig.is_some()),
-                ("context", f.context.is_some()),
+                ("cluster", f.cluster.is_some()),
+                ("certificate_authority", f.certificate_authority.is_some()),
+                ("client_certificate", f.client_certificate.is_some()),
+                ("client_key", f.client_key.is_some()),
                 (
                     "insecure_skip_tls_verify",
                     f.insecure_skip_tls_verify.is_some(),
@@ -179,15 +211,50 @@ fn apply_fields(ep: &mut PodEndpoint, f: &Fields<'_>) -> Result<(), ApiError> {
             }
         }
         ProviderConfig::Kubernetes(target) => {
+            if let Some(cluster) = non_empty("cluster", f.cluster)? {
+                validate::alias_in("cluster", cluster)?;
+                for (field, given) in [
+                    ("server", f.server.is_some()),
+                    ("token", f.token.is_some()),
+                    ("certificate_authority", f.certificate_authority.is_some()),
+                    ("client_certificate", f.client_certificate.is_some()),
+                    ("client_key", f.client_key.is_some()),
+                ] {
+                    if given {
+                        return Err(ApiError::validation(
+                            field,
+                            "a configured cluster brings its own server and credentials; send cluster alone",
+                        ));
+                    }
+                }
+                // A cluster brings its own server and credentials.
+                *target = KubernetesTarget {
+                    cluster: Some(cluster.to_owned()),
+                    shell: std::mem::take(&mut target.shell),
+                    ..Default::default()
+                };
+                ep.token = None;
+                ep.client_key = None;
+            }
             if let Some(server) = non_empty("server", f.server)? {
                 validate::url("server", server, &["http", "https"])?;
                 target.server = Some(server.trim_end_matches('/').to_owned());
+                target.cluster = None;
             }
-            if let Some(k) = non_empty("kubeconfig", f.kubeconfig)? {
-                target.kubeconfig = Some(k.to_owned());
+            if let Some(pem) = non_empty("certificate_authority", f.certificate_authority)? {
+                podwrangler::kubeconfig::check_certificates("certificate_authority", pem)
+                    .map_err(pod_field_error)?;
+                target.certificate_authority = Some(pem.to_owned());
             }
-            if let Some(c) = non_empty("context", f.context)? {
-                target.context = Some(c.to_owned());
+            if let Some(pem) = non_empty("client_certificate", f.client_certificate)? {
+                podwrangler::kubeconfig::check_certificates("client_certificate", pem)
+                    .map_err(pod_field_error)?;
+                target.client_certificate = Some(pem.to_owned());
+            }
+            if let Some(key) = f.client_key {
+                podwrangler::kubeconfig::check_private_key("client_key", key)
+                    .map_err(pod_field_error)?;
+                ep.client_key = Some(key.clone());
             }
             if let Some(v) = f.insecure_skip_tls_verify {
                 target.insecure_skip_tls_verify = v;
@@ -200,6 +267,70 @@ fn apply_fields(ep: &mut PodEndpoint, f: &Fields<'_>) -> Result<(), ApiError> {
             }
             if ep.identity.namespace.is_none() {
                 ep.identity.namespace = Some("default".into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A library validation error as the API's, naming the same field.
+fn pod_field_error(e: PodError) -> ApiError {
+    match e {
+        PodError::ConfigValidation { field, reason } => ApiError::validation(field, reason),
+        other => ApiError::validation("body", other.to_string()),
+    }
+}
+
+/// Checks that an endpoint's credentials can be used without lending the daemon's own: a
+/// Kubernetes pod names a configured cluster, or a server with the caller's token or client
+/// certificate; no credential goes in clear text to a host that is not loopback.
+pub fn check_credentials(ep: &PodEndpoint, clusters: &ClusterSet) -> Result<(), ApiError> {
+    match &ep.provider {
+        ProviderConfig::PlainTty { base_url } => {
+            if ep.token.is_some()
+                && let Some(why) = podwrangler::cleartext_refusal(base_url)
+            {
+                return Err(ApiError::validation("url", why));
+            }
+        }
+        ProviderConfig::Kubernetes(t) => {
+            if let Some(name) = &t.cluster {
+                if !clusters.contains(name) {
+                    return Err(ApiError::validation(
+                        "cluster",
+                        format!(
+                            "no cluster named {name:?} in the daemon's configuration (GET /api/v1/clusters lists them)"
+                        ),
+                    ));
+                }
+                if ep.token.is_some() || ep.client_key.is_some() || t.server.is_some() {
+                    return Err(ApiError::validation(
+                        "cluster",
+                        "a configured cluster brings its own server and credentials; send cluster alone",
+                    ));
+                }
+                return Ok(());
+            }
+            let server = t.server.as_deref().ok_or_else(|| {
+                ApiError::validation(
+                    "server",
+                    "is required: give a server with your credentials, or a configured cluster",
+                )
+            })?;
+            if t.client_certificate.is_some() != ep.client_key.is_some() {
+                return Err(ApiError::validation(
+                    "client_key",
+                    "a client certificate needs its key, and a key its certificate",
+                ));
+            }
+            if ep.token.is_none() && ep.client_key.is_none() {
+                return Err(ApiError::validation(
+                    "token",
+                    "a server needs your credentials (token, or client_certificate and client_key): the daemon never lends its own; or name a configured cluster instead",
+                ));
+            }
+            if let Some(why) = podwrangler::cleartext_refusal(server) {
+                return Err(ApiError::validation("server", why));
             }
         }
     }
@@ -228,16 +359,11 @@ pub fn target_of(ep: &PodEndpoint) -> String {
             id.pod_name
         ),
         ProviderConfig::Kubernetes(t) => {
-            let server = t.server.clone().unwrap_or_else(|| {
-                format!(
-                    "kubeconfig:{}{}",
-                    t.kubeconfig.as_deref().unwrap_or("default"),
-                    t.context
-                        .as_deref()
-                        .map(|c| format!("#{c}"))
-                        .unwrap_or_default()
-                )
-            });
+            let server = match (&t.server, &t.cluster) {
+                (Some(server), _) => server.clone(),
+                (None, Some(cluster)) => format!("cluster:{cluster}"),
+                (None, None) => "(no server)".into(),
+            };
             let mut s = format!(
                 "{server}/api/v1/namespaces/{}/pods/{}/exec",
                 id.namespace.as_deref().unwrap_or("default"),
@@ -298,12 +424,17 @@ async fn insert(state: &AppState, pod: NewPod) -> Result<PodInfo, ApiError> {
     Ok(pod_info(&row, st))
 }
 
-/// Registers one pod from a `PodCreate` (API and config file).
-pub async fn register(state: &AppState, body: &PodCreate) -> Result<PodInfo, ApiError> {
+/// Registers one pod from a `PodCreate` (API and config file) on behalf of `actor`.
+pub async fn register(
+    state: &AppState,
+    body: &PodCreate,
+    actor: &str,
+) -> Result<PodInfo, ApiError> {
     validate::alias(&body.alias)?;
     let tags = dedup_tags(&body.tags)?;
     let endpoint = endpoint_for_create(body)?;
-    insert(
+    check_credentials(&endpoint, &state.clusters)?;
+    let info = insert(
         state,
         NewPod {
             alias: body.alias.clone(),
@@ -311,10 +442,20 @@ pub async fn register(state: &AppState, body: &PodCreate) -> Result<PodInfo, Api
             identity: endpoint.identity,
             config: endpoint.provider,
             token: endpoint.token,
+            client_key: endpoint.client_key,
             tags,
         },
     )
-    .await
+    .await?;
+    audit(
+        state,
+        actor,
+        AuditAction::PodRegistered,
+        &info.alias,
+        info.target.clone(),
+    )
+    .await;
+    Ok(info)
 }
 
 /// Starts an actor for every pod in the store (daemon start). Answers how many.
@@ -346,6 +487,7 @@ pub async fn apply_config_pods(state: &AppState, pods: &[PodCreate]) -> usize {
     for pod in pods {
         let result = async {
             let endpoint = endpoint_for_create(pod)?;
+            check_credentials(&endpoint, &state.clusters)?;
             let tags = dedup_tags(&pod.tags)?;
             let existing = state
                 .store
@@ -356,7 +498,7 @@ pub async fn apply_config_pods(state: &AppState, pods: &[PodCreate]) -> usize {
                 .map_err(mailbox)?
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             match existing {
-                None => register(state, pod).await.map(|_| true),
+                None => register(state, pod, CONFIG_ACTOR).await.map(|_| true),
                 Some(row) if row.endpoint() == endpoint && row.tags == tags => Ok(false),
                 Some(row) => {
                     let reconnect = row.endpoint() != endpoint;
@@ -369,12 +511,21 @@ pub async fn apply_config_pods(state: &AppState, pods: &[PodCreate]) -> usize {
                                 identity: Some(endpoint.identity),
                                 config: Some(endpoint.provider),
                                 token: Some(endpoint.token),
+                                client_key: Some(endpoint.client_key),
                                 tags: Some(tags),
                             },
                         })
                         .await
                         .map_err(mailbox)?
                         .map_err(|e| ApiError::Internal(e.to_string()))?;
+                    audit(
+                        state,
+                        CONFIG_ACTOR,
+                        AuditAction::PodUpdated,
+                        &updated.alias,
+                        target_of(&updated.endpoint()),
+                    )
+                    .await;
                     if reconnect {
                         state
                             .registry
@@ -458,10 +609,11 @@ pub async fn list_pods(
 )]
 pub async fn create_pod(
     state: web::Data<AppState>,
+    actor: Actor,
     body: ApiJson<PodCreate>,
 ) -> Result<HttpResponse, ApiError> {
     check_running(&state)?;
-    let info = register(&state, &body.0).await?;
+    let info = register(&state, &body.0, &actor.0).await?;
     Ok(HttpResponse::Created()
         .insert_header((
             actix_web::http::header::LOCATION,
@@ -524,6 +676,7 @@ pub async fn get_pod(
 pub async fn update_pod(
     state: web::Data<AppState>,
     alias: web::Path<String>,
+    actor: Actor,
     body: ApiJson<PodUpdate>,
 ) -> Result<HttpResponse, ApiError> {
     check_running(&state)?;
@@ -536,6 +689,7 @@ pub async fn update_pod(
             let mut ep = endpoint_from_url(kind, url)?;
             if ep.token.is_none() && kind == row.provider {
                 ep.token = row.token.clone();
+                ep.client_key = row.client_key.clone();
             }
             ep
         }
@@ -548,6 +702,7 @@ pub async fn update_pod(
         None => row.endpoint(),
     };
     apply_fields(&mut endpoint, &fields)?;
+    check_credentials(&endpoint, &state.clusters)?;
     let tags = body.tags.as_deref().map(dedup_tags).transpose()?;
     let reconnect = endpoint != row.endpoint();
     let updated = state
@@ -559,6 +714,7 @@ pub async fn update_pod(
                 identity: Some(endpoint.identity.clone()),
                 config: Some(endpoint.provider.clone()),
                 token: Some(endpoint.token.clone()),
+                client_key: Some(endpoint.client_key.clone()),
                 tags,
             },
         })
@@ -568,6 +724,34 @@ pub async fn update_pod(
             StoreError::NotFound => ApiError::PodNotFound(row.alias.clone()),
             other => ApiError::Internal(other.to_string()),
         })?;
+    let changed: Vec<&str> = [
+        ("provider", body.provider.is_some()),
+        ("url", body.url.is_some()),
+        ("token", body.token.is_some()),
+        ("pod_name", body.pod_name.is_some()),
+        ("namespace", body.namespace.is_some()),
+        ("container", body.container.is_some()),
+        ("service_id", body.service_id.is_some()),
+        ("server", body.server.is_some()),
+        ("cluster", body.cluster.is_some()),
+        ("certificate_authority", body.certificate_authority.is_some()),
+        ("client_certificate", body.client_certificate.is_some()),
+        ("client_key", body.client_key.is_some()),
+        ("insecure_skip_tls_verify", body.insecure_skip_tls_verify.is_some()),
+        ("cols", body.cols.is_some()),
+        ("tags", body.tags.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect();
+    audit(
+        &state,
+        &actor.0,
+        AuditAction::PodUpdated,
+        &updated.alias,
+        format!("changed {}; {}", changed.join(", "), target_of(&endpoint)),
+    )
+    .await;
     let st = if reconnect {
         tracing::info!(alias = %updated.alias, target = %target_of(&endpoint), "pod updated; reconnecting");
         state
@@ -598,6 +782,7 @@ pub async fn update_pod(
 pub async fn delete_pod(
     state: web::Data<AppState>,
     alias: web::Path<String>,
+    actor: Actor,
 ) -> Result<HttpResponse, ApiError> {
     let alias = alias.into_inner();
     state
@@ -618,6 +803,14 @@ pub async fn delete_pod(
         })
         .await
         .map_err(mailbox)?;
+    audit(
+        &state,
+        &actor.0,
+        AuditAction::PodRemoved,
+        &alias,
+        String::new(),
+    )
+    .await;
     tracing::info!(%alias, "pod removed");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -636,6 +829,7 @@ pub async fn delete_pod(
 )]
 pub async fn import_pods(
     state: web::Data<AppState>,
+    actor: Actor,
     body: ApiJson<ImportRequest>,
 ) -> Result<HttpResponse, ApiError> {
     check_running(&state)?;
@@ -649,9 +843,6 @@ pub async fn import_pods(
     {
         validate::alias_in("alias_prefix", p)?;
     }
-    if let Some(s) = &req.server {
-        validate::url("server", s, &["http", "https"])?;
-    }
     if req
         .token
         .as_ref()
@@ -659,27 +850,41 @@ pub async fn import_pods(
     {
         return Err(ApiError::validation("token", "must not be empty"));
     }
-    if req.server.is_some() && req.token.is_none() && req.kubeconfig.is_none() {
-        return Err(ApiError::validation(
-            "token",
-            "is required with server unless a kubeconfig is given",
-        ));
-    }
-    let target = KubernetesTarget {
-        server: req
-            .server
-            .as_ref()
-            .map(|s| s.trim_end_matches('/').to_owned()),
-        kubeconfig: req.kubeconfig.clone(),
-        context: req.context.clone(),
-        insecure_skip_tls_verify: req.insecure_skip_tls_verify.unwrap_or(false),
-        shell: Vec::new(),
+    // The pods share one connection template: a configured cluster, or the caller's server
+    // and credentials, checked as a registration would check them.
+    let mut template = PodEndpoint {
+        identity: PodIdentity::new("import"),
+        provider: ProviderConfig::Kubernetes(KubernetesTarget::default()),
+        token: None,
+        client_key: None,
+    };
+    let fields = Fields {
+        token: req.token.as_ref(),
+        server: req.server.as_deref(),
+        cluster: req.cluster.as_deref(),
+        certificate_authority: req.certificate_authority.as_deref(),
+        client_certificate: req.client_certificate.as_deref(),
+        client_key: req.client_key.as_ref(),
+        insecure_skip_tls_verify: req.insecure_skip_tls_verify,
+        ..Default::default()
+    };
+    apply_fields(&mut template, &fields)?;
+    check_credentials(&template, &state.clusters)?;
+    let ProviderConfig::Kubernetes(target) = template.provider.clone() else {
+        return Err(ApiError::Internal("import template is not Kubernetes".into()));
     };
     let selector = req.label_selector.as_deref().filter(|s| !s.is_empty());
-    let found =
-        podwrangler::provider::list_pods(&target, req.token.as_ref(), &req.namespace, selector)
-            .await
-            .map_err(|e| ApiError::Upstream(e.to_string()))?;
+    let provider = podwrangler::KubernetesProvider::with_clusters(state.clusters.clone());
+    let found = provider
+        .list_pods(
+            &template.provider,
+            template.token.as_ref(),
+            template.client_key.as_ref(),
+            &req.namespace,
+            selector,
+        )
+        .await
+        .map_err(|e| ApiError::Upstream(e.to_string()))?;
     let prefix = req.alias_prefix.clone().unwrap_or_default();
     let mut registered = Vec::new();
     let mut skipped = Vec::new();
@@ -697,7 +902,8 @@ pub async fn import_pods(
             provider: ProviderKind::Kubernetes,
             identity,
             config: ProviderConfig::Kubernetes(target.clone()),
-            token: req.token.clone(),
+            token: template.token.clone(),
+            client_key: template.client_key.clone(),
             tags: tags.clone(),
         };
         match insert(&state, pod).await {
@@ -706,16 +912,48 @@ pub async fn import_pods(
             Err(e) => return Err(e),
         }
     }
+    audit(
+        &state,
+        &actor.0,
+        AuditAction::PodsImported,
+        &req.namespace,
+        format!(
+            "{} registered ({}), {} skipped; selector {:?}; {}",
+            registered.len(),
+            registered.join(" "),
+            skipped.len(),
+            selector.unwrap_or(""),
+            target_of(&template)
+                .split("/api/v1/")
+                .next()
+                .unwrap_or_default()
+        ),
+    )
+    .await;
     tracing::info!(
         registered = registered.len(),
         skipped = skipped.len(),
         namespace = %req.namespace,
+        actor = %actor.0,
         "pods imported"
     );
     Ok(HttpResponse::Ok().json(ImportResponse {
         registered,
         skipped,
     }))
+}
+
+/// The clusters the daemon's configuration names (never their credentials).
+#[utoipa::path(
+    get,
+    path = "/api/v1/clusters",
+    tag = "pods",
+    responses(
+        (status = 200, description = "Configured clusters, by name", body = [podwrangler::api::ClusterInfo]),
+    )
+)]
+pub async fn list_clusters(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.clusters.list())
 }
 
 #[cfg(test)]

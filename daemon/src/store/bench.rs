@@ -134,6 +134,7 @@ fn filled_row(i: usize, base: DateTime<Utc>) -> CommandRecord {
         started_at,
         finished_at: Some(started_at + chrono::Duration::milliseconds(3)),
         duration_ms: Some(3.0),
+        actor: Some(format!("unix:{}(user{})", 1000 + i % 7, i % 7)),
     }
 }
 
@@ -204,6 +205,7 @@ async fn measure_through_actors(
                 pod_label: format!("default/web-5d8f7-{:05}", i % ALIASES),
                 command: "true".into(),
                 started_at: Utc::now(),
+                actor: "unix:0(root)".into(),
             })
             .await
             .map_err(mailbox)??;

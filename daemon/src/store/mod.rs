@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
 use chrono::{DateTime, Utc};
-use podwrangler::api::{CommandPage, CommandRecord, CommandStatus};
+use podwrangler::api::{AuditAction, AuditPage, CommandPage, CommandRecord, CommandStatus};
 use podwrangler::{PodIdentity, ProviderConfig, ProviderKind, Secret};
 
 use conn::DbConnection;
@@ -92,6 +92,8 @@ pub struct NewPod {
     /// Must be of the same kind as `provider`.
     pub config: ProviderConfig,
     pub token: Option<Secret>,
+    /// Private key of a Kubernetes client certificate.
+    pub client_key: Option<Secret>,
     /// Stored once each, returned sorted.
     pub tags: Vec<String>,
 }
@@ -104,6 +106,8 @@ pub struct PodChanges {
     pub config: Option<ProviderConfig>,
     /// `Some(None)` removes the token, `Some(Some(t))` replaces it.
     pub token: Option<Option<Secret>>,
+    /// As `token`, for the client certificate's key.
+    pub client_key: Option<Option<Secret>>,
     /// Replaces all tags.
     pub tags: Option<Vec<String>>,
 }
@@ -117,6 +121,7 @@ pub struct PodRow {
     pub identity: PodIdentity,
     pub config: ProviderConfig,
     pub token: Option<Secret>,
+    pub client_key: Option<Secret>,
     /// Sorted, no duplicates.
     pub tags: Vec<String>,
     pub created_at: DateTime<Utc>,
@@ -130,6 +135,7 @@ impl PodRow {
             identity: self.identity.clone(),
             provider: self.config.clone(),
             token: self.token.clone(),
+            client_key: self.client_key.clone(),
         }
     }
 }
@@ -139,6 +145,8 @@ impl PodRow {
 pub struct HistoryFilter {
     pub alias: Option<String>,
     pub status: Option<CommandStatus>,
+    /// Only commands this caller asked for (`unix:1000(alice)`, `key:ci`).
+    pub actor: Option<String>,
     /// Only commands started at or after this instant.
     pub since: Option<DateTime<Utc>>,
     /// Page size: 0 means [`HistoryFilter::DEFAULT_LIMIT`]; above [`HistoryFilter::MAX_LIMIT`]
@@ -166,6 +174,7 @@ impl Default for HistoryFilter {
         HistoryFilter {
             alias: None,
             status: None,
+            actor: None,
             since: None,
             limit: Self::DEFAULT_LIMIT,
             cursor: None,
@@ -223,6 +232,8 @@ pub struct StartCommand {
     pub pod_label: String,
     pub command: String,
     pub started_at: DateTime<Utc>,
+    /// Who asked for it.
+    pub actor: String,
 }
 
 /// Completes a history row. A row already marked `interrupted` (shutdown raced the command) is
@@ -261,6 +272,39 @@ pub struct GetCommand {
 pub struct InterruptRunning {
     pub ids: Option<Vec<i64>>,
 }
+
+/// One change to the registered pods, for the audit log.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct NewAuditEvent {
+    pub actor: String,
+    pub action: AuditAction,
+    pub subject: String,
+    pub detail: String,
+}
+
+/// Which audit events to list, newest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    /// 0 means [`HistoryFilter::DEFAULT_LIMIT`]; capped at [`HistoryFilter::MAX_LIMIT`].
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+impl AuditFilter {
+    pub fn effective_limit(&self) -> usize {
+        match self.limit {
+            0 => HistoryFilter::DEFAULT_LIMIT,
+            n => n.min(HistoryFilter::MAX_LIMIT),
+        }
+    }
+}
+
+/// One page of the audit log.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<AuditPage, StoreError>")]
+pub struct ListAudit(pub AuditFilter);
 
 /// A database round trip, for `/health`.
 #[derive(Debug, Message)]
@@ -337,6 +381,12 @@ impl Store {
     }
     pub fn get_command(&mut self, id: i64) -> Result<Option<CommandRecord>, StoreError> {
         self.with(|c| queries::get_command(c, id))
+    }
+    pub fn record_audit(&mut self, event: &NewAuditEvent) -> Result<(), StoreError> {
+        self.with(|c| queries::record_audit(c, event))
+    }
+    pub fn list_audit(&mut self, filter: &AuditFilter) -> Result<AuditPage, StoreError> {
+        self.with(|c| queries::list_audit(c, filter))
     }
     pub fn interrupt_running(&mut self, ids: Option<&[i64]>) -> Result<usize, StoreError> {
         self.with(|c| queries::interrupt_running(c, ids))
@@ -498,5 +548,19 @@ impl Handler<Ping> for StoreActor {
     type Result = Result<(), StoreError>;
     fn handle(&mut self, _: Ping, _: &mut Self::Context) -> Self::Result {
         self.store.ping()
+    }
+}
+
+impl Handler<NewAuditEvent> for StoreActor {
+    type Result = Result<(), StoreError>;
+    fn handle(&mut self, msg: NewAuditEvent, _: &mut Self::Context) -> Self::Result {
+        self.store.record_audit(&msg)
+    }
+}
+
+impl Handler<ListAudit> for StoreActor {
+    type Result = Result<AuditPage, StoreError>;
+    fn handle(&mut self, msg: ListAudit, _: &mut Self::Context) -> Self::Result {
+        self.store.list_audit(&msg.0)
     }
 }

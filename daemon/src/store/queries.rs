@@ -6,14 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use podwrangler::api::{CommandPage, CommandRecord, CommandStatus};
+use podwrangler::api::{AuditAction, AuditEvent, AuditPage, CommandPage, CommandRecord, CommandStatus};
 use podwrangler::{ProviderConfig, ProviderKind, Secret};
 
 use super::conn::{DbConnection, with_conn, write_tx};
-use super::schema::{commands, pod_tags, pods};
+use super::schema::{audit_events, commands, pod_tags, pods};
 use super::{
-    FinishCommand, HistoryFilter, INTERRUPTED_ERROR, NewPod, PodChanges, PodRow, StartCommand,
-    StoreError,
+    AuditFilter, FinishCommand, HistoryFilter, INTERRUPTED_ERROR, NewAuditEvent, NewPod,
+    PodChanges, PodRow, StartCommand, StoreError,
 };
 
 /// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's bind-parameter limits.
@@ -29,6 +29,7 @@ struct PodDb {
     token: Option<String>,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    client_key: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -41,6 +42,7 @@ struct PodInsert<'a> {
     token: Option<&'a str>,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    client_key: Option<&'a str>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -59,6 +61,7 @@ struct CommandDb {
     started_at: NaiveDateTime,
     finished_at: Option<NaiveDateTime>,
     duration_ms: Option<f64>,
+    actor: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -76,6 +79,18 @@ struct CommandInsert<'a> {
     started_at: NaiveDateTime,
     finished_at: Option<NaiveDateTime>,
     duration_ms: Option<f64>,
+    actor: Option<&'a str>,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = audit_events)]
+struct AuditDb {
+    id: i64,
+    at: NaiveDateTime,
+    actor: String,
+    action: String,
+    subject: String,
+    detail: String,
 }
 
 /// Now, at the microsecond precision both backends keep, so a value handed back equals the
@@ -145,6 +160,7 @@ impl PodDb {
             identity,
             config,
             token: self.token.map(Secret::new),
+            client_key: self.client_key.map(Secret::new),
             tags,
             created_at: utc(self.created_at),
             updated_at: utc(self.updated_at),
@@ -174,6 +190,7 @@ impl CommandDb {
             started_at: utc(self.started_at),
             finished_at: self.finished_at.map(utc),
             duration_ms: self.duration_ms,
+            actor: self.actor,
         })
     }
 }
@@ -193,6 +210,7 @@ pub fn insert_pod(conn: &mut DbConnection, pod: NewPod) -> Result<PodRow, StoreE
         token: pod.token.as_ref().map(Secret::expose),
         created_at: at.naive_utc(),
         updated_at: at.naive_utc(),
+        client_key: pod.client_key.as_ref().map(Secret::expose),
     };
     write_tx!(conn, c => {
         diesel::insert_into(pods::table)
@@ -214,6 +232,7 @@ pub fn insert_pod(conn: &mut DbConnection, pod: NewPod) -> Result<PodRow, StoreE
         identity: pod.identity,
         config: pod.config,
         token: pod.token,
+        client_key: pod.client_key,
         tags,
         created_at: at,
         updated_at: at,
@@ -250,6 +269,9 @@ pub fn update_pod(
         if let Some(t) = changes.token {
             row.token = t;
         }
+        if let Some(k) = changes.client_key {
+            row.client_key = k;
+        }
         check_kind(row.provider, &row.config)?;
         row.updated_at = now();
         diesel::update(pods::table.find(alias))
@@ -258,6 +280,7 @@ pub fn update_pod(
                 pods::identity.eq(to_json("identity", &row.identity)?),
                 pods::config.eq(to_json("connection details", &row.config)?),
                 pods::token.eq(row.token.as_ref().map(Secret::expose)),
+                pods::client_key.eq(row.client_key.as_ref().map(Secret::expose)),
                 pods::updated_at.eq(row.updated_at.naive_utc()),
             ))
             .execute(c)?;
@@ -362,6 +385,7 @@ pub fn start_command(conn: &mut DbConnection, msg: &StartCommand) -> Result<i64,
         started_at: msg.started_at.naive_utc(),
         finished_at: None,
         duration_ms: None,
+        actor: Some(&msg.actor),
     };
     with_conn!(conn, c => {
         diesel::insert_into(commands::table)
@@ -449,6 +473,9 @@ pub fn list_commands(
         if let Some(status) = filter.status {
             q = q.filter(commands::status.eq(status.as_str()));
         }
+        if let Some(actor) = &filter.actor {
+            q = q.filter(commands::actor.eq(actor));
+        }
         if let Some(since) = filter.since {
             q = q.filter(commands::started_at.ge(since.naive_utc()));
         }
@@ -534,6 +561,7 @@ pub fn insert_history(
             started_at: r.started_at.naive_utc(),
             finished_at: r.finished_at.map(|t| t.naive_utc()),
             duration_ms: r.duration_ms,
+            actor: r.actor.as_deref(),
         })
         .collect();
     write_tx!(conn, c => {
@@ -543,6 +571,59 @@ pub fn insert_history(
         }
         Ok::<_, StoreError>(n)
     })
+}
+
+pub fn record_audit(conn: &mut DbConnection, event: &NewAuditEvent) -> Result<(), StoreError> {
+    let at = now().naive_utc();
+    write_tx!(conn, c => {
+        diesel::insert_into(audit_events::table)
+            .values((
+                audit_events::at.eq(at),
+                audit_events::actor.eq(&event.actor),
+                audit_events::action.eq(event.action.as_str()),
+                audit_events::subject.eq(&event.subject),
+                audit_events::detail.eq(&event.detail),
+            ))
+            .execute(c)?;
+        Ok::<_, StoreError>(())
+    })
+}
+
+pub fn list_audit(conn: &mut DbConnection, filter: &AuditFilter) -> Result<AuditPage, StoreError> {
+    let limit = filter.effective_limit();
+    let before = filter.cursor.as_deref().map(decode_cursor).transpose()?;
+    let mut rows: Vec<AuditDb> = with_conn!(conn, c => {
+        let mut q = audit_events::table.select(AuditDb::as_select()).into_boxed();
+        if let Some(actor) = &filter.actor {
+            q = q.filter(audit_events::actor.eq(actor));
+        }
+        if let Some(id) = before {
+            q = q.filter(audit_events::id.lt(id));
+        }
+        q.order(audit_events::id.desc())
+            .limit(limit as i64 + 1)
+            .load(c)?
+    });
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|r| encode_cursor(r.id))
+    } else {
+        None
+    };
+    let items = rows
+        .into_iter()
+        .map(|r| {
+            Ok(AuditEvent {
+                id: r.id,
+                at: utc(r.at),
+                actor: r.actor,
+                action: r.action.parse::<AuditAction>().map_err(StoreError::Query)?,
+                subject: r.subject,
+                detail: r.detail,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(AuditPage { items, next_cursor })
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ diesel::table! {
         token -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        client_key -> Nullable<Text>,
     }
 }
 
@@ -37,6 +38,18 @@ diesel::table! {
         started_at -> Timestamp,
         finished_at -> Nullable<Timestamp>,
         duration_ms -> Nullable<Double>,
+        actor -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        actor -> Text,
+        action -> Text,
+        subject -> Text,
+        detail -> Text,
     }
 }
 

@@ -1,16 +1,21 @@
 //! Kubernetes: the API server's pod exec endpoint over `v5.channel.k8s.io` (or v4), with
-//! credentials and TLS from a kubeconfig as kubectl reads it (via the `kube` crate: contexts, CA,
-//! insecure-skip-tls-verify, bearer token, token file, client certificates, exec plugins), or an
-//! explicit server + token. Pods are listed through the API.
+//! explicit credentials (server, CA, bearer token or client certificate) or those of a cluster
+//! named by a [`ClusterSource`] (the daemon's administrator-configured clusters). Reading a
+//! kubeconfig is [`crate::kubeconfig`]'s job, done by whoever owns the file. Pods are listed
+//! through the API.
 
 use std::sync::Arc;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::client::ConfigExt;
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 use crate::error::{PodError, Result};
+use crate::kubeconfig::KubeCredentials;
 use crate::models::{
     KubernetesTarget, PodEndpoint, PodIdentity, ProviderConfig, ProviderKind, WssSchema,
 };
@@ -23,18 +28,59 @@ use super::{BoxFuture, ConnectPlan, Provider};
 /// Subprotocols offered, most preferred first.
 pub const SUBPROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
 
-/// The Kubernetes exec provider. Stateless: everything it needs is in the endpoint's
-/// [`KubernetesTarget`].
+/// Where the credentials of named clusters come from (the daemon's `[clusters.NAME]`).
+pub trait ClusterSource: Send + Sync + std::fmt::Debug {
+    /// The server and credentials of cluster `name`, fresh enough to use now.
+    fn credentials<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<KubeCredentials>>;
+}
+
+/// The Kubernetes exec provider. Everything it needs is in the endpoint's [`KubernetesTarget`],
+/// except the credentials of named clusters, which come from its [`ClusterSource`].
 #[derive(Clone, Debug, Default)]
-pub struct KubernetesProvider;
+pub struct KubernetesProvider {
+    clusters: Option<Arc<dyn ClusterSource>>,
+}
 
 impl KubernetesProvider {
     pub fn new() -> Self {
-        KubernetesProvider
+        KubernetesProvider::default()
+    }
+
+    /// A provider that resolves `cluster` references through `clusters`.
+    pub fn with_clusters(clusters: Arc<dyn ClusterSource>) -> Self {
+        KubernetesProvider {
+            clusters: Some(clusters),
+        }
+    }
+
+    /// The explicit target and secrets for `target`: itself, or its named cluster's.
+    pub async fn explicit(
+        &self,
+        target: &KubernetesTarget,
+        token: Option<&Secret>,
+        client_key: Option<&Secret>,
+    ) -> Result<(KubernetesTarget, Option<Secret>, Option<Secret>)> {
+        let Some(name) = target.cluster.as_deref() else {
+            return Ok((target.clone(), token.cloned(), client_key.cloned()));
+        };
+        let source = self.clusters.as_ref().ok_or_else(|| PodError::ConfigValidation {
+            field: "cluster".into(),
+            reason: format!("no cluster source knows cluster {name:?}"),
+        })?;
+        let creds = source.credentials(name).await?;
+        let explicit = KubernetesTarget {
+            cluster: None,
+            server: Some(creds.server.clone()),
+            certificate_authority: creds.certificate_authority.clone(),
+            client_certificate: creds.client_certificate.clone(),
+            insecure_skip_tls_verify: creds.insecure_skip_tls_verify,
+            shell: target.shell.clone(),
+        };
+        Ok((explicit, creds.token, creds.client_key))
     }
 }
 
-/// A target's kubeconfig, credentials and TLS worked out.
+/// A target's credentials and TLS worked out.
 pub struct ResolvedKubernetes {
     /// The `kube` client configuration (server, TLS, auth).
     pub config: kube::Config,
@@ -59,62 +105,63 @@ fn kube_err(context: &str, e: impl std::fmt::Display) -> PodError {
     PodError::Kubernetes(format!("{context}: {e}"))
 }
 
-/// Load the kubeconfig (or use server + token), apply the target's overrides and find the
-/// bearer token and TLS settings.
-pub async fn resolve_kubernetes(
+/// Builds the client configuration of an explicit target (no cluster reference): server, CA,
+/// skip-verify, bearer token, client certificate. Credentials are refused over plain http to a
+/// host that is not loopback.
+pub fn resolve_kubernetes(
     target: &KubernetesTarget,
     token: Option<&Secret>,
+    client_key: Option<&Secret>,
 ) -> Result<ResolvedKubernetes> {
     install_crypto_provider();
-    let options = KubeConfigOptions {
-        context: target.context.clone(),
-        cluster: None,
-        user: None,
-    };
-    let explicit_token = token.filter(|t| !t.is_empty());
-    let mut config = if let Some(path) = &target.kubeconfig {
-        let kc = Kubeconfig::read_from(path)
-            .map_err(|e| kube_err(&format!("cannot read kubeconfig {path}"), e))?;
-        kube::Config::from_custom_kubeconfig(kc, &options)
-            .await
-            .map_err(|e| kube_err(&format!("kubeconfig {path}"), e))?
-    } else if let Some(server) = &target.server {
-        match (
-            explicit_token,
-            kube::Config::from_kubeconfig(&options).await,
-        ) {
-            // A server with its own token needs no kubeconfig at all.
-            (Some(_), _) | (None, Err(_)) => kube::Config::new(parse_server(server)?),
-            (None, Ok(config)) => config,
+    let server = target.server.as_deref().ok_or_else(|| PodError::ConfigValidation {
+        field: "server".into(),
+        reason: "a Kubernetes target needs a server or a configured cluster".into(),
+    })?;
+    let mut config = kube::Config::new(parse_server(server)?);
+    config.accept_invalid_certs = target.insecure_skip_tls_verify;
+    if let Some(pem) = &target.certificate_authority {
+        let certs: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(pem.as_bytes())
+            .map(|c| c.map(|c| c.to_vec()))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| PodError::ConfigValidation {
+                field: "certificate_authority".into(),
+                reason: "expected PEM certificates".into(),
+            })?;
+        config.root_cert = Some(certs);
+    }
+    let token = token.filter(|t| !t.is_empty());
+    match (&target.client_certificate, client_key) {
+        (Some(cert), Some(key)) => {
+            config.auth_info.client_certificate_data = Some(BASE64.encode(cert));
+            config.auth_info.client_key_data =
+                Some(secrecy::SecretString::from(BASE64.encode(key.expose())));
         }
-    } else {
-        kube::Config::from_kubeconfig(&options).await.map_err(|e| {
-            kube_err(
-                "no kubeconfig found (set KUBECONFIG, ~/.kube/config, or a server and a token)",
-                e,
-            )
-        })?
-    };
-    if let Some(server) = &target.server {
-        config.cluster_url = parse_server(server)?;
+        (None, None) => {}
+        _ => {
+            return Err(PodError::ConfigValidation {
+                field: "client_key".into(),
+                reason: "a client certificate needs its key and a key its certificate".into(),
+            });
+        }
     }
-    if target.insecure_skip_tls_verify {
-        config.accept_invalid_certs = true;
+    if token.is_some() || client_key.is_some() {
+        let url = config.cluster_url.to_string();
+        if let Some(why) = crate::secret::cleartext_refusal(&url) {
+            return Err(PodError::ConfigValidation {
+                field: "server".into(),
+                reason: why,
+            });
+        }
     }
-    if let Some(t) = explicit_token {
-        let auth = &mut config.auth_info;
-        auth.token = Some(secrecy::SecretString::from(t.expose().to_owned()));
-        auth.token_file = None;
-        auth.exec = None;
-        auth.auth_provider = None;
-        auth.username = None;
-        auth.password = None;
-    }
-    let authorization = authorization_header(&config).await?;
+    let authorization = token.map(|t| {
+        config.auth_info.token = Some(secrecy::SecretString::from(t.expose().to_owned()));
+        Secret::new(format!("Bearer {}", t.expose()))
+    });
     let tls = if config.cluster_url.scheme_str() == Some("https") {
         let tls = config
             .rustls_client_config()
-            .map_err(|e| kube_err("TLS settings of the kubeconfig", e))?;
+            .map_err(|e| kube_err("TLS settings", e))?;
         Some(Arc::new(tls))
     } else {
         None
@@ -143,64 +190,6 @@ fn parse_server(server: &str) -> Result<http::Uri> {
         });
     }
     Ok(uri)
-}
-
-/// The `Authorization` header kube would send: bearer tokens, token files, basic auth, auth
-/// providers and exec plugins all go through kube's own auth layer, applied to a probe request.
-/// That runs on a blocking thread: exec plugins are run synchronously by kube, and the layer's
-/// futures are not provably `Send` for the callers' async blocks.
-async fn authorization_header(config: &kube::Config) -> Result<Option<Secret>> {
-    use secrecy::ExposeSecret;
-    let auth = &config.auth_info;
-    if let Some(token) = &auth.token
-        && auth.exec.is_none()
-        && auth.auth_provider.is_none()
-        && auth.token_file.is_none()
-    {
-        return Ok(Some(Secret::new(format!(
-            "Bearer {}",
-            token.expose_secret()
-        ))));
-    }
-    let config = config.clone();
-    tokio::task::spawn_blocking(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| kube_err("starting the credential probe", e))?;
-        rt.block_on(probe_authorization(&config))
-    })
-    .await
-    .map_err(|e| kube_err("credential probe", e))?
-}
-
-async fn probe_authorization(config: &kube::Config) -> Result<Option<Secret>> {
-    use tower::{BoxError, Layer, ServiceExt, service_fn};
-    let Some(layer) = config
-        .auth_layer()
-        .map_err(|e| kube_err("kubeconfig credentials", e))?
-    else {
-        return Ok(None);
-    };
-    let capture = service_fn(|req: http::Request<kube::client::Body>| async move {
-        Ok::<_, BoxError>(http::Response::new(
-            req.headers()
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| Secret::new(v.to_owned())),
-        ))
-    });
-    let probe = http::Request::builder()
-        .uri(config.cluster_url.clone())
-        .body(kube::client::Body::empty())
-        .map_err(|e| kube_err("building the credential probe", e))?;
-    match layer.layer(capture).oneshot(probe).await {
-        Ok(resp) => Ok(resp.into_body()),
-        Err(e) => Err(kube_err(
-            "getting credentials (token file or exec plugin)",
-            e,
-        )),
-    }
 }
 
 /// `wss://server/api/v1/namespaces/{ns}/pods/{pod}/exec?command=..&stdin=true&...&tty=false`.
@@ -332,13 +321,21 @@ impl Provider for KubernetesProvider {
                 ..Default::default()
             }),
             token,
+            client_key: None,
         })
     }
 
     fn prepare<'a>(&'a self, endpoint: &'a PodEndpoint) -> BoxFuture<'a, Result<ConnectPlan>> {
         Box::pin(async move {
-            let target = target_of(endpoint)?;
-            let resolved = resolve_kubernetes(target, endpoint.token.as_ref()).await?;
+            let (target, token, client_key) = self
+                .explicit(
+                    target_of(endpoint)?,
+                    endpoint.token.as_ref(),
+                    endpoint.client_key.as_ref(),
+                )
+                .await?;
+            let target = &target;
+            let resolved = resolve_kubernetes(target, token.as_ref(), client_key.as_ref())?;
             let namespace = endpoint
                 .identity
                 .namespace
@@ -382,13 +379,15 @@ impl Provider for KubernetesProvider {
         &'a self,
         target: &'a ProviderConfig,
         token: Option<&'a Secret>,
+        client_key: Option<&'a Secret>,
         namespace: &'a str,
         label_selector: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<PodIdentity>>> {
         Box::pin(async move {
             match target {
                 ProviderConfig::Kubernetes(t) => {
-                    list_pods(t, token, namespace, label_selector).await
+                    let (t, token, key) = self.explicit(t, token, client_key).await?;
+                    list_pods(&t, token.as_ref(), key.as_ref(), namespace, label_selector).await
                 }
                 ProviderConfig::PlainTty { .. } => Err(PodError::ConfigValidation {
                     field: "provider".into(),
@@ -399,14 +398,16 @@ impl Provider for KubernetesProvider {
     }
 }
 
-/// List pods through the API (`GET /api/v1/namespaces/{ns}/pods?labelSelector=..`).
+/// List pods through the API (`GET /api/v1/namespaces/{ns}/pods?labelSelector=..`) of an
+/// explicit target.
 pub(super) async fn list_pods(
     target: &KubernetesTarget,
     token: Option<&Secret>,
+    client_key: Option<&Secret>,
     namespace: &str,
     label_selector: Option<&str>,
 ) -> Result<Vec<PodIdentity>> {
-    let resolved = resolve_kubernetes(target, token).await?;
+    let resolved = resolve_kubernetes(target, token, client_key)?;
     let client = kube::Client::try_from(resolved.config)
         .map_err(|e| kube_err("cannot build an API client", e))?;
     let api: Api<Pod> = if namespace.is_empty() {
@@ -468,7 +469,7 @@ mod tests {
 
     #[test]
     fn parses_exec_urls_and_round_trips() {
-        let p = KubernetesProvider;
+        let p = KubernetesProvider::new();
         let url = "wss://k8s.example.com:6443/api/v1/namespaces/prod/pods/web-5d8f7-00001/exec?command=%2Fbin%2Fsh&stdin=true&stdout=true&stderr=true&tty=false&container=app";
         let ep = p.parse_url(url).unwrap();
         assert_eq!(ep.identity.pod_name, "web-5d8f7-00001");
@@ -496,7 +497,7 @@ mod tests {
 
     #[test]
     fn rejects_urls_that_are_not_pods() {
-        let p = KubernetesProvider;
+        let p = KubernetesProvider::new();
         for url in [
             "ftp://h/api/v1/namespaces/a/pods/b",
             "https://h/api/v1/pods",
@@ -520,91 +521,46 @@ mod tests {
         assert!(parse_server("ftp://h").is_err());
     }
 
-    #[tokio::test]
-    async fn kubeconfig_token_file_and_exec_plugin_give_bearer_tokens() {
-        let dir = tempfile::tempdir().unwrap();
-        let token_file = dir.path().join("token");
-        std::fs::write(&token_file, "from-file-token").unwrap();
-        let plugin = dir.path().join("plugin.sh");
-        std::fs::write(
-            &plugin,
-            "#!/bin/sh\nprintf '%s' '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"from-plugin-token\"}}'\n",
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let kubeconfig = dir.path().join("config");
-        std::fs::write(
-            &kubeconfig,
-            format!(
-                r#"apiVersion: v1
-kind: Config
-current-context: filectx
-clusters:
-- name: c
-  cluster:
-    server: https://127.0.0.1:6443
-    insecure-skip-tls-verify: true
-contexts:
-- name: filectx
-  context: {{cluster: c, user: fileuser, namespace: team-a}}
-- name: execctx
-  context: {{cluster: c, user: execuser}}
-users:
-- name: fileuser
-  user:
-    tokenFile: {}
-- name: execuser
-  user:
-    exec:
-      apiVersion: client.authentication.k8s.io/v1
-      command: {}
-      interactiveMode: Never
-"#,
-                token_file.display(),
-                plugin.display()
-            ),
-        )
-        .unwrap();
-        let mut target = KubernetesTarget {
-            kubeconfig: Some(kubeconfig.display().to_string()),
-            ..Default::default()
-        };
-        let r = resolve_kubernetes(&target, None).await.unwrap();
-        assert_eq!(
-            r.authorization.as_ref().unwrap().expose(),
-            "Bearer from-file-token"
-        );
-        assert_eq!(r.config.default_namespace, "team-a");
-        assert!(r.config.accept_invalid_certs);
-        assert!(r.tls.is_some());
-        assert!(!format!("{r:?}").contains("from-file-token"));
-
-        target.context = Some("execctx".into());
-        let r = resolve_kubernetes(&target, None).await.unwrap();
-        assert_eq!(
-            r.authorization.as_ref().unwrap().expose(),
-            "Bearer from-plugin-token"
-        );
-
-        // An explicit token wins over the kubeconfig's user.
-        let r = resolve_kubernetes(&target, Some(&Secret::new("explicit")))
-            .await
-            .unwrap();
-        assert_eq!(r.authorization.unwrap().expose(), "Bearer explicit");
-    }
-
-    #[tokio::test]
-    async fn explicit_server_and_token_need_no_kubeconfig() {
+    #[test]
+    fn explicit_server_and_token() {
         let target = KubernetesTarget {
             server: Some("http://127.0.0.1:1".into()),
             ..Default::default()
         };
-        let r = resolve_kubernetes(&target, Some(&Secret::new("tok")))
-            .await
-            .unwrap();
+        let r = resolve_kubernetes(&target, Some(&Secret::new("tok")), None).unwrap();
         assert_eq!(r.authorization.unwrap().expose(), "Bearer tok");
         assert!(r.tls.is_none());
         assert_eq!(r.config.cluster_url.to_string(), "http://127.0.0.1:1/");
+    }
+
+    #[test]
+    fn credentials_never_go_in_clear_text_off_loopback() {
+        let target = KubernetesTarget {
+            server: Some("http://10.1.2.3:8080".into()),
+            ..Default::default()
+        };
+        let e = resolve_kubernetes(&target, Some(&Secret::new("tok")), None).unwrap_err();
+        assert!(e.to_string().contains("clear text"), "{e}");
+        // Without credentials there is nothing to leak.
+        assert!(resolve_kubernetes(&target, None, None).is_ok());
+    }
+
+    #[test]
+    fn a_target_without_server_or_cluster_is_refused() {
+        let e = resolve_kubernetes(&KubernetesTarget::default(), None, None).unwrap_err();
+        assert!(matches!(e, PodError::ConfigValidation { .. }), "{e}");
+    }
+
+    #[tokio::test]
+    async fn cluster_references_need_a_source() {
+        let target = KubernetesTarget {
+            cluster: Some("prod".into()),
+            ..Default::default()
+        };
+        let e = KubernetesProvider::new()
+            .explicit(&target, None, None)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("prod"), "{e}");
     }
 }

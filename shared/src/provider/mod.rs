@@ -10,7 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-pub use kubernetes::{KubernetesProvider, ResolvedKubernetes, resolve_kubernetes};
+pub use kubernetes::{ClusterSource, KubernetesProvider, ResolvedKubernetes, resolve_kubernetes};
 pub use plaintty::{PlainTtyProvider, TTY_INIT_SCRIPT};
 
 use crate::error::{PodError, Result};
@@ -76,6 +76,7 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         &'a self,
         target: &'a ProviderConfig,
         token: Option<&'a Secret>,
+        client_key: Option<&'a Secret>,
         namespace: &'a str,
         label_selector: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<PodIdentity>>>;
@@ -112,7 +113,7 @@ pub async fn detect_namespace_in_shell(session: &PodSession) -> Result<String> {
 pub fn provider_for(kind: ProviderKind) -> Arc<dyn Provider> {
     match kind {
         ProviderKind::PlainTty => Arc::new(PlainTtyProvider::default()),
-        ProviderKind::Kubernetes => Arc::new(KubernetesProvider),
+        ProviderKind::Kubernetes => Arc::new(KubernetesProvider::new()),
     }
 }
 
@@ -121,13 +122,14 @@ pub fn endpoint_from_url(kind: ProviderKind, url: &str) -> Result<PodEndpoint> {
     provider_for(kind).parse_url(url)
 }
 
-/// List pods through the Kubernetes API (kubeconfig or explicit server + token), label selector
-/// optional. An empty namespace lists all namespaces.
+/// List pods through the Kubernetes API of an explicit target (server, CA, token or client
+/// certificate), label selector optional. An empty namespace lists all namespaces.
 pub async fn list_pods(
     target: &KubernetesTarget,
     token: Option<&Secret>,
+    client_key: Option<&Secret>,
     namespace: &str,
     label_selector: Option<&str>,
 ) -> Result<Vec<PodIdentity>> {
-    kubernetes::list_pods(target, token, namespace, label_selector).await
+    kubernetes::list_pods(target, token, client_key, namespace, label_selector).await
 }

@@ -157,6 +157,7 @@ impl Provider for PlainTtyProvider {
             identity,
             provider: ProviderConfig::PlainTty { base_url },
             token,
+            client_key: None,
         })
     }
 
@@ -188,6 +189,7 @@ impl Provider for PlainTtyProvider {
         &'a self,
         target: &'a ProviderConfig,
         _token: Option<&'a Secret>,
+        _client_key: Option<&'a Secret>,
         _namespace: &'a str,
         _label_selector: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<PodIdentity>>> {
@@ -269,6 +271,7 @@ mod tests {
                 base_url: "wss://h".into(),
             },
             token: None,
+            client_key: None,
         };
         assert!(matches!(
             p.build_url(&ep),

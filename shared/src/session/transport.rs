@@ -63,6 +63,16 @@ impl std::fmt::Debug for Transport {
     }
 }
 
+/// True when opening `schema` would send a credential: an `Authorization` header or a token in
+/// the URL's query.
+fn carries_credentials(schema: &WssSchema) -> bool {
+    !schema.headers.is_empty()
+        || url::Url::parse(&schema.url).is_ok_and(|u| {
+            u.query_pairs()
+                .any(|(k, v)| !v.is_empty() && crate::secret::is_secret_query_key(&k))
+        })
+}
+
 impl Transport {
     /// Open the WebSocket `schema` describes. `tls` overrides the default (webpki/native roots)
     /// TLS setup, e.g. with a kubeconfig's CA, client certificate or skip-verify.
@@ -77,6 +87,11 @@ impl Transport {
             target: shown.clone(),
             reason,
         };
+        if carries_credentials(schema)
+            && let Some(why) = crate::secret::cleartext_refusal(&schema.url)
+        {
+            return Err(fail(why));
+        }
         let mut request = schema
             .url
             .as_str()

@@ -151,6 +151,7 @@ fn engine_endpoint(sim: &PodsimProc, kind: ProviderKind) -> anyhow::Result<PodEn
                     ..Default::default()
                 }),
                 token: sim.info["token"].as_str().map(Secret::new),
+                client_key: None,
             }
         }
     })

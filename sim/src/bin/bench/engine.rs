@@ -99,6 +99,7 @@ fn endpoint(sim: &PodsimProc, kind: ProviderKind, pod: usize) -> anyhow::Result<
                     ..Default::default()
                 }),
                 token: sim.info["token"].as_str().map(Secret::new),
+                client_key: None,
             }
         }
     })
