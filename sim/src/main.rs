@@ -1,8 +1,13 @@
 //! podsim: a fake Kubernetes cluster whose pods are real shells. It speaks the PlainTTY web
 //! terminal protocol and the Kubernetes API subset kubectl uses (discovery, pods, exec over
-//! WebSocket), checks tokens and injects faults on demand. Test peer, benchmark target and demo.
+//! WebSocket), over https/wss with a throwaway CA unless `--plain-http`, checks bearer tokens and
+//! client certificates, and injects faults on demand. Test peer, benchmark target and demo.
 
+mod auth;
+mod files;
 mod k8s;
+mod kubeconfig;
+mod pki;
 mod pty;
 mod selector;
 mod server;
@@ -38,12 +43,20 @@ struct Args {
     /// bearer token clients must present (default: a random one, printed in the ready line)
     #[argh(option)]
     token: Option<String>,
-    /// serve https/wss with a self-signed certificate
+    /// serve plain http/ws instead of https/wss; tokens then travel in clear text, so only on a
+    /// loopback --listen address
     #[argh(switch)]
+    plain_http: bool,
+    /// does nothing: https/wss is the default (kept so older scripts still start podsim)
+    #[argh(switch, hidden_help)]
     tls: bool,
-    /// write a kubeconfig for this cluster to FILE
+    /// write a kubeconfig for this cluster to FILE (mode 0600): the CA and the token user as the
+    /// current context, and a "podsim-cert" context using the client certificate
     #[argh(option)]
     kubeconfig_out: Option<PathBuf>,
+    /// write ca.crt, client.crt and client.key (mode 0600) of podsim's throwaway CA into DIR
+    #[argh(option)]
+    pki_out: Option<PathBuf>,
     /// app label and pod name prefix (default "web")
     #[argh(option, default = "String::from(\"web\")")]
     app: String,
@@ -76,33 +89,6 @@ fn random_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn kubeconfig(server: &str, token: &str, namespace: &str, tls: bool) -> String {
-    let tls_line = if tls {
-        "    insecure-skip-tls-verify: true\n"
-    } else {
-        ""
-    };
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: podsim\n  cluster:\n    server: {server}\n{tls_line}\
-users:\n- name: podsim\n  user:\n    token: {token}\n\
-contexts:\n- name: podsim\n  context:\n    cluster: podsim\n    user: podsim\n    namespace: {namespace}\n\
-current-context: podsim\npreferences: {{}}\n"
-    )
-}
-
-fn write_private(path: &PathBuf, contents: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(contents.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
-}
-
 fn valid_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 52
@@ -133,6 +119,13 @@ async fn main() -> anyhow::Result<()> {
     if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
         bail!("--token must be non-empty and contain no whitespace");
     }
+    if args.plain_http && args.tls {
+        bail!("--tls and --plain-http contradict each other (TLS is the default)");
+    }
+    if args.plain_http && args.pki_out.is_some() {
+        bail!("--pki-out needs TLS: there is no CA with --plain-http");
+    }
+    let tls_on = !args.plain_http;
 
     // Keep the temporary directory alive for the whole run; it is removed on a clean exit.
     let (workdir, _tempdir) = match &args.workdir {
@@ -155,16 +148,20 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     let address = listener.local_addr()?.to_string();
     let host = listener.local_addr()?.ip().to_string();
-    let (tls, cert_pem) = match args.tls {
-        true => {
-            let (acceptor, pem) = tls::self_signed(&host)?;
-            (Some(acceptor), Some(pem))
-        }
-        false => (None, None),
-    };
+    // Tokens never cross a network in clear text: plain HTTP is for loopback only.
+    if args.plain_http && !listener.local_addr()?.ip().is_loopback() {
+        bail!(
+            "--plain-http needs a loopback --listen address (tokens would travel in clear text), not {address}"
+        );
+    }
+    let pki = tls_on.then(|| pki::Pki::generate(&host)).transpose()?;
+    let acceptor = pki.as_ref().map(tls::acceptor).transpose()?;
+    if let (Some(dir), Some(pki)) = (&args.pki_out, &pki) {
+        pki.write_to(dir)?;
+    }
     // With TLS the admin endpoints also get a plain-HTTP port, so std-only test helpers can
     // inject faults without a TLS stack.
-    let admin_listener = match args.tls {
+    let admin_listener = match tls_on {
         true => Some(
             tokio::net::TcpListener::bind((listener.local_addr()?.ip(), 0))
                 .await
@@ -176,7 +173,7 @@ async fn main() -> anyhow::Result<()> {
         Some(l) => l.local_addr()?.to_string(),
         None => address.clone(),
     };
-    let (http, ws) = if args.tls {
+    let (http, ws) = if tls_on {
         ("https", "wss")
     } else {
         ("http", "ws")
@@ -191,16 +188,15 @@ async fn main() -> anyhow::Result<()> {
         pods.iter().map(|p| (p.name.clone(), p.clone())).collect();
 
     if let Some(path) = &args.kubeconfig_out {
-        write_private(
-            path,
-            &kubeconfig(&http_base, &token, &args.namespace, args.tls),
-        )?;
+        let text = kubeconfig::render(&http_base, &token, &args.namespace, pki.as_ref());
+        // It holds the token and the client key.
+        files::write_file(path, &text, 0o600)?;
     }
     let state = Arc::new(State {
         namespace: args.namespace.clone(),
         token: token.clone(),
         app: args.app.clone(),
-        tls: args.tls,
+        tls: tls_on,
         workdir,
         address: address.clone(),
         pods,
@@ -217,7 +213,9 @@ async fn main() -> anyhow::Result<()> {
         "tls": state.tls,
         "admin_address": admin_address,
         "workdir": state.workdir.display().to_string(),
-        "ca_cert_pem": cert_pem,
+        "ca_cert_pem": pki.as_ref().map(|p| &p.ca_cert_pem),
+        "client_cert_pem": pki.as_ref().map(|p| &p.client_cert_pem),
+        "client_key_pem": pki.as_ref().map(|p| &p.client_key_pem),
         "kubeconfig": args.kubeconfig_out.as_ref().map(|p| p.display().to_string()),
         "pods": state.pods.iter().map(|p| json!({
             "name": p.name,
@@ -242,7 +240,7 @@ async fn main() -> anyhow::Result<()> {
             let _ = tx.blocking_send("stdin closed");
         });
     }
-    let server = tokio::spawn(server::serve(listener, state.clone(), tls, false));
+    let server = tokio::spawn(server::serve(listener, state.clone(), acceptor, false));
     let admin_server =
         admin_listener.map(|l| tokio::spawn(server::serve(l, state.clone(), None, true)));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

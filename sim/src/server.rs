@@ -18,6 +18,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use crate::auth::{self, Peer};
 use crate::k8s;
 use crate::selector::Selector;
 use crate::session::{self, Protocol, SessionParams};
@@ -53,22 +54,34 @@ pub async fn serve(
         tokio::spawn(async move {
             match tls {
                 Some(acceptor) => match acceptor.accept(tcp).await {
-                    Ok(stream) => serve_conn(TokioIo::new(stream), state, admin_only).await,
+                    Ok(stream) => {
+                        // The verifier has already checked the chain; presence is all that is
+                        // left to ask.
+                        let verified_client_certificate = stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .is_some_and(|chain| !chain.is_empty());
+                        let tls_peer = Peer {
+                            verified_client_certificate,
+                        };
+                        serve_conn(TokioIo::new(stream), state, tls_peer, admin_only).await
+                    }
                     Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 },
-                None => serve_conn(TokioIo::new(tcp), state, admin_only).await,
+                None => serve_conn(TokioIo::new(tcp), state, Peer::default(), admin_only).await,
             }
         });
     }
 }
 
-async fn serve_conn<I>(io: I, state: Arc<State>, admin_only: bool)
+async fn serve_conn<I>(io: I, state: Arc<State>, peer: Peer, admin_only: bool)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let svc = hyper::service::service_fn(move |req| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(handle(req, state, admin_only).await) }
+        async move { Ok::<_, Infallible>(handle(req, state, peer, admin_only).await) }
     });
     if let Err(e) = hyper::server::conn::http1::Builder::new()
         .serve_connection(io, svc)
@@ -113,54 +126,15 @@ fn query_bool(q: &[(String, String)], key: &str) -> bool {
     matches!(query_get(q, key), Some("true" | "1" | "True"))
 }
 
-/// Compares without an early exit so the token cannot be guessed byte by byte from timings.
-fn token_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn authorized(req: &Request<Incoming>, state: &State, query_token: bool) -> bool {
-    if let Some(v) = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        && let Some(t) = v.strip_prefix("Bearer ")
-        && token_eq(t.trim(), &state.token)
-    {
-        return true;
-    }
-    if subprotocol_token(req).is_some_and(|t| token_eq(&t, &state.token)) {
-        return true;
-    }
-    query_token && query_get(&query_pairs(req), "token").is_some_and(|t| token_eq(t, &state.token))
-}
-
-/// Browsers cannot set headers on a WebSocket, so the API server also takes the bearer token as
-/// a subprotocol: `base64url.bearer.authorization.k8s.io.<base64url(token)>`.
-const BEARER_SUBPROTOCOL: &str = "base64url.bearer.authorization.k8s.io.";
-
-fn subprotocol_token(req: &Request<Incoming>) -> Option<String> {
-    use base64::Engine;
-    req.headers()
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .find_map(|p| p.trim().strip_prefix(BEARER_SUBPROTOCOL))
-        .and_then(|b64| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(b64.trim_end_matches('='))
-                .ok()
-        })
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-}
-
-async fn handle(req: Request<Incoming>, state: Arc<State>, admin_only: bool) -> Resp {
+async fn handle(req: Request<Incoming>, state: Arc<State>, peer: Peer, admin_only: bool) -> Resp {
     let path = req.uri().path().to_string();
-    tracing::debug!(method = %req.method(), %path, headers = ?redacted_headers(&req), "request");
+    tracing::debug!(
+        method = %req.method(),
+        %path,
+        headers = ?auth::redacted_headers(&req),
+        client_certificate = peer.verified_client_certificate,
+        "request"
+    );
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     if segs.first() == Some(&"_podsim") {
         return admin(req, &segs[1..], &state).await;
@@ -172,7 +146,10 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, admin_only: bool) -> 
         );
     }
     let plaintty = segs.first() == Some(&"exec");
-    if !authorized(&req, &state, plaintty) {
+    // Only PlainTTY URLs carry the token in the query (a browser terminal has nothing else).
+    let query = query_pairs(&req);
+    let query_token = plaintty.then(|| query_get(&query, "token")).flatten();
+    if !auth::authenticated(&req, &state, peer, query_token) {
         return k8s_error(401, "Unauthorized", "Unauthorized");
     }
     if plaintty {
@@ -221,30 +198,6 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, admin_only: bool) -> 
             "the server could not find the requested resource",
         ),
     }
-}
-
-/// Request headers for debug logs, with credentials blanked.
-fn redacted_headers(req: &Request<Incoming>) -> Vec<(String, String)> {
-    req.headers()
-        .iter()
-        .map(|(k, v)| {
-            let v = String::from_utf8_lossy(v.as_bytes());
-            let v = if k == header::AUTHORIZATION {
-                "<redacted>".to_string()
-            } else if k == header::SEC_WEBSOCKET_PROTOCOL {
-                v.split(',')
-                    .map(|p| match p.trim().starts_with(BEARER_SUBPROTOCOL) {
-                        true => format!("{BEARER_SUBPROTOCOL}<redacted>"),
-                        false => p.trim().to_string(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            } else {
-                v.into_owned()
-            };
-            (k.to_string(), v)
-        })
-        .collect()
 }
 
 fn find_pod<'a>(state: &'a State, ns: &str, name: &str) -> Option<&'a Arc<Pod>> {

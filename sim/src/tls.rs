@@ -1,27 +1,31 @@
-//! `--tls`: a throwaway self-signed certificate for localhost, and the rustls acceptor using it.
+//! The rustls acceptor of podsim's https/wss listener: the CA-signed server certificate, and
+//! optional client certificates that must chain to the same CA.
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::WebPkiClientVerifier;
 use tokio_rustls::TlsAcceptor;
 
-/// Returns the acceptor and the certificate in PEM (clients that verify can pin it).
-pub fn self_signed(host: &str) -> anyhow::Result<(TlsAcceptor, String)> {
+use crate::pki::Pki;
+
+/// Builds the acceptor. Clients may present a certificate or not: a bearer token is just as
+/// good, and a request with neither is refused later with a 401, the way an API server does.
+/// A certificate that does not chain to podsim's CA fails the handshake.
+pub fn acceptor(pki: &Pki) -> anyhow::Result<TlsAcceptor> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-    if !names.iter().any(|n| n == host) {
-        names.push(host.to_string());
-    }
-    let ck = rcgen::generate_simple_self_signed(names)
-        .context("generating a self-signed certificate")?;
-    let cert_pem = ck.cert.pem();
-    let cert: CertificateDer<'static> = ck.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(pki.ca_cert_der())
+        .context("trusting podsim's CA for client certificates")?;
+    let client_verifier = WebPkiClientVerifier::builder(Arc::new(roots))
+        .allow_unauthenticated()
+        .build()
+        .context("building the client certificate verifier")?;
     let mut config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key)
+        .with_client_cert_verifier(client_verifier)
+        .with_single_cert(pki.server_chain(), pki.server_key())
         .context("building the TLS server configuration")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok((TlsAcceptor::from(Arc::new(config)), cert_pem))
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }

@@ -46,8 +46,8 @@ async fn stdout_and_stderr_are_separate_and_complete() {
     assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("o\n", "slow\n"));
 }
 
-/// Credentials and TLS from a kubeconfig as kubectl reads it (podsim --tls writes one with
-/// insecure-skip-tls-verify and a bearer token); the namespace comes from the identity.
+/// Credentials and TLS from a kubeconfig as kubectl reads it (podsim writes one with its CA and
+/// a bearer token); the namespace comes from the identity.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubeconfig_over_tls_in_another_namespace() {
     let dir = tempfile::tempdir().unwrap();
@@ -93,6 +93,39 @@ async fn kubeconfig_over_tls_in_another_namespace() {
         .await
         .unwrap();
     assert!(none.is_empty());
+}
+
+/// The kubeconfig's `podsim-cert` context: a client certificate and no token at all, for the
+/// exec session and for listing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubeconfig_client_certificate_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let sim = Podsim::start_with(PodsimOptions {
+        pods: 1,
+        tls: true,
+        kubeconfig_out: Some(kubeconfig.clone()),
+        ..Default::default()
+    });
+    let target = KubernetesTarget {
+        kubeconfig: Some(kubeconfig.display().to_string()),
+        context: Some("podsim-cert".into()),
+        ..Default::default()
+    };
+    let endpoint = PodEndpoint {
+        identity: PodIdentity::new(sim.info.pods[0].name.clone()),
+        provider: ProviderConfig::Kubernetes(target.clone()),
+        token: None,
+    };
+    let s = PodSession::connect(endpoint, engine_support::opts(false))
+        .await
+        .unwrap();
+    let r = engine_support::run_ok(&s, "echo cert:$POD_NAME").await;
+    assert_eq!(r.stdout.trim(), format!("cert:{}", sim.info.pods[0].name));
+    let pods = podwrangler::list_pods(&target, None, "default", None)
+        .await
+        .unwrap();
+    assert_eq!(pods.len(), 1);
 }
 
 /// Listing with an explicit server + token; a wrong token is an error without the token.

@@ -1,8 +1,10 @@
 //! The real kubectl against podsim: proof that podsim speaks the Kubernetes API and the exec
 //! WebSocket protocol (v5.channel.k8s.io) the way a real API server does.
 //!
-//! kubectl only sends credentials over TLS, so these tests run podsim with `--tls` and the
-//! kubeconfig it writes (`insecure-skip-tls-verify: true`).
+//! podsim serves TLS with its own throwaway CA, and the kubeconfig it writes carries that CA
+//! (never `insecure-skip-tls-verify`), a bearer-token context (current) and a `podsim-cert`
+//! context that authenticates with a client certificate: kubectl verifies podsim as it would a
+//! real API server, exactly as the README shows.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -61,6 +63,13 @@ impl Cluster {
 
     fn kubeconfig(&self) -> PathBuf {
         self.dir.path().join("kubeconfig")
+    }
+
+    /// kubectl in the `podsim-cert` context: client-certificate authentication, no token.
+    fn run_with_cert(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut all = vec!["--context", "podsim-cert"];
+        all.extend_from_slice(args);
+        self.run(&all, stdin)
     }
 
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
@@ -242,4 +251,72 @@ fn kubectl_exec_forwards_stdin() {
     );
     assert_eq!(out.code, 0, "stderr: {}", out.stderr);
     assert_eq!(out.stdout, "HELLO POD\nend\n");
+}
+
+#[test]
+fn kubeconfig_trusts_podsims_ca_and_kubectl_verifies_it() {
+    let Some(c) = Cluster::start("kubeconfig_trusts_podsims_ca_and_kubectl_verifies_it", 1) else {
+        return;
+    };
+    let text = std::fs::read_to_string(c.kubeconfig()).unwrap();
+    assert!(text.contains("certificate-authority-data: "), "{text}");
+    assert!(!text.contains("insecure"), "{text}");
+    let out = c.run(&["config", "current-context"], None);
+    assert_eq!(out.stdout.trim(), "podsim", "stderr: {}", out.stderr);
+
+    // Another CA in place of podsim's: kubectl must refuse the server.
+    let other_ca = c.dir.path().join("other-ca.crt");
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(&other_ca, other.cert.pem()).unwrap();
+    let out = c.run(
+        &[
+            "--certificate-authority",
+            other_ca.to_str().unwrap(),
+            "get",
+            "pods",
+        ],
+        None,
+    );
+    assert_ne!(out.code, 0, "stdout: {}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("certificate signed by unknown authority"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn kubectl_with_the_client_certificate_context_lists_and_execs() {
+    let Some(c) = Cluster::start(
+        "kubectl_with_the_client_certificate_context_lists_and_execs",
+        2,
+    ) else {
+        return;
+    };
+    let out = c.run_with_cert(&["get", "pods"], None);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    assert_eq!(names_in(&out.stdout), c.sim.pod_names());
+
+    let pod = &c.sim.info.pods[1].name;
+    let out = c.run_with_cert(
+        &[
+            "exec",
+            pod,
+            "--",
+            "sh",
+            "-c",
+            "echo \"cert $POD_NAME\"; exit 5",
+        ],
+        None,
+    );
+    assert_eq!(out.stdout, format!("cert {pod}\n"));
+    assert_eq!(out.code, 5, "stderr: {}", out.stderr);
+
+    let out = c.run_with_cert(
+        &["exec", "-i", pod, "--", "sh", "-c", "tr a-z A-Z"],
+        Some("by certificate\n"),
+    );
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, "BY CERTIFICATE\n");
 }

@@ -1,5 +1,6 @@
-//! podsim's command line and lifecycle: the ready line, the kubeconfig it writes, and that its
-//! shells never outlive it (stdin closed with `--exit-on-stdin-close`, or podsim SIGKILLed).
+//! podsim's command line and lifecycle: the ready line, the kubeconfig and PKI files it writes
+//! (TLS by default, `--plain-http` on request), and that its shells never outlive it (stdin
+//! closed with `--exit-on-stdin-close`, or podsim SIGKILLed).
 
 mod podsim_support;
 
@@ -26,7 +27,15 @@ impl Drop for Running {
     }
 }
 
+/// podsim serving plain http/ws (what the std-only helpers here speak), plus `args`.
 fn spawn(args: &[&str]) -> Running {
+    let mut plain = vec!["--plain-http"];
+    plain.extend_from_slice(args);
+    spawn_as_is(&plain)
+}
+
+/// podsim with its defaults (TLS) but for `args`.
+fn spawn_as_is(args: &[&str]) -> Running {
     let dir = TempDirGuard::new("podsim-cli");
     let mut child = Command::new(env!("CARGO_BIN_EXE_podsim"))
         .args(["--listen", "127.0.0.1:0", "--workdir"])
@@ -131,11 +140,15 @@ fn ready_line_and_kubeconfig_follow_the_options() {
         text.contains(&format!("server: http://{}", i.address)),
         "{text}"
     );
-    assert!(text.contains("token: t0k3n"), "{text}");
+    assert!(text.contains("token: \"t0k3n\""), "{text}");
     assert!(text.contains("namespace: team-a"), "{text}");
     assert!(!text.contains("insecure-skip-tls-verify"), "{text}");
-    let mode = std::fs::metadata(&kc).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600, "the kubeconfig holds a token");
+    // No TLS, so no CA and no client-certificate user.
+    assert!(!text.contains("certificate"), "{text}");
+    assert_eq!(i.ca_cert_pem, None);
+    assert_eq!(i.client_cert_pem, None);
+    assert_eq!(i.client_key_pem, None);
+    assert_eq!(mode_of(&kc), 0o600, "the kubeconfig holds a token");
     // The labels carry the app and namespace.
     let auth = "Bearer t0k3n";
     let (status, body) = testkit::http_request(
@@ -163,6 +176,127 @@ fn ready_line_and_kubeconfig_follow_the_options() {
         0,
         "no pods in another namespace"
     );
+}
+
+fn mode_of(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn tls_is_the_default_and_the_kubeconfig_and_pki_files_carry_the_ca() {
+    use base64::Engine;
+    let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
+    let dir = TempDirGuard::new("podsim-pki");
+    let kc = dir.path().join("kubeconfig");
+    let pki = dir.path().join("pki");
+    let r = spawn_as_is(&[
+        "--pods",
+        "1",
+        "--kubeconfig-out",
+        kc.to_str().unwrap(),
+        "--pki-out",
+        pki.to_str().unwrap(),
+    ]);
+    let i = &r.info;
+    assert!(i.tls);
+    assert_eq!(i.http_base, format!("https://{}", i.address));
+    assert_eq!(i.ws_base, format!("wss://{}", i.address));
+    assert!(i.pods[0].plaintty_url.starts_with("wss://"));
+    assert_ne!(
+        i.admin_address, i.address,
+        "a plain-HTTP admin port beside TLS"
+    );
+    let ca = i.ca_cert_pem.as_deref().expect("CA in the ready line");
+    let cert = i.client_cert_pem.as_deref().expect("client certificate");
+    let key = i.client_key_pem.as_deref().expect("client key");
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
+    assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
+    assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8");
+    assert_ne!(ca, cert);
+
+    let text = std::fs::read_to_string(&kc).unwrap();
+    assert!(
+        text.contains(&format!("server: https://{}\n", i.address)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("certificate-authority-data: {}\n", b64(ca))),
+        "{text}"
+    );
+    assert!(!text.contains("insecure-skip-tls-verify"), "{text}");
+    assert!(
+        text.contains(&format!("client-certificate-data: {}\n", b64(cert))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("client-key-data: {}\n", b64(key))),
+        "{text}"
+    );
+    assert!(text.contains("- name: podsim-cert\n"), "{text}");
+    assert!(text.contains("    user: podsim-cert\n"), "{text}");
+    assert!(text.contains("current-context: podsim\n"), "{text}");
+    assert_eq!(
+        mode_of(&kc),
+        0o600,
+        "the kubeconfig holds a token and a key"
+    );
+
+    let read = |name: &str| std::fs::read_to_string(pki.join(name)).unwrap();
+    assert_eq!(read("ca.crt"), ca);
+    assert_eq!(read("client.crt"), cert);
+    assert_eq!(read("client.key"), key);
+    assert_eq!(mode_of(&pki.join("client.key")), 0o600);
+
+    // The admin port needs no TLS client.
+    let (status, _) =
+        testkit::http_request(&i.admin_address, "GET", "/_podsim/stats", &[], None).unwrap();
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn every_run_makes_a_new_ca() {
+    let a = spawn_as_is(&["--pods", "1"]);
+    let b = spawn_as_is(&["--pods", "1"]);
+    assert_ne!(a.info.ca_cert_pem, b.info.ca_cert_pem);
+    assert_ne!(a.info.client_key_pem, b.info.client_key_pem);
+}
+
+#[test]
+fn the_old_tls_switch_still_starts_a_tls_podsim() {
+    let r = spawn_as_is(&["--pods", "1", "--tls"]);
+    assert!(r.info.tls);
+    assert!(r.info.ca_cert_pem.is_some());
+}
+
+#[test]
+fn contradictory_or_unsafe_tls_options_fail_with_a_message() {
+    let dir = TempDirGuard::new("podsim-pki-plain");
+    let pki = dir.path().join("pki");
+    for (args, mentions) in [
+        (vec!["--plain-http", "--tls"], "--plain-http"),
+        (
+            vec!["--plain-http", "--pki-out", pki.to_str().unwrap()],
+            "--pki-out",
+        ),
+        // Tokens in clear text beyond loopback: refused.
+        (vec!["--plain-http", "--listen", "0.0.0.0:0"], "loopback"),
+    ] {
+        let listen = match args.contains(&"--listen") {
+            true => vec![],
+            false => vec!["--listen", "127.0.0.1:0"],
+        };
+        let out = Command::new(env!("CARGO_BIN_EXE_podsim"))
+            .args(listen)
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} must fail");
+        assert!(out.stdout.is_empty(), "nothing on stdout when not ready");
+        assert!(stderr.contains(mentions), "{args:?}: {stderr}");
+    }
+    assert!(!pki.exists(), "nothing written when refusing to start");
 }
 
 #[test]
@@ -232,7 +366,7 @@ async fn killing_podsim_kills_its_shells() {
 #[tokio::test]
 async fn sigterm_stops_podsim_kills_shells_and_removes_its_temporary_workdir() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_podsim"))
-        .args(["--listen", "127.0.0.1:0", "--pods", "1"])
+        .args(["--listen", "127.0.0.1:0", "--pods", "1", "--plain-http"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()

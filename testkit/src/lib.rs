@@ -31,9 +31,17 @@ pub struct PodsimInfo {
     /// Plain-HTTP address of the `/_podsim` admin endpoints (differs from `address` with TLS).
     #[serde(default)]
     pub admin_address: String,
-    /// PEM of the self-signed certificate when `tls` is on.
+    /// PEM of podsim's throwaway CA when `tls` is on: it signed the server certificate and the
+    /// client certificate below.
     #[serde(default)]
     pub ca_cert_pem: Option<String>,
+    /// PEM of the client certificate (CN `podsim-admin`) podsim accepts instead of the token,
+    /// when `tls` is on.
+    #[serde(default)]
+    pub client_cert_pem: Option<String>,
+    /// PEM (PKCS#8) of the client certificate's private key, when `tls` is on.
+    #[serde(default)]
+    pub client_key_pem: Option<String>,
     /// Directory holding each pod's home directory (`<workdir>/<pod name>`).
     #[serde(default)]
     pub workdir: Option<PathBuf>,
@@ -53,8 +61,11 @@ pub struct PodsimOptions {
     pub pods: usize,
     pub namespace: Option<String>,
     pub token: Option<String>,
+    /// Serve https/wss with podsim's throwaway CA (podsim's own default). Off by default here,
+    /// so tests get plain http/ws (`--plain-http`) unless they ask.
     pub tls: bool,
-    /// Where to write a kubeconfig; `kubeconfig: true`-style shortcut: see `with_kubeconfig`.
+    /// Where podsim writes a kubeconfig (`--kubeconfig-out`, mode 0600): plain http and the token
+    /// without `tls`; with it, the CA, the token context (current) and the `podsim-cert` context.
     pub kubeconfig_out: Option<PathBuf>,
     pub app: Option<String>,
     /// Any further command-line arguments.
@@ -110,8 +121,8 @@ impl Podsim {
         if let Some(t) = &opts.token {
             cmd.arg("--token").arg(t);
         }
-        if opts.tls {
-            cmd.arg("--tls");
+        if !opts.tls {
+            cmd.arg("--plain-http");
         }
         if let Some(k) = &opts.kubeconfig_out {
             cmd.arg("--kubeconfig-out").arg(k);
@@ -168,6 +179,21 @@ impl Podsim {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// PEM of podsim's CA (TLS only): trust it to verify podsim's server certificate.
+    pub fn ca_cert_pem(&self) -> Option<&str> {
+        self.info.ca_cert_pem.as_deref()
+    }
+
+    /// PEM of the client certificate podsim accepts instead of the token (TLS only).
+    pub fn client_cert_pem(&self) -> Option<&str> {
+        self.info.client_cert_pem.as_deref()
+    }
+
+    /// PEM of the client certificate's private key (TLS only).
+    pub fn client_key_pem(&self) -> Option<&str> {
+        self.info.client_key_pem.as_deref()
     }
 
     /// Directory holding every pod's home directory (`<workdir>/<pod name>`).

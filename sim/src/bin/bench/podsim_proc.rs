@@ -20,8 +20,9 @@ impl PodsimProc {
         PodsimProc::start_with(pods, false, None)
     }
 
-    /// With `tls`, podsim serves HTTPS/WSS with a self-signed certificate (kubectl only sends
-    /// its token over TLS); `kubeconfig_out` asks podsim to write a kubeconfig for itself there.
+    /// With `tls`, podsim serves HTTPS/WSS with its throwaway CA (kubectl only sends its token
+    /// over TLS), else plain HTTP/WS; `kubeconfig_out` asks podsim to write a kubeconfig for
+    /// itself there.
     pub fn start_with(
         pods: usize,
         tls: bool,
@@ -31,8 +32,8 @@ impl PodsimProc {
         let workdir = tempfile::tempdir()?;
         let mut cmd = Command::new(&bin);
         cmd.args(["--listen", "127.0.0.1:0", "--pods", &pods.to_string()]);
-        if tls {
-            cmd.arg("--tls");
+        if !tls {
+            cmd.arg("--plain-http");
         }
         if let Some(path) = kubeconfig_out {
             cmd.arg("--kubeconfig-out").arg(path);
