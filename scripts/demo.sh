@@ -59,7 +59,7 @@ wait_for() {
 }
 
 say "starting podsim with 5 pods"
-"$BIN/podsim" --listen 127.0.0.1:0 --pods 5 --token demo-token \
+"$BIN/podsim" --listen 127.0.0.1:0 --pods 5 --token demo-token --plain-http \
   --kubeconfig-out "$DEMO/kubeconfig" --workdir "$DEMO/pods" \
   >"$DEMO/podsim.json" 2>"$DEMO/podsim.log" &
 SIM_PID=$!

@@ -2,7 +2,7 @@
 # Install: pwctl completions bash > /etc/bash_completion.d/pwctl
 _pwctl_subcommands() {
     case "$1" in
-        "pwctl") echo "health pod exec completions man" ;;
+        "pwctl") echo "health pod exec audit clusters completions man" ;;
         "pwctl pod") echo "list show add update remove import" ;;
         "pwctl exec") echo "run run-many history show" ;;
     esac
@@ -14,15 +14,17 @@ _pwctl_flags() {
         "pwctl pod") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl pod list") echo "--tag --quiet -q --socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl pod show") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
-        "pwctl pod add") echo "--alias --url --provider --token --token-file --pod-name --namespace --container --service-id --server --kubeconfig --context --insecure-skip-tls-verify --cols --tag --socket --api-url --api-key --json --no-color --local -L --help" ;;
-        "pwctl pod update") echo "--url --provider --token --token-file --pod-name --namespace --container --service-id --server --kubeconfig --context --insecure-skip-tls-verify --cols --tag --clear-tags --socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl pod add") echo "--alias --url --provider --token --token-file --pod-name --namespace -n --container --service-id --server --cluster --kubeconfig --context --certificate-authority --insecure-skip-tls-verify --cols --tag --socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl pod update") echo "--url --provider --token --token-file --pod-name --namespace --container --service-id --server --cluster --kubeconfig --context --certificate-authority --insecure-skip-tls-verify --cols --tag --clear-tags --socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl pod remove") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
-        "pwctl pod import") echo "--namespace -n --selector -l --server --token --token-file --kubeconfig --context --insecure-skip-tls-verify --prefix --tag --socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl pod import") echo "--namespace -n --selector -l --cluster --kubeconfig --context --server --token --token-file --certificate-authority --insecure-skip-tls-verify --prefix --tag --socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl exec") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl exec run") echo "--timeout --socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl exec run-many") echo "--aliases --tag --all --timeout --concurrency --show-output --socket --api-url --api-key --json --no-color --local -L --help" ;;
-        "pwctl exec history") echo "--alias --failed --status --since --limit --cursor --socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl exec history") echo "--alias --actor --failed --status --since --limit --cursor --socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl exec show") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl audit") echo "--actor --limit --cursor --socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl clusters") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl completions") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl man") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
     esac
@@ -34,15 +36,17 @@ _pwctl_value_flags() {
         "pwctl pod") echo "--api-key --api-url --socket" ;;
         "pwctl pod list") echo "--api-key --api-url --socket --tag" ;;
         "pwctl pod show") echo "--api-key --api-url --socket" ;;
-        "pwctl pod add") echo "--alias --api-key --api-url --cols --container --context --kubeconfig --namespace --pod-name --provider --server --service-id --socket --tag --token --token-file --url" ;;
-        "pwctl pod update") echo "--api-key --api-url --cols --container --context --insecure-skip-tls-verify --kubeconfig --namespace --pod-name --provider --server --service-id --socket --tag --token --token-file --url" ;;
+        "pwctl pod add") echo "--alias --api-key --api-url --certificate-authority --cluster --cols --container --context --kubeconfig --namespace --pod-name --provider --server --service-id --socket --tag --token --token-file --url -n" ;;
+        "pwctl pod update") echo "--api-key --api-url --certificate-authority --cluster --cols --container --context --insecure-skip-tls-verify --kubeconfig --namespace --pod-name --provider --server --service-id --socket --tag --token --token-file --url" ;;
         "pwctl pod remove") echo "--api-key --api-url --socket" ;;
-        "pwctl pod import") echo "--api-key --api-url --context --kubeconfig --namespace --prefix --selector --server --socket --tag --token --token-file -l -n" ;;
+        "pwctl pod import") echo "--api-key --api-url --certificate-authority --cluster --context --kubeconfig --namespace --prefix --selector --server --socket --tag --token --token-file -l -n" ;;
         "pwctl exec") echo "--api-key --api-url --socket" ;;
         "pwctl exec run") echo "--api-key --api-url --socket --timeout" ;;
         "pwctl exec run-many") echo "--aliases --api-key --api-url --concurrency --socket --tag --timeout" ;;
-        "pwctl exec history") echo "--alias --api-key --api-url --cursor --limit --since --socket --status" ;;
+        "pwctl exec history") echo "--actor --alias --api-key --api-url --cursor --limit --since --socket --status" ;;
         "pwctl exec show") echo "--api-key --api-url --socket" ;;
+        "pwctl audit") echo "--actor --api-key --api-url --cursor --limit --socket" ;;
+        "pwctl clusters") echo "--api-key --api-url --socket" ;;
         "pwctl completions") echo "--api-key --api-url --socket" ;;
         "pwctl man") echo "--api-key --api-url --socket" ;;
     esac
@@ -57,15 +61,18 @@ _pwctl_value() {
         "pwctl pod add|--provider") echo "plaintty kubernetes" ;;
         "pwctl pod add|--token-file") echo "@file" ;;
         "pwctl pod add|--kubeconfig") echo "@file" ;;
+        "pwctl pod add|--certificate-authority") echo "@file" ;;
         "pwctl pod add|--socket") echo "@file" ;;
         "pwctl pod update|--provider") echo "plaintty kubernetes" ;;
         "pwctl pod update|--token-file") echo "@file" ;;
         "pwctl pod update|--kubeconfig") echo "@file" ;;
+        "pwctl pod update|--certificate-authority") echo "@file" ;;
         "pwctl pod update|--insecure-skip-tls-verify") echo "true false" ;;
         "pwctl pod update|--socket") echo "@file" ;;
         "pwctl pod remove|--socket") echo "@file" ;;
-        "pwctl pod import|--token-file") echo "@file" ;;
         "pwctl pod import|--kubeconfig") echo "@file" ;;
+        "pwctl pod import|--token-file") echo "@file" ;;
+        "pwctl pod import|--certificate-authority") echo "@file" ;;
         "pwctl pod import|--socket") echo "@file" ;;
         "pwctl exec|--socket") echo "@file" ;;
         "pwctl exec run|--socket") echo "@file" ;;
@@ -75,6 +82,8 @@ _pwctl_value() {
         "pwctl exec history|--status") echo "running succeeded failed timeout error interrupted" ;;
         "pwctl exec history|--socket") echo "@file" ;;
         "pwctl exec show|--socket") echo "@file" ;;
+        "pwctl audit|--socket") echo "@file" ;;
+        "pwctl clusters|--socket") echo "@file" ;;
         "pwctl completions|--socket") echo "@file" ;;
         "pwctl man|--socket") echo "@file" ;;
         *) echo "@none" ;;

@@ -3,7 +3,7 @@
 function __pwctl_subcommands
     switch $argv[1]
         case 'pwctl'
-            printf '%s\n' health pod exec completions man
+            printf '%s\n' health pod exec audit clusters completions man
         case 'pwctl pod'
             printf '%s\n' list show add update remove import
         case 'pwctl exec'
@@ -23,13 +23,13 @@ function __pwctl_value_flags
         case 'pwctl pod show'
             printf '%s\n' -- --api-key --api-url --socket
         case 'pwctl pod add'
-            printf '%s\n' -- --alias --api-key --api-url --cols --container --context --kubeconfig --namespace --pod-name --provider --server --service-id --socket --tag --token --token-file --url
+            printf '%s\n' -- --alias --api-key --api-url --certificate-authority --cluster --cols --container --context --kubeconfig --namespace --pod-name --provider --server --service-id --socket --tag --token --token-file --url -n
         case 'pwctl pod update'
-            printf '%s\n' -- --api-key --api-url --cols --container --context --insecure-skip-tls-verify --kubeconfig --namespace --pod-name --provider --server --service-id --socket --tag --token --token-file --url
+            printf '%s\n' -- --api-key --api-url --certificate-authority --cluster --cols --container --context --insecure-skip-tls-verify --kubeconfig --namespace --pod-name --provider --server --service-id --socket --tag --token --token-file --url
         case 'pwctl pod remove'
             printf '%s\n' -- --api-key --api-url --socket
         case 'pwctl pod import'
-            printf '%s\n' -- --api-key --api-url --context --kubeconfig --namespace --prefix --selector --server --socket --tag --token --token-file -l -n
+            printf '%s\n' -- --api-key --api-url --certificate-authority --cluster --context --kubeconfig --namespace --prefix --selector --server --socket --tag --token --token-file -l -n
         case 'pwctl exec'
             printf '%s\n' -- --api-key --api-url --socket
         case 'pwctl exec run'
@@ -37,8 +37,12 @@ function __pwctl_value_flags
         case 'pwctl exec run-many'
             printf '%s\n' -- --aliases --api-key --api-url --concurrency --socket --tag --timeout
         case 'pwctl exec history'
-            printf '%s\n' -- --alias --api-key --api-url --cursor --limit --since --socket --status
+            printf '%s\n' -- --actor --alias --api-key --api-url --cursor --limit --since --socket --status
         case 'pwctl exec show'
+            printf '%s\n' -- --api-key --api-url --socket
+        case 'pwctl audit'
+            printf '%s\n' -- --actor --api-key --api-url --cursor --limit --socket
+        case 'pwctl clusters'
             printf '%s\n' -- --api-key --api-url --socket
         case 'pwctl completions'
             printf '%s\n' -- --api-key --api-url --socket
@@ -81,6 +85,8 @@ complete -c pwctl -l local -s L -d 'start a user-mode podwranglerd in the backgr
 complete -c pwctl -n '__pwctl_at "pwctl"' -a health -d 'Show whether the daemon is up: version, uptime, database and pod states'
 complete -c pwctl -n '__pwctl_at "pwctl"' -a pod -d 'Register, inspect, change and remove pods'
 complete -c pwctl -n '__pwctl_at "pwctl"' -a exec -d 'Run commands in pods and look at what ran'
+complete -c pwctl -n '__pwctl_at "pwctl"' -a audit -d 'Show who registered, changed, imported and removed pods, newest first'
+complete -c pwctl -n '__pwctl_at "pwctl"' -a clusters -d 'List the Kubernetes clusters the daemon\'s administrator configured, for --cluster'
 complete -c pwctl -n '__pwctl_at "pwctl"' -a completions -d 'Print a shell completion script: bash, zsh or fish'
 complete -c pwctl -n '__pwctl_at "pwctl"' -a man -d 'Print pwctl\'s man page (roff): pwctl man > pwctl.1'
 complete -c pwctl -n '__pwctl_at "pwctl"' -l version -d 'print pwctl\'s version'
@@ -95,16 +101,18 @@ complete -c pwctl -n '__pwctl_at "pwctl pod list"' -l quiet -s q -d 'print only 
 complete -c pwctl -n '__pwctl_at "pwctl pod show"' -a '(pwctl pod list -q 2>/dev/null)'
 complete -c pwctl -n '__pwctl_at "pwctl pod add"' -l alias -r -d 'unique name for the pod (letters, digits, \'.\', \'_\', \'-\')'
 complete -c pwctl -n '__pwctl_at "pwctl pod add"' -l url -r -d 'provider URL: wss://HOST/exec/SERVICE/?token=T&pod=POD or https://SERVER/api/v1/namespaces/NS/pods/POD/exec'
-complete -c pwctl -n '__pwctl_at "pwctl pod add"' -l provider -r -a 'plaintty kubernetes' -d 'plaintty or kubernetes (default: guessed from --url, else plaintty)'
+complete -c pwctl -n '__pwctl_at "pwctl pod add"' -l provider -r -a 'plaintty kubernetes' -d 'plaintty or kubernetes (default: guessed from --url, --cluster, --kubeconfig or --context, else plaintty)'
 complete -c pwctl -n '__pwctl_at "pwctl pod add"' -l token -r -d 'token (overrides one in --url); prefer --token-file, argv is visible to other users'
 complete -c pwctl -n '__pwctl_at "pwctl pod add"' -l token-file -r -F -d 'read the token from this file (\'-\' for stdin)'
 complete -c pwctl -n '__pwctl_at "pwctl pod add"' -l pod-name -r -d 'pod name (when not in --url)'
-complete -c pwctl -n '__pwctl_at "pwctl pod add"' -l namespace -r -d 'namespace (Kubernetes)'
+complete -c pwctl -n '__pwctl_at "pwctl pod add"' -l namespace -s n -r -d 'namespace (Kubernetes; default: the kubeconfig context\'s, else default)'
 complete -c pwctl -n '__pwctl_at "pwctl pod add"' -l container -r -d 'container in the pod'
 complete -c pwctl -n '__pwctl_at "pwctl pod add"' -l service-id -r -d 'service id of a PlainTTY URL (the /exec/SERVICE/ path segment)'
-complete -c pwctl -n '__pwctl_at "pwctl pod add"' -l server -r -d 'base URL: wss://host for PlainTTY, the API server for Kubernetes'
-complete -c pwctl -n '__pwctl_at "pwctl pod add"' -l kubeconfig -r -F -d 'kubeconfig file (Kubernetes)'
-complete -c pwctl -n '__pwctl_at "pwctl pod add"' -l context -r -d 'kubeconfig context (Kubernetes)'
+complete -c pwctl -n '__pwctl_at "pwctl pod add"' -l server -r -d 'base URL: wss://host for PlainTTY, the API server for Kubernetes (with --token, no kubeconfig is read)'
+complete -c pwctl -n '__pwctl_at "pwctl pod add"' -l cluster -r -d 'a cluster the daemon\'s administrator configured (pwctl clusters); reads no kubeconfig'
+complete -c pwctl -n '__pwctl_at "pwctl pod add"' -l kubeconfig -r -F -d 'kubeconfig that pwctl reads for the server and credentials (default: as kubectl finds it)'
+complete -c pwctl -n '__pwctl_at "pwctl pod add"' -l context -r -d 'kubeconfig context (default: the current one)'
+complete -c pwctl -n '__pwctl_at "pwctl pod add"' -l certificate-authority -r -F -d 'PEM file of the CA certificates the API server\'s certificate must chain to'
 complete -c pwctl -n '__pwctl_at "pwctl pod add"' -l insecure-skip-tls-verify -d 'do not verify the server\'s TLS certificate'
 complete -c pwctl -n '__pwctl_at "pwctl pod add"' -l cols -r -d 'terminal width asked of PlainTTY endpoints'
 complete -c pwctl -n '__pwctl_at "pwctl pod add"' -l tag -r -d 'a tag for fan-out (repeat for more)'
@@ -117,21 +125,25 @@ complete -c pwctl -n '__pwctl_at "pwctl pod update"' -l namespace -r -d 'namespa
 complete -c pwctl -n '__pwctl_at "pwctl pod update"' -l container -r -d 'container in the pod'
 complete -c pwctl -n '__pwctl_at "pwctl pod update"' -l service-id -r -d 'service id of a PlainTTY URL'
 complete -c pwctl -n '__pwctl_at "pwctl pod update"' -l server -r -d 'base URL: wss://host for PlainTTY, the API server for Kubernetes'
-complete -c pwctl -n '__pwctl_at "pwctl pod update"' -l kubeconfig -r -F -d 'kubeconfig file'
-complete -c pwctl -n '__pwctl_at "pwctl pod update"' -l context -r -d 'kubeconfig context'
+complete -c pwctl -n '__pwctl_at "pwctl pod update"' -l cluster -r -d 'switch to a cluster the daemon\'s administrator configured (pwctl clusters)'
+complete -c pwctl -n '__pwctl_at "pwctl pod update"' -l kubeconfig -r -F -d 'switch to the server and credentials of this kubeconfig, read by pwctl'
+complete -c pwctl -n '__pwctl_at "pwctl pod update"' -l context -r -d 'switch to this kubeconfig context\'s server and credentials'
+complete -c pwctl -n '__pwctl_at "pwctl pod update"' -l certificate-authority -r -F -d 'PEM file of the CA certificates the API server\'s certificate must chain to'
 complete -c pwctl -n '__pwctl_at "pwctl pod update"' -l insecure-skip-tls-verify -r -a 'true false' -d 'verify TLS (false) or not (true)'
 complete -c pwctl -n '__pwctl_at "pwctl pod update"' -l cols -r -d 'terminal width asked of PlainTTY endpoints'
 complete -c pwctl -n '__pwctl_at "pwctl pod update"' -l tag -r -d 'replace the tags with these (repeat for more)'
 complete -c pwctl -n '__pwctl_at "pwctl pod update"' -l clear-tags -d 'remove every tag'
 complete -c pwctl -n '__pwctl_at "pwctl pod update"' -a '(pwctl pod list -q 2>/dev/null)'
 complete -c pwctl -n '__pwctl_at "pwctl pod remove"' -a '(pwctl pod list -q 2>/dev/null)'
-complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l namespace -s n -r -d 'namespace to list (default: default)'
+complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l namespace -s n -r -d 'namespace to list (default: the kubeconfig context\'s, else default)'
 complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l selector -s l -r -d 'label selector, e.g. app=web'
-complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l server -r -d 'API server URL (default: from the kubeconfig)'
+complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l cluster -r -d 'a cluster the daemon\'s administrator configured (pwctl clusters); reads no kubeconfig'
+complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l kubeconfig -r -F -d 'kubeconfig that pwctl reads for the server and credentials (default: as kubectl finds it)'
+complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l context -r -d 'kubeconfig context (default: the current one)'
+complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l server -r -d 'API server URL; with --token no kubeconfig is read'
 complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l token -r -d 'bearer token; prefer --token-file'
 complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l token-file -r -F -d 'read the bearer token from this file (\'-\' for stdin)'
-complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l kubeconfig -r -F -d 'kubeconfig file (default: as kubectl finds it)'
-complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l context -r -d 'kubeconfig context'
+complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l certificate-authority -r -F -d 'PEM file of the CA certificates the API server\'s certificate must chain to'
 complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l insecure-skip-tls-verify -d 'do not verify the API server\'s TLS certificate'
 complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l prefix -r -d 'aliases become PREFIX + pod name'
 complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l tag -r -d 'tag every imported pod (repeat for more)'
@@ -148,9 +160,13 @@ complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l timeout -r -d 'second
 complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l concurrency -r -d 'pods that run at once (default: the daemon\'s)'
 complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l show-output -d 'print each pod\'s output under a header after the table'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l alias -r -a '(pwctl pod list -q 2>/dev/null)' -d 'only this pod\'s commands'
+complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l actor -r -d 'only commands this caller asked for, e.g. unix:1000(alice) or key:ci'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l failed -d 'only commands that did not succeed (failed, timeout, error, interrupted)'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l status -r -a 'running succeeded failed timeout error interrupted' -d 'only this status: running, succeeded, failed, timeout, error, interrupted'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l since -r -d 'only commands started at or after this RFC 3339 time'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l limit -r -d 'how many (default 20)'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l cursor -r -d 'continue from an earlier page\'s cursor'
+complete -c pwctl -n '__pwctl_at "pwctl audit"' -l actor -r -d 'only what this caller did, e.g. unix:1000(alice) or key:ci'
+complete -c pwctl -n '__pwctl_at "pwctl audit"' -l limit -r -d 'how many (default 20)'
+complete -c pwctl -n '__pwctl_at "pwctl audit"' -l cursor -r -d 'continue from an earlier page\'s cursor'
 complete -c pwctl -n '__pwctl_at "pwctl completions"' -a 'bash zsh fish'

@@ -16,8 +16,14 @@ use argh::{ArgsInfo, FromArgs};
             user-mode socket (runtime dir's podwrangler/podwranglerd.sock) when it\n\
             exists, else /run/podwrangler/podwranglerd.sock.",
     note = "--json prints the REST API's own JSON types: Health, [PodInfo], PodInfo,\n\
-            ImportResponse, CommandRecord, FanOutResponse, CommandPage; pod remove\n\
-            prints an object whose \"removed\" lists the aliases.",
+            ImportResponse, CommandRecord, FanOutResponse, CommandPage, AuditPage,\n\
+            [ClusterInfo]; pod remove prints an object whose \"removed\" lists the\n\
+            aliases.",
+    note = "Kubernetes credentials: pwctl reads your kubeconfig itself (--kubeconfig,\n\
+            --context, else as kubectl does: $KUBECONFIG, ~/.kube/config), runs its\n\
+            token files and exec plugins as you, and sends the daemon the server, CA\n\
+            and token or client certificate. --cluster NAME instead uses a cluster\n\
+            the daemon's administrator configured (pwctl clusters lists them).",
     note = "exec run exits with the remote command's exit code; the codes below are\n\
             pwctl's own (--json tells them apart).",
     example = "{command_name} --local health",
@@ -83,6 +89,8 @@ pub enum Command {
     Health(HealthCmd),
     Pod(PodCmd),
     Exec(ExecCmd),
+    Audit(AuditCmd),
+    Clusters(ClustersCmd),
     Completions(CompletionsCmd),
     Man(ManCmd),
 }
@@ -136,7 +144,12 @@ pub struct PodShow {
 /// Register a pod from a provider URL (PlainTTY web terminal or Kubernetes exec URL), or from
 /// fields.
 #[derive(FromArgs, ArgsInfo, Debug)]
-#[argh(subcommand, name = "add")]
+#[argh(
+    subcommand,
+    name = "add",
+    example = "pwctl pod add --alias api-0 --provider kubernetes --pod-name api-7d9f-x2 --context prod",
+    example = "pwctl pod add --alias api-0 --provider kubernetes --pod-name api-7d9f-x2 --cluster prod -n shop"
+)]
 pub struct PodAdd {
     /// unique name for the pod (letters, digits, '.', '_', '-')
     #[argh(option, arg_name = "alias")]
@@ -145,7 +158,8 @@ pub struct PodAdd {
     /// https://SERVER/api/v1/namespaces/NS/pods/POD/exec
     #[argh(option, arg_name = "url")]
     pub url: Option<String>,
-    /// plaintty or kubernetes (default: guessed from --url, else plaintty)
+    /// plaintty or kubernetes (default: guessed from --url, --cluster, --kubeconfig or
+    /// --context, else plaintty)
     #[argh(option, arg_name = "provider")]
     pub provider: Option<String>,
     #[argh(option, arg_name = "token")]
@@ -157,8 +171,8 @@ pub struct PodAdd {
     /// pod name (when not in --url)
     #[argh(option, arg_name = "name")]
     pub pod_name: Option<String>,
-    /// namespace (Kubernetes)
-    #[argh(option, arg_name = "namespace")]
+    /// namespace (Kubernetes; default: the kubeconfig context's, else default)
+    #[argh(option, short = 'n', arg_name = "namespace")]
     pub namespace: Option<String>,
     /// container in the pod
     #[argh(option, arg_name = "container")]
@@ -166,15 +180,23 @@ pub struct PodAdd {
     /// service id of a PlainTTY URL (the /exec/SERVICE/ path segment)
     #[argh(option, arg_name = "id")]
     pub service_id: Option<String>,
-    /// base URL: wss://host for PlainTTY, the API server for Kubernetes
+    /// base URL: wss://host for PlainTTY, the API server for Kubernetes (with --token, no
+    /// kubeconfig is read)
     #[argh(option, arg_name = "url")]
     pub server: Option<String>,
-    /// kubeconfig file (Kubernetes)
+    /// a cluster the daemon's administrator configured (pwctl clusters); reads no kubeconfig
+    #[argh(option, arg_name = "name")]
+    pub cluster: Option<String>,
+    /// kubeconfig that pwctl reads for the server and credentials (default: as kubectl
+    /// finds it)
     #[argh(option, arg_name = "file")]
-    pub kubeconfig: Option<String>,
-    /// kubeconfig context (Kubernetes)
-    #[argh(option, arg_name = "context")]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context (default: the current one)
+    #[argh(option, arg_name = "name")]
     pub context: Option<String>,
+    /// PEM file of the CA certificates the API server's certificate must chain to
+    #[argh(option, arg_name = "file")]
+    pub certificate_authority: Option<PathBuf>,
     /// do not verify the server's TLS certificate
     #[argh(switch)]
     pub insecure_skip_tls_verify: bool,
@@ -220,12 +242,18 @@ pub struct PodUpdateCmd {
     /// base URL: wss://host for PlainTTY, the API server for Kubernetes
     #[argh(option, arg_name = "url")]
     pub server: Option<String>,
-    /// kubeconfig file
+    /// switch to a cluster the daemon's administrator configured (pwctl clusters)
+    #[argh(option, arg_name = "name")]
+    pub cluster: Option<String>,
+    /// switch to the server and credentials of this kubeconfig, read by pwctl
     #[argh(option, arg_name = "file")]
-    pub kubeconfig: Option<String>,
-    /// kubeconfig context
-    #[argh(option, arg_name = "context")]
+    pub kubeconfig: Option<PathBuf>,
+    /// switch to this kubeconfig context's server and credentials
+    #[argh(option, arg_name = "name")]
     pub context: Option<String>,
+    /// PEM file of the CA certificates the API server's certificate must chain to
+    #[argh(option, arg_name = "file")]
+    pub certificate_authority: Option<PathBuf>,
     /// verify TLS (false) or not (true)
     #[argh(option, arg_name = "bool")]
     pub insecure_skip_tls_verify: Option<bool>,
@@ -251,20 +279,30 @@ pub struct PodRemove {
 
 /// Register every pod a Kubernetes API lists (optionally by label selector).
 #[derive(FromArgs, ArgsInfo, Debug)]
-#[argh(subcommand, name = "import")]
+#[argh(
+    subcommand,
+    name = "import",
+    example = "pwctl pod import --context staging -l app=web --prefix stg-",
+    example = "pwctl pod import --cluster prod -n shop --tag prod"
+)]
 pub struct PodImport {
-    /// namespace to list (default: default)
-    #[argh(
-        option,
-        short = 'n',
-        arg_name = "namespace",
-        default = "String::from(\"default\")"
-    )]
-    pub namespace: String,
+    /// namespace to list (default: the kubeconfig context's, else default)
+    #[argh(option, short = 'n', arg_name = "namespace")]
+    pub namespace: Option<String>,
     /// label selector, e.g. app=web
     #[argh(option, short = 'l', arg_name = "selector")]
     pub selector: Option<String>,
-    /// API server URL (default: from the kubeconfig)
+    /// a cluster the daemon's administrator configured (pwctl clusters); reads no kubeconfig
+    #[argh(option, arg_name = "name")]
+    pub cluster: Option<String>,
+    /// kubeconfig that pwctl reads for the server and credentials (default: as kubectl
+    /// finds it)
+    #[argh(option, arg_name = "file")]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context (default: the current one)
+    #[argh(option, arg_name = "name")]
+    pub context: Option<String>,
+    /// API server URL; with --token no kubeconfig is read
     #[argh(option, arg_name = "url")]
     pub server: Option<String>,
     /// bearer token; prefer --token-file
@@ -273,12 +311,9 @@ pub struct PodImport {
     /// read the bearer token from this file ('-' for stdin)
     #[argh(option, arg_name = "file")]
     pub token_file: Option<PathBuf>,
-    /// kubeconfig file (default: as kubectl finds it)
+    /// PEM file of the CA certificates the API server's certificate must chain to
     #[argh(option, arg_name = "file")]
-    pub kubeconfig: Option<String>,
-    /// kubeconfig context
-    #[argh(option, arg_name = "context")]
-    pub context: Option<String>,
+    pub certificate_authority: Option<PathBuf>,
     /// do not verify the API server's TLS certificate
     #[argh(switch)]
     pub insecure_skip_tls_verify: bool,
@@ -369,6 +404,9 @@ pub struct ExecHistory {
     /// only this pod's commands
     #[argh(option, arg_name = "alias")]
     pub alias: Option<String>,
+    /// only commands this caller asked for, e.g. unix:1000(alice) or key:ci
+    #[argh(option, arg_name = "actor")]
+    pub actor: Option<String>,
     /// only commands that did not succeed (failed, timeout, error, interrupted)
     #[argh(switch)]
     pub failed: bool,
@@ -394,6 +432,30 @@ pub struct ExecShow {
     #[argh(positional, arg_name = "id")]
     pub id: i64,
 }
+
+/// Show who registered, changed, imported and removed pods, newest first.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(
+    subcommand,
+    name = "audit",
+    example = "pwctl audit --actor 'unix:1000(alice)' --limit 50"
+)]
+pub struct AuditCmd {
+    /// only what this caller did, e.g. unix:1000(alice) or key:ci
+    #[argh(option, arg_name = "actor")]
+    pub actor: Option<String>,
+    /// how many (default 20)
+    #[argh(option, arg_name = "n", default = "20")]
+    pub limit: usize,
+    /// continue from an earlier page's cursor
+    #[argh(option, arg_name = "cursor")]
+    pub cursor: Option<String>,
+}
+
+/// List the Kubernetes clusters the daemon's administrator configured, for --cluster.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "clusters")]
+pub struct ClustersCmd {}
 
 /// Print a shell completion script: bash, zsh or fish.
 #[derive(FromArgs, ArgsInfo, Debug)]

@@ -70,7 +70,7 @@ impl Hint {
 
 fn flag_hint(path: &str, long: &str) -> Hint {
     match (path, long) {
-        (_, "--socket" | "--token-file" | "--kubeconfig") => Hint::File,
+        (_, "--socket" | "--token-file" | "--kubeconfig" | "--certificate-authority") => Hint::File,
         ("pwctl exec history", "--alias") | (_, "--aliases") => Hint::Alias,
         (_, "--provider") => Hint::Words("plaintty kubernetes"),
         (_, "--status") => Hint::Words("running succeeded failed timeout error interrupted"),

@@ -341,6 +341,9 @@ pub fn history(client: &Client, cmd: &ExecHistory, json: bool) -> Result<i32, Ct
     if let Some(a) = &cmd.alias {
         query.push(("alias", a.clone()));
     }
+    if let Some(a) = &cmd.actor {
+        query.push(("actor", a.clone()));
+    }
     if let Some(s) = &cmd.status {
         let status: CommandStatus = s
             .parse()
@@ -397,8 +400,9 @@ pub fn history(client: &Client, cmd: &ExecHistory, json: bool) -> Result<i32, Ct
         .map(|r| {
             vec![
                 r.id.to_string(),
-                short_time(&r.started_at),
+                output::short_time(&r.started_at),
                 r.alias.clone(),
+                actor_text(r),
                 r.status.as_str().to_string(),
                 r.exit_code
                     .map(|c| c.to_string())
@@ -410,7 +414,7 @@ pub fn history(client: &Client, cmd: &ExecHistory, json: bool) -> Result<i32, Ct
         .collect();
     print_rows(
         &[
-            "ID", "STARTED", "POD", "STATUS", "EXIT", "DURATION", "COMMAND",
+            "ID", "STARTED", "POD", "ACTOR", "STATUS", "EXIT", "DURATION", "COMMAND",
         ],
         rows,
     );
@@ -425,19 +429,12 @@ pub fn history(client: &Client, cmd: &ExecHistory, json: bool) -> Result<i32, Ct
     Ok(exit::OK)
 }
 
-/// `07:38:17` today, `11-26 07:38` before, `2025-11-26` in another year: history rows stay
-/// narrow.
-fn short_time(t: &chrono::DateTime<chrono::Utc>) -> String {
-    use chrono::Datelike;
-    let local = t.with_timezone(&chrono::Local);
-    let now = chrono::Local::now();
-    if local.date_naive() == now.date_naive() {
-        local.format("%H:%M:%S").to_string()
-    } else if local.year() == now.year() {
-        local.format("%m-%d %H:%M").to_string()
-    } else {
-        local.format("%Y-%m-%d").to_string()
-    }
+/// Who asked for a command; rows written before the daemon recorded it have no actor.
+fn actor_text(r: &CommandRecord) -> String {
+    r.actor
+        .as_deref()
+        .map(output::clean_line)
+        .unwrap_or_else(|| "-".into())
 }
 
 /// What `--failed` shows: every finished status that is not a success.
@@ -457,6 +454,7 @@ pub fn show(client: &Client, cmd: &ExecShow, json: bool) -> Result<i32, CtlError
     let row = |k: &str, v: &str| println!("{:<9} {v}", output::dim(&format!("{k}:")));
     println!("{}", output::strong(&format!("command #{}", r.id)));
     row("pod", &format!("{} ({})", r.alias, r.pod_label));
+    row("actor", &actor_text(&r));
     row("command", &r.command);
     let status = match r.status {
         CommandStatus::Succeeded => output::good("succeeded"),
@@ -505,6 +503,29 @@ mod tests {
         assert_eq!(passthrough(255), 255);
         assert_eq!(passthrough(256), 1);
         assert_eq!(passthrough(-9), 1);
+    }
+
+    #[test]
+    fn old_rows_without_an_actor_show_a_dash() {
+        let mut r = CommandRecord {
+            id: 1,
+            alias: "web-0".into(),
+            pod_label: "web-0".into(),
+            command: "true".into(),
+            status: CommandStatus::Succeeded,
+            exit_code: Some(0),
+            stdout: String::new(),
+            stderr: String::new(),
+            error: None,
+            truncated: false,
+            started_at: chrono::Utc::now(),
+            finished_at: None,
+            duration_ms: None,
+            actor: None,
+        };
+        assert_eq!(actor_text(&r), "-");
+        r.actor = Some("unix:1000(alice)".into());
+        assert_eq!(actor_text(&r), "unix:1000(alice)");
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! pwctl: the PodWrangler command-line client. A thin, blocking HTTP client of podwranglerd's
-//! REST API over its Unix socket (or TCP); no session engine, no async runtime.
+//! REST API over its Unix socket (or TCP); no session engine. The only async code is the
+//! kubeconfig resolution (`kube`), run on a runtime of its own.
 
 mod args;
+mod audit;
 mod cli;
 mod client;
+mod clusters;
 mod config;
 mod docs;
 mod error;
 mod exec;
+mod kube;
 mod local;
 mod output;
 mod pods;
@@ -132,6 +136,8 @@ fn run() -> Result<i32, CtlError> {
             ExecCommand::History(c) => exec::history(&client, &c, json),
             ExecCommand::Show(c) => exec::show(&client, &c, json),
         },
+        Command::Audit(c) => audit::list(&client, &c, json),
+        Command::Clusters(_) => clusters::list(&client, json),
         Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }
 }

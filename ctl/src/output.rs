@@ -161,6 +161,21 @@ pub fn duration(ms: Option<f64>) -> String {
     }
 }
 
+/// `07:38:17` today, `11-26 07:38` before, `2025-11-26` in another year: table rows stay
+/// narrow.
+pub fn short_time(t: &chrono::DateTime<chrono::Utc>) -> String {
+    use chrono::Datelike;
+    let local = t.with_timezone(&chrono::Local);
+    let now = chrono::Local::now();
+    if local.date_naive() == now.date_naive() {
+        local.format("%H:%M:%S").to_string()
+    } else if local.year() == now.year() {
+        local.format("%m-%d %H:%M").to_string()
+    } else {
+        local.format("%Y-%m-%d").to_string()
+    }
+}
+
 /// `3d 4h`, `2h 5m`, `4m 10s`, `12s`.
 pub fn uptime(secs: f64) -> String {
     let s = secs.max(0.0) as u64;

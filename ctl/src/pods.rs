@@ -11,6 +11,7 @@ use podwrangler::{ProviderKind, Secret};
 use crate::cli::{PodAdd, PodImport, PodList, PodRemove, PodShow, PodUpdateCmd};
 use crate::client::Client;
 use crate::error::{CtlError, exit};
+use crate::kube::{self, KubeAccess, KubeFlags};
 use crate::output::{self, print_json, print_rows};
 
 pub fn pods_path() -> String {
@@ -269,25 +270,74 @@ pub fn guess_provider(url: &str) -> ProviderKind {
     }
 }
 
+/// Refuses Kubernetes-only flags on a PlainTTY pod, rather than ignoring them.
+fn refuse_kubernetes_flags(given: &[(&str, bool)]) -> Result<(), CtlError> {
+    match given.iter().find(|(_, set)| *set) {
+        Some((flag, _)) => Err(CtlError::Usage(format!(
+            "{flag} applies to --provider kubernetes only"
+        ))),
+        None => Ok(()),
+    }
+}
+
 pub fn add(client: &Client, cmd: &PodAdd, json: bool) -> Result<i32, CtlError> {
     let provider = match (&cmd.provider, &cmd.url) {
         (Some(p), _) => parse_provider(p)?,
         (None, Some(url)) => guess_provider(url),
+        // Flags only Kubernetes takes say which provider is meant.
+        (None, None)
+            if cmd.cluster.is_some() || cmd.kubeconfig.is_some() || cmd.context.is_some() =>
+        {
+            ProviderKind::Kubernetes
+        }
         (None, None) => ProviderKind::PlainTty,
+    };
+    let token = read_token(&cmd.token, &cmd.token_file)?;
+    let access = match provider {
+        ProviderKind::Kubernetes => kube::resolve(KubeFlags {
+            cluster: cmd.cluster.as_deref(),
+            kubeconfig: cmd.kubeconfig.as_deref(),
+            context: cmd.context.as_deref(),
+            server: cmd.server.as_deref(),
+            url: cmd.url.as_deref(),
+            token,
+            certificate_authority: cmd.certificate_authority.as_deref(),
+            insecure_skip_tls_verify: cmd.insecure_skip_tls_verify,
+            kubeconfig_by_default: true,
+        })?,
+        ProviderKind::PlainTty => {
+            refuse_kubernetes_flags(&[
+                ("--cluster", cmd.cluster.is_some()),
+                ("--kubeconfig", cmd.kubeconfig.is_some()),
+                ("--context", cmd.context.is_some()),
+                (
+                    "--certificate-authority",
+                    cmd.certificate_authority.is_some(),
+                ),
+            ])?;
+            KubeAccess {
+                server: cmd.server.clone(),
+                insecure_skip_tls_verify: cmd.insecure_skip_tls_verify,
+                token,
+                ..KubeAccess::default()
+            }
+        }
     };
     let body = PodCreate {
         alias: cmd.alias.clone(),
         provider,
         url: cmd.url.clone(),
-        token: read_token(&cmd.token, &cmd.token_file)?,
+        token: access.token,
         pod_name: cmd.pod_name.clone(),
-        namespace: cmd.namespace.clone(),
+        namespace: cmd.namespace.clone().or(access.namespace),
         container: cmd.container.clone(),
         service_id: cmd.service_id.clone(),
-        server: cmd.server.clone(),
-        kubeconfig: cmd.kubeconfig.clone(),
-        context: cmd.context.clone(),
-        insecure_skip_tls_verify: cmd.insecure_skip_tls_verify.then_some(true),
+        server: access.server,
+        cluster: access.cluster,
+        certificate_authority: access.certificate_authority,
+        client_certificate: access.client_certificate,
+        client_key: access.client_key,
+        insecure_skip_tls_verify: access.insecure_skip_tls_verify.then_some(true),
         cols: cmd.cols,
         tags: cmd.tag.clone(),
     };
@@ -323,18 +373,55 @@ pub fn update(client: &Client, cmd: &PodUpdateCmd, json: bool) -> Result<i32, Ct
     } else {
         Some(cmd.tag.clone())
     };
+    let token = read_token(&cmd.token, &cmd.token_file)?;
+    let switches_cluster = cmd.cluster.is_some()
+        || cmd.kubeconfig.is_some()
+        || cmd.context.is_some()
+        || cmd.certificate_authority.is_some();
+    let access = if switches_cluster {
+        kube::resolve(KubeFlags {
+            cluster: cmd.cluster.as_deref(),
+            kubeconfig: cmd.kubeconfig.as_deref(),
+            context: cmd.context.as_deref(),
+            server: cmd.server.as_deref(),
+            url: cmd.url.as_deref(),
+            token,
+            certificate_authority: cmd.certificate_authority.as_deref(),
+            insecure_skip_tls_verify: cmd.insecure_skip_tls_verify == Some(true),
+            kubeconfig_by_default: false,
+        })?
+    } else {
+        // Nothing Kubernetes-specific: pass what was given, for either provider.
+        KubeAccess {
+            server: cmd.server.clone(),
+            token,
+            ..KubeAccess::default()
+        }
+    };
+    // New caller credentials bring their own TLS setting (the old one must not linger); a
+    // daemon cluster has its own, and otherwise only an explicit flag changes it.
+    let insecure_skip_tls_verify = match cmd.insecure_skip_tls_verify {
+        Some(v) => Some(v),
+        None if switches_cluster && access.cluster.is_none() => {
+            Some(access.insecure_skip_tls_verify)
+        }
+        None => None,
+    };
     let body = PodUpdate {
         provider: cmd.provider.as_deref().map(parse_provider).transpose()?,
         url: cmd.url.clone(),
-        token: read_token(&cmd.token, &cmd.token_file)?,
+        token: access.token,
         pod_name: cmd.pod_name.clone(),
+        // A pod keeps its namespace when it changes clusters; only --namespace moves it.
         namespace: cmd.namespace.clone(),
         container: cmd.container.clone(),
         service_id: cmd.service_id.clone(),
-        server: cmd.server.clone(),
-        kubeconfig: cmd.kubeconfig.clone(),
-        context: cmd.context.clone(),
-        insecure_skip_tls_verify: cmd.insecure_skip_tls_verify,
+        server: access.server,
+        cluster: access.cluster,
+        certificate_authority: access.certificate_authority,
+        client_certificate: access.client_certificate,
+        client_key: access.client_key,
+        insecure_skip_tls_verify,
         cols: cmd.cols,
         tags,
     };
@@ -403,14 +490,32 @@ pub fn remove(client: &Client, cmd: &PodRemove, json: bool) -> Result<i32, CtlEr
 }
 
 pub fn import(client: &Client, cmd: &PodImport, json: bool) -> Result<i32, CtlError> {
-    let body = ImportRequest {
-        namespace: cmd.namespace.clone(),
-        label_selector: cmd.selector.clone(),
-        server: cmd.server.clone(),
+    let access = kube::resolve(KubeFlags {
+        cluster: cmd.cluster.as_deref(),
+        kubeconfig: cmd.kubeconfig.as_deref(),
+        context: cmd.context.as_deref(),
+        server: cmd.server.as_deref(),
+        url: None,
         token: read_token(&cmd.token, &cmd.token_file)?,
-        kubeconfig: cmd.kubeconfig.clone(),
-        context: cmd.context.clone(),
-        insecure_skip_tls_verify: cmd.insecure_skip_tls_verify.then_some(true),
+        certificate_authority: cmd.certificate_authority.as_deref(),
+        insecure_skip_tls_verify: cmd.insecure_skip_tls_verify,
+        kubeconfig_by_default: true,
+    })?;
+    let namespace = cmd
+        .namespace
+        .clone()
+        .or(access.namespace)
+        .unwrap_or_else(|| "default".into());
+    let body = ImportRequest {
+        namespace: namespace.clone(),
+        label_selector: cmd.selector.clone(),
+        server: access.server,
+        token: access.token,
+        cluster: access.cluster,
+        certificate_authority: access.certificate_authority,
+        client_certificate: access.client_certificate,
+        client_key: access.client_key,
+        insecure_skip_tls_verify: access.insecure_skip_tls_verify.then_some(true),
         alias_prefix: cmd.prefix.clone(),
         tags: cmd.tag.clone(),
     };
@@ -425,7 +530,7 @@ pub fn import(client: &Client, cmd: &PodImport, json: bool) -> Result<i32, CtlEr
         return Ok(exit::OK);
     }
     if r.registered.is_empty() && r.skipped.is_empty() {
-        println!("no pods found in namespace {}", cmd.namespace);
+        println!("no pods found in namespace {namespace}");
     }
     if !r.registered.is_empty() {
         println!(

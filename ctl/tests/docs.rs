@@ -65,7 +65,15 @@ fn bash_completion_parses_and_completes_commands_flags_and_values() {
     };
     assert_eq!(
         complete(&["pwctl", ""]),
-        ["health", "pod", "exec", "completions", "man"]
+        [
+            "health",
+            "pod",
+            "exec",
+            "audit",
+            "clusters",
+            "completions",
+            "man"
+        ]
     );
     assert_eq!(complete(&["pwctl", "--json", "ex"]), ["exec"]);
     assert_eq!(complete(&["pwctl", "exec", "run"]), ["run", "run-many"]);
@@ -89,6 +97,19 @@ fn bash_completion_parses_and_completes_commands_flags_and_values() {
         ["plaintty", "kubernetes"]
     );
     assert_eq!(complete(&["pwctl", "completions", "f"]), ["fish"]);
+    // Files pwctl reads itself complete to paths.
+    let home_file = write_temp(&home, "ca.pem", "");
+    let prefix = home_file.with_file_name("ca.p");
+    assert_eq!(
+        complete(&[
+            "pwctl",
+            "pod",
+            "import",
+            "--certificate-authority",
+            prefix.to_str().unwrap()
+        ]),
+        [home_file.to_str().unwrap()]
+    );
 }
 
 #[test]

@@ -19,7 +19,9 @@ use crate::server::AppState;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
     /// The Unix socket, with the peer's uid when the kernel told it.
-    Unix { uid: Option<u32> },
+    Unix {
+        uid: Option<u32>,
+    },
     Tcp,
 }
 

@@ -69,7 +69,8 @@ impl ClusterConfig {
 
     async fn resolve(&self) -> Result<KubeCredentials, PodError> {
         if let Some(path) = &self.kubeconfig {
-            let mut creds = credentials_from_kubeconfig(Some(path), self.context.as_deref()).await?;
+            let mut creds =
+                credentials_from_kubeconfig(Some(path), self.context.as_deref()).await?;
             creds.insecure_skip_tls_verify |= self.insecure_skip_tls_verify;
             return Ok(creds);
         }
@@ -182,7 +183,10 @@ impl ClusterSet {
 }
 
 impl ClusterSource for ClusterSet {
-    fn credentials<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<KubeCredentials, PodError>> {
+    fn credentials<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<KubeCredentials, PodError>> {
         Box::pin(self.credentials_of(name))
     }
 }

@@ -546,9 +546,8 @@ impl Config {
             || file.listen.is_some()
             || file.port.is_some()
             || file.host.is_some();
-        let tcp_enabled = !args.no_tcp
-            && file.tcp != Some(false)
-            && (tcp_asked || file.tcp == Some(true));
+        let tcp_enabled =
+            !args.no_tcp && file.tcp != Some(false) && (tcp_asked || file.tcp == Some(true));
         let tcp = if tcp_enabled {
             let listen = if let Some(l) = &args.listen {
                 l.clone()
@@ -804,8 +803,14 @@ mod tests {
 
     #[test]
     fn tcp_is_off_unless_asked_and_never_without_a_key() {
-        let c = Config::resolve(&args(), &[("X", "y")], Mode::User, FileConfig::default(), None)
-            .unwrap();
+        let c = Config::resolve(
+            &args(),
+            &[("X", "y")],
+            Mode::User,
+            FileConfig::default(),
+            None,
+        )
+        .unwrap();
         assert_eq!(c.tcp, None);
         for listen in ["0.0.0.0:8000", "127.0.0.1:8000"] {
             let a = Args {

@@ -18,8 +18,8 @@ use crate::actors::registry::{RegistryActor, RetireAll};
 use crate::api::body::BodyLimit;
 use crate::auth;
 use crate::clusters::ClusterSet;
-use crate::keys::KeyRing;
 use crate::config::{Args, Config, Mode};
+use crate::keys::KeyRing;
 use crate::logging::LogControl;
 use crate::store::{self, InterruptRunning, StoreActor};
 

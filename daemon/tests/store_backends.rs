@@ -168,7 +168,10 @@ fn pod_crud(db: TestDb) {
         assert_eq!(updated.config, k8s);
         assert_eq!(updated.identity, identity);
         assert_eq!(updated.token, None);
-        assert_eq!(updated.client_key.as_ref().map(Secret::expose), Some("key-PEM"));
+        assert_eq!(
+            updated.client_key.as_ref().map(Secret::expose),
+            Some("key-PEM")
+        );
         assert_eq!(updated.tags, ["eu", "web"]);
         assert_eq!(updated.created_at, created.created_at);
         assert!(updated.updated_at >= created.updated_at);
@@ -426,7 +429,14 @@ fn seed_history(url: &str, n: usize) -> Vec<CommandRecord> {
                 started_at: at(60 * i as i64),
                 finished_at: Some(at(60 * i as i64 + 1)),
                 duration_ms: Some(1000.0),
-                actor: Some(if i % 5 == 0 { "key:ci" } else { "unix:1000(alice)" }.into()),
+                actor: Some(
+                    if i % 5 == 0 {
+                        "key:ci"
+                    } else {
+                        "unix:1000(alice)"
+                    }
+                    .into(),
+                ),
             }
         })
         .collect();
@@ -465,7 +475,12 @@ fn history_filters(db: TestDb) {
         })
         .await;
         let cmds: Vec<_> = ci.items.iter().map(|r| r.command.as_str()).collect();
-        assert_eq!(cmds, ["echo 25", "echo 20", "echo 15", "echo 10", "echo 5", "echo 0"]);
+        assert_eq!(
+            cmds,
+            [
+                "echo 25", "echo 20", "echo 15", "echo 10", "echo 5", "echo 0"
+            ]
+        );
 
         let failed = page(HistoryFilter {
             status: Some(CommandStatus::Failed),

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run -p podwrangler --example quickstart -- 'ws://127.0.0.1:40123/exec/sim/?token=T&cols=220&pod=web-5d8f7-00000'
-//! # or pipe podsim's ready line in:  podsim --listen 127.0.0.1:0 --pods 1 | cargo run -p podwrangler --example quickstart
+//! # or pipe podsim's ready line in:  podsim --listen 127.0.0.1:0 --pods 1 --plain-http | cargo run -p podwrangler --example quickstart
 //! ```
 
 use std::io::BufRead;

@@ -37,7 +37,10 @@ impl std::fmt::Debug for KubeCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KubeCredentials")
             .field("server", &redact_url(&self.server))
-            .field("certificate_authority", &self.certificate_authority.is_some())
+            .field(
+                "certificate_authority",
+                &self.certificate_authority.is_some(),
+            )
             .field("insecure_skip_tls_verify", &self.insecure_skip_tls_verify)
             .field("token", &self.token)
             .field("client_certificate", &self.client_certificate.is_some())
@@ -51,6 +54,19 @@ impl KubeCredentials {
     /// True when there is something to authenticate with.
     pub fn has_credentials(&self) -> bool {
         self.token.is_some() || self.client_key.is_some()
+    }
+
+    /// The explicit target these credentials describe (the token and client key go in the
+    /// endpoint's secrets).
+    pub fn target(&self) -> crate::models::KubernetesTarget {
+        crate::models::KubernetesTarget {
+            cluster: None,
+            server: Some(self.server.clone()),
+            certificate_authority: self.certificate_authority.clone(),
+            client_certificate: self.client_certificate.clone(),
+            insecure_skip_tls_verify: self.insecure_skip_tls_verify,
+            shell: Vec::new(),
+        }
     }
 }
 
@@ -87,17 +103,16 @@ pub async fn credentials_from_kubeconfig(
         user: None,
     };
     let shown = path
-        .map(|p| p.display().to_string())
+        .map(|p| format!("kubeconfig {}", p.display()))
         .unwrap_or_else(|| "the default kubeconfig".into());
     let config = match path {
         Some(path) => {
-            let kc = Kubeconfig::read_from(path)
-                .map_err(|e| kube_err(&format!("kubeconfig {shown}"), describe(&e)))?;
+            let kc = Kubeconfig::read_from(path).map_err(|e| kube_err(&shown, describe(&e)))?;
             kube::Config::from_custom_kubeconfig(kc, &options).await
         }
         None => kube::Config::from_kubeconfig(&options).await,
     }
-    .map_err(|e| kube_err(&format!("kubeconfig {shown}"), describe(&e)))?;
+    .map_err(|e| kube_err(&shown, describe(&e)))?;
     credentials_of(&config).await
 }
 
@@ -118,8 +133,12 @@ pub async fn credentials_of(config: &kube::Config) -> Result<KubeCredentials> {
         .client_key_data
         .as_ref()
         .map(|k| k.expose_secret().to_owned());
-    let client_key = load_pem(key_data.as_deref(), auth.client_key.as_deref(), "client key")?
-        .map(Secret::new);
+    let client_key = load_pem(
+        key_data.as_deref(),
+        auth.client_key.as_deref(),
+        "client key",
+    )?
+    .map(Secret::new);
     if client_certificate.is_some() != client_key.is_some() {
         return Err(kube_err(
             "kubeconfig credentials",
@@ -139,7 +158,11 @@ pub async fn credentials_of(config: &kube::Config) -> Result<KubeCredentials> {
         },
     };
     Ok(KubeCredentials {
-        server: config.cluster_url.to_string().trim_end_matches('/').to_owned(),
+        server: config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_owned(),
         certificate_authority,
         insecure_skip_tls_verify: config.accept_invalid_certs,
         token,
@@ -217,11 +240,20 @@ async fn authorization_header(config: &kube::Config) -> Result<Option<Secret>> {
             token.expose_secret()
         ))));
     }
-    if auth.exec.is_none()
+    // A token file is read here, as kubectl reads it: the token without a trailing newline.
+    if let Some(path) = &auth.token_file
+        && auth.exec.is_none()
         && auth.auth_provider.is_none()
-        && auth.token_file.is_none()
-        && auth.username.is_none()
     {
+        let token = std::fs::read_to_string(path).map_err(|e| {
+            kube_err(
+                "kubeconfig token file",
+                format!("cannot read {path}: {}", e.kind()),
+            )
+        })?;
+        return Ok(Some(Secret::new(format!("Bearer {}", token.trim()))));
+    }
+    if auth.exec.is_none() && auth.auth_provider.is_none() && auth.username.is_none() {
         return Ok(None);
     }
     let config = config.clone();
@@ -283,7 +315,7 @@ mod tests {
     async fn token_file_exec_plugin_and_client_certificate() {
         let dir = tempfile::tempdir().unwrap();
         let token_file = dir.path().join("token");
-        std::fs::write(&token_file, "from-file-token").unwrap();
+        std::fs::write(&token_file, "from-file-token\n").unwrap();
         let plugin = dir.path().join("plugin.sh");
         std::fs::write(
             &plugin,

@@ -296,7 +296,10 @@ mod tests {
             client_key: Some(Secret::new("key-PEM")),
         };
         for shown in [format!("{ep:?}"), serde_json::to_string(&ep).unwrap()] {
-            assert!(!shown.contains("tok-XYZ") && !shown.contains("key-PEM"), "{shown}");
+            assert!(
+                !shown.contains("tok-XYZ") && !shown.contains("key-PEM"),
+                "{shown}"
+            );
         }
     }
 

@@ -46,6 +46,22 @@ async fn stdout_and_stderr_are_separate_and_complete() {
     assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("o\n", "slow\n"));
 }
 
+/// A kubeconfig resolved as kubectl reads it (on the caller's side) into an explicit target and
+/// its secrets.
+async fn from_kubeconfig(
+    path: &std::path::Path,
+    context: Option<&str>,
+) -> (KubernetesTarget, Option<Secret>, Option<Secret>) {
+    let creds = podwrangler::kubeconfig::credentials_from_kubeconfig(Some(path), context)
+        .await
+        .unwrap();
+    (
+        creds.target(),
+        creds.token.clone(),
+        creds.client_key.clone(),
+    )
+}
+
 /// Credentials and TLS from a kubeconfig as kubectl reads it (podsim writes one with its CA and
 /// a bearer token); the namespace comes from the identity.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,16 +75,15 @@ async fn kubeconfig_over_tls_in_another_namespace() {
         kubeconfig_out: Some(kubeconfig.clone()),
         ..Default::default()
     });
-    let target = KubernetesTarget {
-        kubeconfig: Some(kubeconfig.display().to_string()),
-        ..Default::default()
-    };
+    let (target, token, _) = from_kubeconfig(&kubeconfig, None).await;
+    assert!(target.certificate_authority.is_some() && !target.insecure_skip_tls_verify);
     let mut identity = PodIdentity::new(sim.info.pods[1].name.clone());
     identity.namespace = Some("team-a".into());
     let endpoint = PodEndpoint {
         identity,
         provider: ProviderConfig::Kubernetes(target.clone()),
-        token: None,
+        token: token.clone(),
+        client_key: None,
     };
     let s = PodSession::connect(endpoint, engine_support::opts(false))
         .await
@@ -78,18 +93,19 @@ async fn kubeconfig_over_tls_in_another_namespace() {
     assert_eq!(r.pod_label, format!("team-a/{}", sim.info.pods[1].name));
 
     // The same kubeconfig lists pods, with label selectors.
-    let all = podwrangler::list_pods(&target, None, "team-a", None)
+    let token = token.as_ref();
+    let all = podwrangler::list_pods(&target, token, None, "team-a", None)
         .await
         .unwrap();
     assert_eq!(all.len(), 2);
-    let even = podwrangler::list_pods(&target, None, "team-a", Some("parity=even"))
+    let even = podwrangler::list_pods(&target, token, None, "team-a", Some("parity=even"))
         .await
         .unwrap();
     assert_eq!(even.len(), 1);
     assert_eq!(even[0].pod_name, sim.info.pods[0].name);
     assert_eq!(even[0].namespace.as_deref(), Some("team-a"));
     assert_eq!(even[0].service.as_deref(), Some("web"));
-    let none = podwrangler::list_pods(&target, None, "elsewhere", None)
+    let none = podwrangler::list_pods(&target, token, None, "elsewhere", None)
         .await
         .unwrap();
     assert!(none.is_empty());
@@ -107,22 +123,20 @@ async fn kubeconfig_client_certificate_context() {
         kubeconfig_out: Some(kubeconfig.clone()),
         ..Default::default()
     });
-    let target = KubernetesTarget {
-        kubeconfig: Some(kubeconfig.display().to_string()),
-        context: Some("podsim-cert".into()),
-        ..Default::default()
-    };
+    let (target, token, key) = from_kubeconfig(&kubeconfig, Some("podsim-cert")).await;
+    assert!(token.is_none() && key.is_some() && target.client_certificate.is_some());
     let endpoint = PodEndpoint {
         identity: PodIdentity::new(sim.info.pods[0].name.clone()),
         provider: ProviderConfig::Kubernetes(target.clone()),
         token: None,
+        client_key: key.clone(),
     };
     let s = PodSession::connect(endpoint, engine_support::opts(false))
         .await
         .unwrap();
     let r = engine_support::run_ok(&s, "echo cert:$POD_NAME").await;
     assert_eq!(r.stdout.trim(), format!("cert:{}", sim.info.pods[0].name));
-    let pods = podwrangler::list_pods(&target, None, "default", None)
+    let pods = podwrangler::list_pods(&target, None, key.as_ref(), "default", None)
         .await
         .unwrap();
     assert_eq!(pods.len(), 1);
@@ -137,9 +151,15 @@ async fn list_pods_with_server_and_token() {
         ..Default::default()
     };
     let token = Secret::new(sim.info.token.clone());
-    let odd = podwrangler::list_pods(&target, Some(&token), "default", Some("parity=odd,app=web"))
-        .await
-        .unwrap();
+    let odd = podwrangler::list_pods(
+        &target,
+        Some(&token),
+        None,
+        "default",
+        Some("parity=odd,app=web"),
+    )
+    .await
+    .unwrap();
     let mut names: Vec<_> = odd.iter().map(|p| p.pod_name.clone()).collect();
     names.sort();
     assert_eq!(
@@ -149,6 +169,7 @@ async fn list_pods_with_server_and_token() {
     let e = podwrangler::list_pods(
         &target,
         Some(&Secret::new("bad-token-xyz")),
+        None,
         "default",
         None,
     )
@@ -158,7 +179,13 @@ async fn list_pods_with_server_and_token() {
     // Through the provider trait too.
     let provider = podwrangler::provider_for(ProviderKind::Kubernetes);
     let pods = provider
-        .list_pods(&ProviderConfig::Kubernetes(target), Some(&token), "", None)
+        .list_pods(
+            &ProviderConfig::Kubernetes(target),
+            Some(&token),
+            None,
+            "",
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(pods.len(), 4);
@@ -197,10 +224,12 @@ impl Provider for V4Only {
         &'a self,
         target: &'a ProviderConfig,
         token: Option<&'a Secret>,
+        client_key: Option<&'a Secret>,
         namespace: &'a str,
         label_selector: Option<&'a str>,
     ) -> BoxFuture<'a, podwrangler::Result<Vec<PodIdentity>>> {
-        self.0.list_pods(target, token, namespace, label_selector)
+        self.0
+            .list_pods(target, token, client_key, namespace, label_selector)
     }
 }
 
@@ -209,14 +238,14 @@ async fn v4_subprotocol_and_custom_provider() {
     let sim = Podsim::start(1);
     let endpoint = engine_support::endpoint(&sim, KIND, 0);
     // The built-in provider negotiates v5.
-    let plan = KubernetesProvider.prepare(&endpoint).await.unwrap();
+    let plan = KubernetesProvider::new().prepare(&endpoint).await.unwrap();
     let t = Transport::connect(&plan.schema, plan.tls.clone(), Duration::from_secs(10))
         .await
         .unwrap();
     assert_eq!(t.protocol(), Some("v5.channel.k8s.io"));
     let s = PodSession::connect_with(
         endpoint,
-        Arc::new(V4Only(KubernetesProvider)),
+        Arc::new(V4Only(KubernetesProvider::new())),
         engine_support::opts(false),
     )
     .await

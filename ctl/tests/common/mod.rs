@@ -96,7 +96,9 @@ impl Home {
                 || k.starts_with("XDG_")
                 || matches!(
                     k.as_str(),
-                    "NO_COLOR"
+                    // pwctl reads the user's kubeconfig; tests name theirs.
+                    "KUBECONFIG"
+                        | "NO_COLOR"
                         | "FORCE_COLOR"
                         | "CLICOLOR"
                         | "CLICOLOR_FORCE"
@@ -141,9 +143,19 @@ impl Stack {
     }
 
     pub fn start_with(opts: PodsimOptions) -> Stack {
+        Stack::start_configured(opts, |_, _| {})
+    }
+
+    /// As [`Stack::start_with`], with `configure` adjusting the daemon's options once podsim
+    /// runs (a `[clusters.NAME]` table needs podsim's address).
+    pub fn start_configured(
+        opts: PodsimOptions,
+        configure: impl FnOnce(&Podsim, &mut DaemonOptions),
+    ) -> Stack {
         let sim = Podsim::start_with(opts);
         let mut d = DaemonOptions::new(testkit::bin_path("podwranglerd"));
         d.tcp = false;
+        configure(&sim, &mut d);
         let daemon = Daemon::start(d);
         Stack {
             sim,

@@ -120,8 +120,13 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 /// Why a field that names a file or a program on the daemon's host is refused, if `name` is one.
 fn host_access_field(name: &str) -> Option<&'static str> {
     match name {
-        "kubeconfig" | "context" | "token_file" | "exec" | "client_certificate_file"
-        | "client_key_file" | "ca_file" => Some(
+        "kubeconfig"
+        | "context"
+        | "token_file"
+        | "exec"
+        | "client_certificate_file"
+        | "client_key_file"
+        | "ca_file" => Some(
             "the API takes no file paths or programs of the daemon's host: pwctl reads your kubeconfig and sends its credentials (server, certificate_authority, token or client_certificate and client_key), or name a cluster from the daemon's configuration with \"cluster\" (GET /api/v1/clusters)",
         ),
         _ => None,

@@ -228,8 +228,14 @@ mod tests {
     #[test]
     fn actor_filters_name_users_and_keys() {
         assert_eq!(actor_filter("root").unwrap(), "unix:0(root)");
-        assert_eq!(actor_filter("unix:1000(alice)").unwrap(), "unix:1000(alice)");
-        assert_eq!(actor_filter("no-such-user-ci").unwrap(), "key:no-such-user-ci");
+        assert_eq!(
+            actor_filter("unix:1000(alice)").unwrap(),
+            "unix:1000(alice)"
+        );
+        assert_eq!(
+            actor_filter("no-such-user-ci").unwrap(),
+            "key:no-such-user-ci"
+        );
         assert!(actor_filter("").is_err());
         assert!(actor_filter("a\nb").is_err());
     }

@@ -296,11 +296,12 @@ pub async fn fan_out(
         .enumerate()
         .map(|(i, (a, _))| (a.clone(), i))
         .collect();
-    let results =
-        futures_util::stream::iter(targets.into_iter().map(move |(alias, addr)| {
-            run_one(store.clone(), job.clone(), alias, addr)
-        }))
-        .buffer_unordered(concurrency);
+    let results = futures_util::stream::iter(
+        targets
+            .into_iter()
+            .map(move |(alias, addr)| run_one(store.clone(), job.clone(), alias, addr)),
+    )
+    .buffer_unordered(concurrency);
 
     if streaming {
         // The fan-out runs to completion even if the client goes away, so history is complete.

@@ -37,8 +37,12 @@ async fn audit(state: &AppState, actor: &str, action: AuditAction, subject: &str
     };
     match state.store.send(event).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(%actor, action = action.as_str(), %subject, error = %e, "cannot write the audit log"),
-        Err(e) => tracing::error!(%actor, action = action.as_str(), %subject, error = %e, "store unavailable for the audit log"),
+        Ok(Err(e)) => {
+            tracing::error!(%actor, action = action.as_str(), %subject, error = %e, "cannot write the audit log")
+        }
+        Err(e) => {
+            tracing::error!(%actor, action = action.as_str(), %subject, error = %e, "store unavailable for the audit log")
+        }
     }
 }
 
@@ -734,10 +738,16 @@ pub async fn update_pod(
         ("service_id", body.service_id.is_some()),
         ("server", body.server.is_some()),
         ("cluster", body.cluster.is_some()),
-        ("certificate_authority", body.certificate_authority.is_some()),
+        (
+            "certificate_authority",
+            body.certificate_authority.is_some(),
+        ),
         ("client_certificate", body.client_certificate.is_some()),
         ("client_key", body.client_key.is_some()),
-        ("insecure_skip_tls_verify", body.insecure_skip_tls_verify.is_some()),
+        (
+            "insecure_skip_tls_verify",
+            body.insecure_skip_tls_verify.is_some(),
+        ),
         ("cols", body.cols.is_some()),
         ("tags", body.tags.is_some()),
     ]
@@ -871,7 +881,9 @@ pub async fn import_pods(
     apply_fields(&mut template, &fields)?;
     check_credentials(&template, &state.clusters)?;
     let ProviderConfig::Kubernetes(target) = template.provider.clone() else {
-        return Err(ApiError::Internal("import template is not Kubernetes".into()));
+        return Err(ApiError::Internal(
+            "import template is not Kubernetes".into(),
+        ));
     };
     let selector = req.label_selector.as_deref().filter(|s| !s.is_empty());
     let provider = podwrangler::KubernetesProvider::with_clusters(state.clusters.clone());

@@ -276,8 +276,10 @@ fn explain_sqlite_open(target: &DbTarget, reason: String) -> String {
 
 fn create_parent_dir(path: &Path) -> Result<(), String> {
     match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => crate::files::create_private_dir(dir)
-            .map_err(|e| format!("cannot create directory {}: {e}", dir.display())),
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => {
+            crate::files::create_private_dir(dir)
+                .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))
+        }
         _ => Ok(()),
     }
 }

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use podwrangler::api::{AuditAction, AuditEvent, AuditPage, CommandPage, CommandRecord, CommandStatus};
+use podwrangler::api::{
+    AuditAction, AuditEvent, AuditPage, CommandPage, CommandRecord, CommandStatus,
+};
 use podwrangler::{ProviderConfig, ProviderKind, Secret};
 
 use super::conn::{DbConnection, with_conn, write_tx};

@@ -63,18 +63,17 @@ impl KubernetesProvider {
         let Some(name) = target.cluster.as_deref() else {
             return Ok((target.clone(), token.cloned(), client_key.cloned()));
         };
-        let source = self.clusters.as_ref().ok_or_else(|| PodError::ConfigValidation {
-            field: "cluster".into(),
-            reason: format!("no cluster source knows cluster {name:?}"),
-        })?;
+        let source = self
+            .clusters
+            .as_ref()
+            .ok_or_else(|| PodError::ConfigValidation {
+                field: "cluster".into(),
+                reason: format!("no cluster source knows cluster {name:?}"),
+            })?;
         let creds = source.credentials(name).await?;
         let explicit = KubernetesTarget {
-            cluster: None,
-            server: Some(creds.server.clone()),
-            certificate_authority: creds.certificate_authority.clone(),
-            client_certificate: creds.client_certificate.clone(),
-            insecure_skip_tls_verify: creds.insecure_skip_tls_verify,
             shell: target.shell.clone(),
+            ..creds.target()
         };
         Ok((explicit, creds.token, creds.client_key))
     }
@@ -114,10 +113,13 @@ pub fn resolve_kubernetes(
     client_key: Option<&Secret>,
 ) -> Result<ResolvedKubernetes> {
     install_crypto_provider();
-    let server = target.server.as_deref().ok_or_else(|| PodError::ConfigValidation {
-        field: "server".into(),
-        reason: "a Kubernetes target needs a server or a configured cluster".into(),
-    })?;
+    let server = target
+        .server
+        .as_deref()
+        .ok_or_else(|| PodError::ConfigValidation {
+            field: "server".into(),
+            reason: "a Kubernetes target needs a server or a configured cluster".into(),
+        })?;
     let mut config = kube::Config::new(parse_server(server)?);
     config.accept_invalid_certs = target.insecure_skip_tls_verify;
     if let Some(pem) = &target.certificate_authority {

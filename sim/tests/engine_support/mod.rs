@@ -34,6 +34,7 @@ pub fn endpoint(sim: &Podsim, kind: Kind, index: usize) -> PodEndpoint {
                     ..Default::default()
                 }),
                 token: Some(Secret::new(sim.info.token.clone())),
+                client_key: None,
             }
         }
     }

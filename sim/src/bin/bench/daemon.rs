@@ -147,7 +147,7 @@ fn engine_endpoint(sim: &PodsimProc, kind: ProviderKind) -> anyhow::Result<PodEn
                 identity,
                 provider: ProviderConfig::Kubernetes(KubernetesTarget {
                     server: sim.info["http_base"].as_str().map(str::to_owned),
-                    insecure_skip_tls_verify: true,
+                    certificate_authority: sim.info["ca_cert_pem"].as_str().map(str::to_owned),
                     ..Default::default()
                 }),
                 token: sim.info["token"].as_str().map(Secret::new),
@@ -173,7 +173,7 @@ fn daemon_registration(sim: &PodsimProc, kind: ProviderKind, alias: &str) -> ser
             "namespace": pod["namespace"],
             "server": sim.info["http_base"],
             "token": sim.info["token"],
-            "insecure_skip_tls_verify": true,
+            "certificate_authority": sim.info["ca_cert_pem"],
         }),
     }
 }
@@ -275,9 +275,12 @@ fn bench_fanout(n: usize, args: &DaemonArgs, kubectl_ok: bool) -> anyhow::Result
     if names.len() != n {
         bail!("podsim reported {} pods, not {n}", names.len());
     }
+    // The caller's own credentials, as pwctl would resolve them from the kubeconfig.
     let import = json!({
         "namespace": sim.info["namespace"],
-        "kubeconfig": kubeconfig.display().to_string(),
+        "server": sim.info["http_base"],
+        "token": sim.info["token"],
+        "certificate_authority": sim.info["ca_cert_pem"],
     })
     .to_string();
     let mut fanout = json!({"command": COMMAND, "all": true, "timeout": 120.0});
