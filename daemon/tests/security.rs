@@ -1,5 +1,5 @@
-//! Security: the API key on TCP (and not on the socket), refusing a non-loopback bind without a
-//! key, and pod tokens never shown in responses, logs or history.
+//! Security: the API key on TCP (and not on the socket), refusing TCP without a key, and pod
+//! tokens never shown in responses, logs or history.
 
 mod common;
 
@@ -61,15 +61,18 @@ fn tcp_needs_the_key_and_the_socket_does_not() {
 }
 
 #[test]
-fn non_loopback_bind_without_a_key_is_refused() {
-    let f = Daemon::try_start(DaemonOptions {
-        listen: Some("0.0.0.0:0".into()),
-        ..daemon_opts()
-    })
-    .err()
-    .expect("must refuse");
-    assert!(f.status.is_some_and(|s| !s.success()));
-    assert!(f.log.contains("non-loopback"), "{}", f.log);
+fn tcp_without_a_key_is_refused() {
+    for listen in ["0.0.0.0:0", "127.0.0.1:0"] {
+        let f = Daemon::try_start(DaemonOptions {
+            listen: Some(listen.into()),
+            tcp_without_key: true,
+            ..daemon_opts()
+        })
+        .err()
+        .expect("must refuse");
+        assert!(f.status.is_some_and(|s| !s.success()));
+        assert!(f.log.contains("without an API key"), "{}", f.log);
+    }
     // With a key it starts.
     let d = Daemon::start(DaemonOptions {
         listen: Some("0.0.0.0:0".into()),

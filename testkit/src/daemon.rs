@@ -28,8 +28,11 @@ pub struct DaemonOptions {
     pub bin: PathBuf,
     /// Defaults to a SQLite file in the state directory.
     pub database_url: Option<String>,
-    /// Written to a key file passed with `--api-key-file`.
+    /// Written to a key file passed with `--api-key-file`. With TCP on and no key, the daemon
+    /// gets an admin key of its own (TCP always needs one), unless `tcp_without_key` is set.
     pub api_key: Option<String>,
+    /// Start TCP with no key at all, to test that the daemon refuses it.
+    pub tcp_without_key: bool,
     /// Listen on TCP (`127.0.0.1:0` unless `listen` says otherwise).
     pub tcp: bool,
     pub listen: Option<String>,
@@ -51,6 +54,7 @@ impl DaemonOptions {
             bin: bin.into(),
             database_url: None,
             api_key: None,
+            tcp_without_key: false,
             tcp: true,
             listen: None,
             lazy: false,
@@ -188,8 +192,10 @@ impl Daemon {
         // TCP always needs a key; tests that do not choose one get an admin key of their own.
         let api_key = match (&opts.api_key, opts.tcp) {
             (Some(k), _) => Some(k.clone()),
-            (None, true) => Some(format!("testkit-admin-{}", std::process::id())),
-            (None, false) => None,
+            (None, true) if !opts.tcp_without_key => {
+                Some(format!("testkit-admin-{}", std::process::id()))
+            }
+            (None, _) => None,
         };
         if let Some(key) = &api_key {
             let key_file = dir.join("api-key");
