@@ -402,3 +402,58 @@ fn kubeconfig_problems_exit_65_before_the_daemon_is_asked() {
     // With a working kubeconfig only the daemon is missing: 69.
     pwctl(&["pod", "import", "--kubeconfig", kc]).expect_code(69);
 }
+
+/// podsim over TLS with the kubeconfig it writes: the `podsim-cert` context authenticates with a
+/// client certificate only. pwctl sends the CA, the certificate and its key; the daemon keeps
+/// the key as a secret and the pods run commands over TLS verified against podsim's CA.
+#[test]
+fn import_with_a_client_certificate_over_tls() {
+    let home = Home::new();
+    let kubeconfig = home.path().join("podsim.kubeconfig");
+    let s = Stack::start_with(PodsimOptions {
+        pods: 2,
+        tls: true,
+        kubeconfig_out: Some(kubeconfig.clone()),
+        ..Default::default()
+    });
+    let key_pem = s
+        .sim
+        .client_key_pem()
+        .expect("podsim's client key")
+        .to_owned();
+    let kc = kubeconfig.display().to_string();
+    let r = s.run(&[
+        "pod",
+        "import",
+        "--kubeconfig",
+        &kc,
+        "--context",
+        "podsim-cert",
+        "--prefix",
+        "c-",
+        "--json",
+    ]);
+    r.ok();
+    let resp: ImportResponse = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(resp.registered.len(), 2, "{resp:?}");
+    let pods: Vec<PodInfo> =
+        serde_json::from_str(&s.run(&["pod", "list", "--json"]).stdout).expect("pod list JSON");
+    assert!(
+        pods.iter().all(|p| p.target.starts_with("https://")),
+        "{pods:?}"
+    );
+    let r = s.run(&["exec", "run", "c-web-5d8f7-00000", "echo cert:$POD_NAME"]);
+    r.ok();
+    assert_eq!(r.stdout, "cert:web-5d8f7-00000\n");
+    // The private key went to the daemon to keep, never to show or log.
+    let key_body: String = key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    assert!(
+        !s.daemon.log().contains(&key_body),
+        "the client key is in the log"
+    );
+    let listed = s.run(&["pod", "list", "--json"]).stdout;
+    assert!(!listed.contains(&key_body));
+}

@@ -155,13 +155,16 @@ fn postgres_opens_migrates_and_reports_its_backend() {
     let tables = db
         .psql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'")
         .unwrap();
-    assert_eq!(tables, "__diesel_schema_migrations,commands,pod_tags,pods");
+    assert_eq!(
+        tables,
+        "__diesel_schema_migrations,audit_events,commands,pod_tags,pods"
+    );
     let indexes = db
         .psql("SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE tablename = 'commands'")
         .unwrap();
     assert_eq!(
         indexes,
-        "commands_by_alias,commands_by_alias_status,commands_by_started_at,commands_by_status,commands_pkey"
+        "commands_by_actor,commands_by_alias,commands_by_alias_status,commands_by_started_at,commands_by_status,commands_pkey"
     );
 }
 
