@@ -20,8 +20,11 @@ if [ "$1" -ge 2 ]; then
         [ "$(stat -c %G /run/podwrangler/podwranglerd.sock)" = podwrangler ]; then
         chgrp -h podwrangler-users /run/podwrangler/podwranglerd.sock || :
     fi
-    (cd / && runuser -u podwrangler -- find /var/lib/podwrangler -maxdepth 1 -type f \
-        -name 'podwrangler.db*' -perm /077 -exec chmod go-rwx {} +) >/dev/null 2>&1 || :
+    for f in podwrangler.db podwrangler.db-wal podwrangler.db-shm; do
+        if [ -f "/var/lib/podwrangler/$f" ]; then
+            (cd / && runuser -u podwrangler -- chmod go-rwx "/var/lib/podwrangler/$f") || :
+        fi
+    done
     members=$(getent group podwrangler | cut -d: -f4)
     if [ -n "$members" ]; then
         echo "podwrangler: group podwrangler has members ($members). Socket access now needs group" >&2
