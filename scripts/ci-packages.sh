@@ -23,8 +23,12 @@
 #      does, with its SocketUser=, SocketGroup=, SocketMode=)
 #   7. end-to-end against PostgreSQL ($PODWRANGLER_TEST_DATABASE_URL, or a throwaway server):
 #      podsim pods registered (PlainTTY and Kubernetes import), a fan-out, the history
-#   8. `dpkg --purge` leaves nothing behind (file lists before and after compared)
-#   9. the .rpm installed into a scratch root: its file list and modes match the .deb's
+#   8. `dpkg -i` over what an older package left (socket group podwrangler, 0640 database files,
+#      a person in group podwrangler): the new owners and modes, the members named; a link in
+#      the state directory does not make the upgrade change its target
+#   9. `dpkg --purge` leaves nothing behind (file lists before and after compared)
+#  10. the .rpm installed into a scratch root: its file list and modes match the .deb's; its
+#      scriptlets and postinst agree with sysusers.d and tmpfiles.d
 #
 # Prints PASS/FAIL lines and exits non-zero on any failure. Environment:
 #   PODWRANGLER_PACKAGES_DIR   where the packages are (default: target/packages)
@@ -165,7 +169,7 @@ fi
 pass "dpkg -i $(basename "$deb")"
 check "dpkg --verify podwrangler (every packaged file on disk, unchanged)" dpkg --verify podwrangler
 # The installed files with their modes, as the admin ends up with them (postinst included),
-# for the comparison with the .rpm in step 7.
+# for the comparison with the .rpm in step 9.
 dpkg -L podwrangler | while read -r f; do [ -f "$f" ] && [ ! -L "$f" ] && stat -c '%a %n' "$f"; done \
   | sort -k2 >"$work/deb.installed"
 
@@ -708,7 +712,41 @@ check "after a clean stop no command is left running" sh -c \
   "[ \"\$(psql -tA '$pgurl' -c \"SELECT count(*) FROM commands WHERE status = 'running'\")\" = 0 ]"
 
 # ---------------------------------------------------------------------------------------------
-step "7. dpkg --purge"
+step "7. upgrade over the old layout (group podwrangler used the socket)"
+# What an older package left: state 0750 with 0640 database files, /etc/podwrangler 0755, the
+# runtime directory 0750 podwrangler:podwrangler with a socket of group podwrangler, and a person
+# in group podwrangler. Plus a trap: a link in the state directory to a root-owned file, which the
+# upgrade must not chmod.
+chmod 0750 /var/lib/podwrangler
+: >"$work/victim"; chmod 0644 "$work/victim"
+for f in "$DB" "$DB-wal"; do
+  [ -e "$f" ] || install -o podwrangler -g podwrangler /dev/null "$f"
+  chmod 0640 "$f"
+done
+ln -sf "$work/victim" "$DB-shm"
+chown root:root /etc/podwrangler; chmod 0755 /etc/podwrangler
+chown podwrangler:podwrangler /run/podwrangler; chmod 0750 /run/podwrangler
+rm -f "$SOCK"
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$SOCK"
+chown podwrangler:podwrangler "$SOCK"; chmod 0660 "$SOCK"
+usermod -aG podwrangler "$OUTSIDER"
+if dpkg -i "$deb" >"$work/dpkg-upgrade.log" 2>&1; then pass "dpkg -i again (upgrade)"; else
+  fail "dpkg -i again (upgrade)"; sed 's/^/      | /' "$work/dpkg-upgrade.log"; fi
+expect_mode podwrangler:podwrangler 700 /var/lib/podwrangler
+expect_mode podwrangler:podwrangler 600 "$DB"
+expect_mode podwrangler:podwrangler 600 "$DB-wal"
+expect_mode root:root 644 "$work/victim"
+expect_mode root:podwrangler 750 /etc/podwrangler
+expect_mode root:podwrangler 640 /etc/podwrangler/podwranglerd.toml
+expect_mode podwrangler:podwrangler-users 2750 /run/podwrangler
+check "the old socket is group podwrangler-users now" test "$(stat -c %G "$SOCK")" = podwrangler-users
+check "the upgrade names $OUTSIDER, a member of group podwrangler, and how to move it" sh -c \
+  "grep -q 'group podwrangler has members ($OUTSIDER)' '$work/dpkg-upgrade.log' && grep -q 'usermod -aG podwrangler-users' '$work/dpkg-upgrade.log'"
+gpasswd -d "$OUTSIDER" podwrangler >/dev/null
+rm -f "$SOCK" "$DB-shm"
+
+# ---------------------------------------------------------------------------------------------
+step "8. dpkg --purge"
 userdel "$MEMBER"; userdel "$OUTSIDER"
 if dpkg --purge podwrangler >"$work/purge.log" 2>&1; then pass "dpkg --purge podwrangler"; else
   fail "dpkg --purge podwrangler"; sed 's/^/      | /' "$work/purge.log"; fi
@@ -725,7 +763,7 @@ for g in podwrangler podwrangler-users; do
 done
 
 # ---------------------------------------------------------------------------------------------
-step "8. the .rpm in a scratch root"
+step "9. the .rpm in a scratch root"
 rpmroot=$work/rpmroot
 mkdir -p "$rpmroot"
 rpm --root "$rpmroot" --dbpath /var/lib/rpm --initdb || fail "rpm --initdb"
