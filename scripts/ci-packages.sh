@@ -6,16 +6,29 @@
 #   1. the units: `systemd-analyze verify` silent, `systemd-analyze security` at most 2.0
 #   2. lintian on the .deb and rpmlint on the .rpm pass (suppressions: packaging/lintian-overrides,
 #      packaging/rpmlint.toml, each with its reason)
-#   3. `dpkg -i`: every file with its owner and mode, the user, the conffile, enabled units
+#   3. `dpkg -i`: every file with its owner and mode, the user podwrangler and the groups
+#      podwrangler and podwrangler-users, /etc/podwrangler 0750 root:podwrangler, the config
+#      0640 root:podwrangler, /var/lib/podwrangler 0700, /run/podwrangler 2750
+#      podwrangler:podwrangler-users, the conffile, enabled units
 #   4. the installed daemon started as the unit starts it (its ExecStart, User, UMask, no
-#      capabilities, NoNewPrivileges): READY=1 on NOTIFY_SOCKET, the socket 0660
-#      podwrangler:podwrangler, `pwctl health` as a group member answers, a user outside the
-#      group is refused, SIGHUP reloads, SIGTERM stops it cleanly
-#   5. the same under `systemd-socket-activate` (the socket handed over as the .socket unit does)
-#   6. end-to-end against PostgreSQL ($PODWRANGLER_TEST_DATABASE_URL, or a throwaway server):
+#      capabilities, NoNewPrivileges): READY=1 on NOTIFY_SOCKET, the socket srw-rw----
+#      podwrangler:podwrangler-users, the database and its -wal/-shm 0600 podwrangler,
+#      `pwctl health` as a member of podwrangler-users answers, a user outside the group is
+#      refused, and that member can read neither the database nor the state directory nor
+#      /etc/podwrangler's files; SIGHUP reloads, SIGTERM stops it cleanly
+#   5. API keys (when `podwranglerd key` exists in this build): `podwranglerd key add` writes
+#      api-keys.toml 0640 root:podwrangler and prints the key once; after SIGHUP a read key may
+#      GET over TCP and is refused a POST (403 forbidden); revoked, it is refused (401)
+#   6. the same as 4 under `systemd-socket-activate` (the socket handed over as the .socket unit
+#      does, with its SocketUser=, SocketGroup=, SocketMode=)
+#   7. end-to-end against PostgreSQL ($PODWRANGLER_TEST_DATABASE_URL, or a throwaway server):
 #      podsim pods registered (PlainTTY and Kubernetes import), a fan-out, the history
-#   7. `dpkg --purge` leaves nothing behind (file lists before and after compared)
-#   8. the .rpm installed into a scratch root: its file list and modes match the .deb's
+#   8. `dpkg -i` over what an older package left (socket group podwrangler, 0640 database files,
+#      a person in group podwrangler): the new owners and modes, the members named; a link in
+#      the state directory does not make the upgrade change its target
+#   9. `dpkg --purge` leaves nothing behind (file lists before and after compared)
+#  10. the .rpm installed into a scratch root: its file list and modes match the .deb's; its
+#      scriptlets and postinst agree with sysusers.d and tmpfiles.d
 #
 # Prints PASS/FAIL lines and exits non-zero on any failure. Environment:
 #   PODWRANGLER_PACKAGES_DIR   where the packages are (default: target/packages)
@@ -156,7 +169,7 @@ fi
 pass "dpkg -i $(basename "$deb")"
 check "dpkg --verify podwrangler (every packaged file on disk, unchanged)" dpkg --verify podwrangler
 # The installed files with their modes, as the admin ends up with them (postinst included),
-# for the comparison with the .rpm in step 7.
+# for the comparison with the .rpm in step 9.
 dpkg -L podwrangler | while read -r f; do [ -f "$f" ] && [ ! -L "$f" ] && stat -c '%a %n' "$f"; done \
   | sort -k2 >"$work/deb.installed"
 
@@ -168,9 +181,14 @@ expect_mode() {
 }
 expect_mode root:root 755 /usr/bin/podwranglerd
 expect_mode root:root 755 /usr/bin/pwctl
-expect_mode root:root 755 /etc/podwrangler
+# Admin-edited files: the service (group podwrangler) reads them, socket users cannot.
+expect_mode root:podwrangler 750 /etc/podwrangler
 expect_mode root:podwrangler 640 /etc/podwrangler/podwranglerd.toml
-expect_mode podwrangler:podwrangler 750 /var/lib/podwrangler
+# The database's directory: the service user's alone.
+expect_mode podwrangler:podwrangler 700 /var/lib/podwrangler
+# The socket's directory (tmpfiles.d, run by postinst): socket users may enter it; setgid, so a
+# socket the daemon binds there is group podwrangler-users.
+expect_mode podwrangler:podwrangler-users 2750 /run/podwrangler
 for f in /usr/lib/systemd/system/podwranglerd.service /usr/lib/systemd/system/podwranglerd.socket \
          /usr/lib/sysusers.d/podwrangler.conf /usr/lib/tmpfiles.d/podwrangler.conf \
          /usr/share/man/man8/podwranglerd.8.gz /usr/share/man/man1/pwctl.1.gz \
@@ -192,6 +210,21 @@ EOF
   [ "$name" = podwrangler ] && [ "$uid" -lt 1000 ] && [ "$(getent group "$gid" | cut -d: -f1)" = podwrangler ] \
     && [ "$home" = /var/lib/podwrangler ] && case "$shell" in */nologin|*/false) true;; *) false;; esac \
     || { getent passwd podwrangler; exit 1; }'
+check "group podwrangler: system gid, no members (only the service's primary group)" sh -c '
+  IFS=: read -r name _ gid members <<EOF
+$(getent group podwrangler)
+EOF
+  [ "$name" = podwrangler ] && [ "$gid" -lt 1000 ] && [ -z "$members" ] || { getent group podwrangler; exit 1; }'
+check "group podwrangler-users: system gid, not the service's group, no members yet" sh -c '
+  IFS=: read -r name _ gid members <<EOF
+$(getent group podwrangler-users)
+EOF
+  [ "$name" = podwrangler-users ] && [ "$gid" -lt 1000 ] && [ "$gid" != "$(id -g podwrangler)" ] \
+    && [ -z "$members" ] || { getent group podwrangler-users; exit 1; }'
+check "user podwrangler is in no group but podwrangler" \
+  test "$(id -Gn podwrangler)" = podwrangler
+check "api-keys.toml is not shipped (podwranglerd key add creates it)" sh -c \
+  "! dpkg -L podwrangler | grep -q api-keys && ! rpm -qpl '$rpmfile' 2>/dev/null | grep -q api-keys"
 check "/etc/podwrangler/podwranglerd.toml is a conffile" sh -c \
   "dpkg-query -W -f='\${Conffiles}' podwrangler | grep -q ' /etc/podwrangler/podwranglerd.toml '"
 check "podwranglerd.service enabled (multi-user.target.wants)" \
@@ -235,8 +268,10 @@ check "every key documented in the config is accepted ($(grep -c ' = ' "$work/al
 
 # ---------------------------------------------------------------------------------------------
 step "3. the daemon as the unit runs it"
-useradd -M -N -r -s /bin/sh -G podwrangler "$MEMBER" || die "useradd $MEMBER"
+useradd -M -N -r -s /bin/sh -G podwrangler-users "$MEMBER" || die "useradd $MEMBER"
 useradd -M -N -r -s /bin/sh "$OUTSIDER" || die "useradd $OUTSIDER"
+check "$MEMBER is in podwrangler-users only (not in podwrangler)" sh -c \
+  "id -Gn $MEMBER | tr ' ' '\n' | grep -qx podwrangler-users && ! id -Gn $MEMBER | tr ' ' '\n' | grep -qx podwrangler"
 
 # The unit's own ExecStart, User, Group and UMask, so this tests what systemd would run.
 unit_value() { sed -n "s/^$1=//p" "$UNIT" | tail -1; }
@@ -245,6 +280,8 @@ unit_user=$(unit_value User)
 unit_group=$(unit_value Group)
 unit_umask=$(unit_value UMask)
 info "ExecStart: ${exec_start[*]} (User=$unit_user Group=$unit_group UMask=$unit_umask)"
+check "the unit does not use RuntimeDirectory= (it would chown /run/podwrangler to Group=$unit_group)" \
+  sh -c "! grep -q '^RuntimeDirectory' '$UNIT'"
 
 # Runs COMMAND... as the unit would: its user and group, no supplementary groups, an empty
 # capability bounding set, NoNewPrivileges, its umask and a clean environment. Only ever call it
@@ -280,19 +317,49 @@ EOF
   wait_for 10 grep -q LISTENING "$log"
 }
 
+# /run/podwrangler as boot (systemd-tmpfiles-setup) makes it: the service has no
+# RuntimeDirectory=, so nothing else does.
+runtime_dir() {
+  systemd-tmpfiles --create podwrangler.conf >/dev/null 2>&1
+  expect_mode podwrangler:podwrangler-users 2750 /run/podwrangler
+}
+
 # pwctl as a user: no --socket, so this also tests that it finds the system socket by itself.
 pwctl_as() { local u=$1; shift; runuser -u "$u" -- env -u XDG_RUNTIME_DIR /usr/bin/pwctl "$@"; }
+
+# The socket: owner, group and the whole mode string (a socket, rw for owner and group only).
+expect_socket() {  # $1: what
+  local got
+  got=$(stat -c '%U:%G %A' "$SOCK" 2>&1) || { fail "$1: $SOCK: missing"; return; }
+  if [ "$got" = "podwrangler:podwrangler-users srw-rw----" ]; then pass "$1: $SOCK $got"
+  else fail "$1: $SOCK is $got, want podwrangler:podwrangler-users srw-rw----"; fi
+}
+
+# denied USER WHAT COMMAND...: PASS when COMMAND, run as USER, fails with "Permission denied".
+denied() {
+  local u=$1 what=$2 out
+  shift 2
+  if out=$(runuser -u "$u" -- "$@" 2>&1); then
+    fail "$u could $what"; printf '%s\n' "$out" | sed 's/^/      | /' | head -5
+  elif printf '%s' "$out" | grep -qi 'permission denied'; then
+    pass "$u cannot $what (permission denied)"
+  else
+    fail "$u cannot $what, but not for lack of permission"; printf '%s\n' "$out" | sed 's/^/      | /' | head -5
+  fi
+}
 
 health_checks() {  # $1: what this daemon is
   local out
   if out=$(pwctl_as "$MEMBER" health 2>&1); then
-    pass "$1: pwctl health as $MEMBER (group podwrangler) answers"
+    pass "$1: pwctl health as $MEMBER (group podwrangler-users) answers"
     printf '%s\n' "$out" | sed 's/^/      | /' | head -8
   else
     fail "$1: pwctl health as $MEMBER"; printf '%s\n' "$out" | sed 's/^/      | /' | head -20
   fi
-  # Twice: as installed (/run/podwrangler is 0750 too), then with the directory opened up, so
-  # the socket's own mode 0660 is what refuses.
+  check "$1: pwctl --socket $SOCK health as $MEMBER answers" \
+    runuser -u "$MEMBER" -- /usr/bin/pwctl --socket "$SOCK" health
+  # Twice: as installed (/run/podwrangler is closed to others too), then with the directory
+  # opened up, so the socket's own mode 0660 is what refuses.
   local dirmode
   dirmode=$(stat -c %a /run/podwrangler)
   for mode in "$dirmode" 755; do
@@ -306,6 +373,7 @@ health_checks() {  # $1: what this daemon is
     fi
   done
   chmod "$dirmode" /run/podwrangler
+  check "$1: /run/podwrangler is back to 2750" test "$(stat -c %a /run/podwrangler)" = 2750
   check "$1: root's pwctl health --json says status ok" sh -c \
     "/usr/bin/pwctl --socket $SOCK --json health | python3 -c 'import json,sys; h=json.load(sys.stdin); sys.exit(h[\"status\"] != \"ok\")'"
 }
@@ -322,8 +390,8 @@ stop_daemon() {  # $1: pid, $2: what
   fi
 }
 
-# RuntimeDirectory=podwrangler, RuntimeDirectoryMode=0750: what systemd would create.
-install -d -o podwrangler -g podwrangler -m 0750 /run/podwrangler
+DB=/var/lib/podwrangler/podwrangler.db
+runtime_dir
 notify_listener "$work/notify.sock" "$work/notify.log"
 as_unit NOTIFY_SOCKET="$work/notify.sock" "${exec_start[@]}" 2>"$work/daemon1.log" &
 daemon=$!
@@ -335,15 +403,29 @@ else
 fi
 check "the daemon runs as podwrangler:podwrangler" sh -c \
   "[ \"\$(ps -o user=,group= -p $daemon | tr -s ' ')\" = 'podwrangler podwrangler' ] || ps -o user=,group= -p $daemon"
-if [ -S "$SOCK" ]; then
-  expect_mode podwrangler:podwrangler 660 "$SOCK"
-else
-  fail "$SOCK is not a socket"
-fi
+# The daemon bound the socket itself: group podwrangler-users comes from the setgid directory
+# (the daemon is not in that group), mode 0660 from the daemon.
+expect_socket "bound by the daemon"
 health_checks "bound by the daemon"
-wait_for 30 test -e /var/lib/podwrangler/podwrangler.db \
-  && expect_mode podwrangler:podwrangler 640 /var/lib/podwrangler/podwrangler.db \
-  || fail "no SQLite database in /var/lib/podwrangler"
+
+# The SQLite database (WAL mode: -wal and -shm exist while the daemon has it open).
+for f in "$DB" "$DB-wal" "$DB-shm"; do
+  if wait_for 30 test -e "$f"; then expect_mode podwrangler:podwrangler 600 "$f"; else fail "no $f"; fi
+done
+check "nothing in /var/lib/podwrangler is open to group or others" sh -c \
+  "out=\$(find /var/lib/podwrangler -mindepth 1 -perm /077 -printf '%m %p\n'); [ -z \"\$out\" ] || { echo \"\$out\"; exit 1; }"
+# A socket user may use the API, and nothing else of the service.
+denied "$MEMBER" "read $DB" cat "$DB"
+denied "$MEMBER" "read $DB-wal" cat "$DB-wal"
+denied "$MEMBER" "list /var/lib/podwrangler" ls /var/lib/podwrangler
+denied "$MEMBER" "read /etc/podwrangler/podwranglerd.toml" cat /etc/podwrangler/podwranglerd.toml
+denied "$MEMBER" "list /etc/podwrangler" ls /etc/podwrangler
+denied "$MEMBER" "create files beside the socket" touch /run/podwrangler/planted
+denied "$OUTSIDER" "read /etc/podwrangler/podwranglerd.toml" cat /etc/podwrangler/podwranglerd.toml
+denied "$OUTSIDER" "list /run/podwrangler" ls /run/podwrangler
+check "/run/podwrangler holds the socket and nothing else" \
+  test "$(ls -A /run/podwrangler)" = podwranglerd.sock
+
 kill -HUP "$daemon"
 sleep 1
 if kill -0 "$daemon" 2>/dev/null && pwctl_as "$MEMBER" health >/dev/null 2>&1; then
@@ -355,8 +437,138 @@ stop_daemon "$daemon" "bound by the daemon"
 grep -Eiq 'panick|error' "$work/daemon1.log" && { info "daemon log (errors):"; grep -Ei 'panick|error' "$work/daemon1.log" | head -10 | sed 's/^/      | /'; }
 
 # ---------------------------------------------------------------------------------------------
-step "4. socket activation"
+step "4. API keys over TCP"
+KEYS=/etc/podwrangler/api-keys.toml
+# METHOD PATH [BODY]: one request to the TCP listener with $PWCI_KEY as bearer key (if set).
+# Prints the status, the Content-Type, then the body.
+tcp_request() {
+  python3 - "$tcp" "$@" <<'EOF'
+import os, sys, urllib.error, urllib.request
+addr, method, path = sys.argv[1:4]
+body = sys.argv[4].encode() if len(sys.argv) > 4 else None
+req = urllib.request.Request("http://%s%s" % (addr, path), data=body, method=method)
+if os.environ.get("PWCI_KEY"):
+    req.add_header("Authorization", "Bearer " + os.environ["PWCI_KEY"])
+if body is not None:
+    req.add_header("Content-Type", "application/json")
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+try:
+    r = opener.open(req, timeout=20)
+    status, headers, data = r.status, r.headers, r.read()
+except urllib.error.HTTPError as e:
+    status, headers, data = e.code, e.headers, e.read()
+print(status)
+print(headers.get("Content-Type", ""))
+sys.stdout.write(data.decode(errors="replace"))
+EOF
+}
+# wait_status SECONDS STATUS METHOD PATH: poll until a request gets STATUS (reloads are
+# asynchronous).
+wait_status() {
+  local deadline=$(( $(date +%s) + $1 )) want=$2
+  shift 2
+  until [ "$(tcp_request "$@" 2>/dev/null | head -1)" = "$want" ]; do
+    [ "$(date +%s)" -ge "$deadline" ] && return 1
+    sleep 0.3
+  done
+}
+# expect_http WHAT STATUS [CODE] -- METHOD PATH [BODY]: the status and, for errors, a
+# problem+json body with that `code`.
+expect_http() {
+  local what=$1 want=$2 code= out
+  shift 2
+  if [ "$1" != -- ]; then code=$1; shift; fi
+  shift
+  out=$(tcp_request "$@" 2>&1)
+  if [ "$(printf '%s\n' "$out" | sed -n 1p)" != "$want" ]; then
+    fail "$what: want HTTP $want"; printf '%s\n' "$out" | sed 's/^/      | /' | head -8; return
+  fi
+  if [ -n "$code" ] && ! printf '%s\n' "$out" | python3 -c '
+import json, sys
+lines = sys.stdin.read().split("\n", 2)
+sys.exit(not (lines[1].startswith("application/problem+json") and json.loads(lines[2])["code"] == sys.argv[1]))' "$code"; then
+    fail "$what: HTTP $want but not problem+json with code $code"; printf '%s\n' "$out" | sed 's/^/      | /' | head -8; return
+  fi
+  pass "$what: HTTP $want${code:+ ($code)}"
+}
+
+if ! /usr/bin/podwranglerd key --help >/dev/null 2>&1; then
+  echo "SKIP: key management not in this build"
+else
+  rm -f "$KEYS"
+  runtime_dir
+  # The unit's daemon with a TCP listener on a free loopback port; the ready file says which.
+  install -d -o podwrangler -g podwrangler -m 0700 "$work/ready"
+  notify_listener "$work/notify-keys.sock" "$work/notify-keys.log"
+  as_unit NOTIFY_SOCKET="$work/notify-keys.sock" "${exec_start[@]}" \
+    --listen 127.0.0.1:0 --ready-file "$work/ready/ready.json" 2>"$work/daemon-keys.log" &
+  daemon=$!
+  pids+=("$daemon")
+  tcp=
+  if wait_for 60 grep -qx 'READY=1' "$work/notify-keys.log" && wait_for 10 test -s "$work/ready/ready.json"; then
+    tcp=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["tcp"] or "")' "$work/ready/ready.json")
+  fi
+  if [ -z "$tcp" ]; then
+    fail "daemon with --listen 127.0.0.1:0: not ready or no TCP address"; tail -20 "$work/daemon-keys.log" | sed 's/^/      | /'
+  else
+    pass "daemon ready with TCP on $tcp"
+    # As root, in system mode, with root's usual umask: the file's mode is the command's doing.
+    keyout=$( umask 022; /usr/bin/podwranglerd key add ci-reader --scope read 2>"$work/key-add.err" )
+    rc=$?
+    key=$(printf '%s\n' "$keyout" | tail -1)
+    if [ $rc = 0 ] && [ -n "$key" ] && ! printf '%s' "$key" | grep -q '[[:space:]]'; then
+      pass "podwranglerd key add ci-reader --scope read: exit 0, a key on stdout's last line"
+    else
+      fail "podwranglerd key add ci-reader --scope read: exit $rc, last stdout line '${key:-}'"
+      sed 's/^/      | /' "$work/key-add.err" | head -10
+      key=
+    fi
+    expect_mode root:podwrangler 640 "$KEYS"
+    check "api-keys.toml names ci-reader and does not hold the key itself (it keeps a hash)" sh -c \
+      'grep -q ci-reader "$1" && { [ -z "$2" ] || ! grep -qF -- "$2" "$1"; }' _ "$KEYS" "$key"
+    denied "$MEMBER" "read $KEYS" cat "$KEYS"
+    denied "$OUTSIDER" "read $KEYS" cat "$KEYS"
+    check "the service user can read $KEYS (through group podwrangler)" \
+      setpriv --reuid=podwrangler --regid=podwrangler --init-groups cat "$KEYS"
+
+    kill -HUP "$daemon"
+    PWCI_KEY=$key wait_status 15 200 GET /api/v1/pods/
+    PWCI_KEY=$key expect_http "after SIGHUP, GET /api/v1/pods/ with the read key" 200 -- GET /api/v1/pods/
+    PWCI_KEY=$key expect_http "POST /api/v1/pods/ with the read key" 403 forbidden -- POST /api/v1/pods/ \
+      '{"alias":"ci-forbidden","provider":"plaintty","url":"wss://127.0.0.1:9/exec/web-5d8f7/?cols=220&pod=web-5d8f7-00000","token":"ci-not-a-token"}'
+    check "the refused POST registered nothing" sh -c \
+      "! runuser -u $MEMBER -- /usr/bin/pwctl --socket $SOCK pod list -q | grep -qx ci-forbidden"
+    PWCI_KEY= expect_http "GET /api/v1/pods/ without a key" 401 unauthorized -- GET /api/v1/pods/
+    PWCI_KEY=not-the-key expect_http "GET /api/v1/pods/ with a wrong key" 401 unauthorized -- GET /api/v1/pods/
+
+    # Revoke ci-reader while another key remains, so the answer does not hang on what the daemon
+    # does with no keys at all.
+    other=$( umask 022; /usr/bin/podwranglerd key add ci-other --scope read 2>>"$work/key-add.err" | tail -1 )
+    if /usr/bin/podwranglerd key revoke ci-reader >"$work/key-revoke.log" 2>&1; then
+      pass "podwranglerd key revoke ci-reader"
+    else
+      fail "podwranglerd key revoke ci-reader"; sed 's/^/      | /' "$work/key-revoke.log" | head
+    fi
+    expect_mode root:podwrangler 640 "$KEYS"
+    check "api-keys.toml no longer names ci-reader, still names ci-other" sh -c \
+      '! grep -q ci-reader "$1" && grep -q ci-other "$1"' _ "$KEYS"
+    kill -HUP "$daemon"
+    PWCI_KEY=$key wait_status 15 401 GET /api/v1/pods/
+    PWCI_KEY=$key expect_http "after revoke and SIGHUP, GET /api/v1/pods/ with the revoked key" 401 unauthorized -- GET /api/v1/pods/
+    PWCI_KEY=$other expect_http "after revoke and SIGHUP, GET /api/v1/pods/ with the other key" 200 -- GET /api/v1/pods/
+    if [ -n "$key" ]; then
+      check "the key is in no log or error output" sh -c '! grep -qF -- "$1" "$2" "$3" "$4"' _ \
+        "$key" "$work/daemon-keys.log" "$work/key-add.err" "$work/key-revoke.log"
+    fi
+  fi
+  stop_daemon "$daemon" "daemon with TCP and API keys"
+  # api-keys.toml stays: the purge below must remove it with /etc/podwrangler.
+fi
+
+# ---------------------------------------------------------------------------------------------
+step "5. socket activation"
 rm -f "$SOCK"
+runtime_dir
 notify_listener "$work/notify2.sock" "$work/notify2.log"
 # The clean environment goes around systemd-socket-activate, which passes on only the -E
 # variables and adds LISTEN_FDS/LISTEN_PID.
@@ -371,14 +583,17 @@ activator=$!
 pids+=("$activator")
 if wait_for 20 test -S "$SOCK"; then
   # What podwranglerd.socket's SocketUser=, SocketGroup= and SocketMode= do.
-  chown "$(sed -n 's/^SocketUser=//p' /usr/lib/systemd/system/podwranglerd.socket):$(sed -n 's/^SocketGroup=//p' /usr/lib/systemd/system/podwranglerd.socket)" "$SOCK"
-  chmod "$(sed -n 's/^SocketMode=//p' /usr/lib/systemd/system/podwranglerd.socket)" "$SOCK"
+  socket_value() { sed -n "s/^$1=//p" /usr/lib/systemd/system/podwranglerd.socket; }
+  chown "$(socket_value SocketUser):$(socket_value SocketGroup)" "$SOCK"
+  chmod "$(socket_value SocketMode)" "$SOCK"
+  expect_socket "socket unit's socket"
   inode=$(stat -c %i "$SOCK")
   # The first connection starts the daemon; pwctl waits in the listen backlog meanwhile.
   health_checks "socket-activated"
   if grep -qx 'READY=1' "$work/notify2.log"; then pass "socket-activated: READY=1"; else fail "socket-activated: no READY=1"; fi
   check "socket-activated: the daemon serves systemd's socket (same inode, not re-bound)" \
     test "$(stat -c %i "$SOCK")" = "$inode"
+  expect_socket "socket-activated, after serving"
   check "socket-activated: the daemon is the activator's pid, running as podwrangler" sh -c \
     "[ \"\$(ps -o user=,comm= -p $activator | tr -s ' ')\" = 'podwrangler podwranglerd' ] || ps -o user=,comm= -p $activator"
   stop_daemon "$activator" "socket-activated"
@@ -388,7 +603,7 @@ fi
 rm -f "$SOCK"
 
 # ---------------------------------------------------------------------------------------------
-step "5. end to end with PostgreSQL"
+step "6. end to end with PostgreSQL"
 if [ -z "${PODWRANGLER_TEST_DATABASE_URL:-}" ]; then
   source scripts/pg.sh
   pg_start >/dev/null && pg_started=1 || die "no PostgreSQL: set PODWRANGLER_TEST_DATABASE_URL"
@@ -417,7 +632,7 @@ pids+=($!)
 wait_for 30 python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$work/podsim.json" || die "podsim printed nothing: $(tail -5 "$work/podsim.log")"
 pass "podsim with 3 pods at $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["http_base"])' "$work/podsim.json")"
 
-install -d -o podwrangler -g podwrangler -m 0750 /run/podwrangler
+runtime_dir
 notify_listener "$work/notify3.sock" "$work/notify3.log"
 # As a drop-in's Environment= would set it (see docs/deployment.md).
 as_unit NOTIFY_SOCKET="$work/notify3.sock" PODWRANGLER_DATABASE_URL="$pgurl" "${exec_start[@]}" 2>"$work/daemon3.log" &
@@ -497,7 +712,41 @@ check "after a clean stop no command is left running" sh -c \
   "[ \"\$(psql -tA '$pgurl' -c \"SELECT count(*) FROM commands WHERE status = 'running'\")\" = 0 ]"
 
 # ---------------------------------------------------------------------------------------------
-step "6. dpkg --purge"
+step "7. upgrade over the old layout (group podwrangler used the socket)"
+# What an older package left: state 0750 with 0640 database files, /etc/podwrangler 0755, the
+# runtime directory 0750 podwrangler:podwrangler with a socket of group podwrangler, and a person
+# in group podwrangler. Plus a trap: a link in the state directory to a root-owned file, which the
+# upgrade must not chmod.
+chmod 0750 /var/lib/podwrangler
+: >"$work/victim"; chmod 0644 "$work/victim"
+for f in "$DB" "$DB-wal"; do
+  [ -e "$f" ] || install -o podwrangler -g podwrangler /dev/null "$f"
+  chmod 0640 "$f"
+done
+ln -sf "$work/victim" "$DB-shm"
+chown root:root /etc/podwrangler; chmod 0755 /etc/podwrangler
+chown podwrangler:podwrangler /run/podwrangler; chmod 0750 /run/podwrangler
+rm -f "$SOCK"
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$SOCK"
+chown podwrangler:podwrangler "$SOCK"; chmod 0660 "$SOCK"
+usermod -aG podwrangler "$OUTSIDER"
+if dpkg -i "$deb" >"$work/dpkg-upgrade.log" 2>&1; then pass "dpkg -i again (upgrade)"; else
+  fail "dpkg -i again (upgrade)"; sed 's/^/      | /' "$work/dpkg-upgrade.log"; fi
+expect_mode podwrangler:podwrangler 700 /var/lib/podwrangler
+expect_mode podwrangler:podwrangler 600 "$DB"
+expect_mode podwrangler:podwrangler 600 "$DB-wal"
+expect_mode root:root 644 "$work/victim"
+expect_mode root:podwrangler 750 /etc/podwrangler
+expect_mode root:podwrangler 640 /etc/podwrangler/podwranglerd.toml
+expect_mode podwrangler:podwrangler-users 2750 /run/podwrangler
+check "the old socket is group podwrangler-users now" test "$(stat -c %G "$SOCK")" = podwrangler-users
+check "the upgrade names $OUTSIDER, a member of group podwrangler, and how to move it" sh -c \
+  "grep -q 'group podwrangler has members ($OUTSIDER)' '$work/dpkg-upgrade.log' && grep -q 'usermod -aG podwrangler-users' '$work/dpkg-upgrade.log'"
+gpasswd -d "$OUTSIDER" podwrangler >/dev/null
+rm -f "$SOCK" "$DB-shm"
+
+# ---------------------------------------------------------------------------------------------
+step "8. dpkg --purge"
 userdel "$MEMBER"; userdel "$OUTSIDER"
 if dpkg --purge podwrangler >"$work/purge.log" 2>&1; then pass "dpkg --purge podwrangler"; else
   fail "dpkg --purge podwrangler"; sed 's/^/      | /' "$work/purge.log"; fi
@@ -509,9 +758,12 @@ else
 fi
 check "/run/podwrangler is gone" test ! -e /run/podwrangler
 if getent passwd podwrangler >/dev/null; then info "user podwrangler stays after purge (Debian policy for system users)"; fi
+for g in podwrangler podwrangler-users; do
+  if getent group "$g" >/dev/null; then info "group $g stays after purge"; fi
+done
 
 # ---------------------------------------------------------------------------------------------
-step "7. the .rpm in a scratch root"
+step "9. the .rpm in a scratch root"
 rpmroot=$work/rpmroot
 mkdir -p "$rpmroot"
 rpm --root "$rpmroot" --dbpath /var/lib/rpm --initdb || fail "rpm --initdb"
@@ -543,6 +795,19 @@ check "rpm: scriptlets are shell scripts that pass sh -n" sh -c "
   rpm -qp --scripts '$rpmfile' 2>/dev/null >'$work/scriptlets.txt' &&
   for s in preinstall postinstall preuninstall postuninstall; do grep -q \"^\$s scriptlet\" '$work/scriptlets.txt' || { echo \"no \$s\"; exit 1; }; done &&
   for f in packaging/rpm/*.sh packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm; do sh -n \"\$f\" || exit 1; done"
+# The scriptlets repeat what sysusers.d and tmpfiles.d say, for systems without those tools:
+# they must say the same.
+check "rpm %pre's sysusers lines are those of podwrangler.sysusers; its fallback creates both groups" bash -c "
+  diff <(grep -Ev '^(#|\$)' systemd/podwrangler.sysusers) \
+       <(sed -n '/^preinstall scriptlet/,/^postinstall scriptlet/p' '$work/scriptlets.txt' | sed -n '/<<.SYSUSERS/,/^SYSUSERS/p' | sed '1d;\$d') &&
+  grep -q 'groupadd -r podwrangler\$' '$work/scriptlets.txt' && grep -q 'groupadd -r podwrangler-users\$' '$work/scriptlets.txt'"
+check "postinst and rpm %post make each tmpfiles.d directory with its owner and mode" bash -c "
+  sed -n '/^postinstall scriptlet/,/^preuninstall scriptlet/p' '$work/scriptlets.txt' >'$work/rpm-post.sh'
+  grep '^d ' systemd/podwrangler.tmpfiles | while read -r _ path mode user group _; do
+    for f in packaging/debian/postinst '$work/rpm-post.sh'; do
+      grep -q -- \"install -d -o \$user -g \$group -m \$mode \$path\\\$\" \"\$f\" || { echo \"\$f: no install -d -o \$user -g \$group -m \$mode \$path\"; exit 1; }
+    done
+  done"
 
 # ---------------------------------------------------------------------------------------------
 elapsed=$(( $(date +%s) - started ))
