@@ -253,11 +253,14 @@ check "the installed config passes --check-config as user podwrangler" \
 python3 - /usr/share/doc/podwrangler/examples/podwranglerd.toml >"$work/all-keys.toml" <<'PY'
 import re, sys
 seen = set()
+in_tables = False
 for line in open(sys.argv[1]):
-    m = re.match(r"^#(\[\[pods\]\]|([a-z_]+) = .*)$", line.rstrip("\n"))
-    key = m and (m.group(2) or "[[pods]]")
-    # The first value of each top-level key, every [[pods]] table whole, no key file (absent).
-    if m and key != "api_key_file" and (key not in seen or "[[pods]]" in seen):
+    m = re.match(r"^#(\[\[?[a-z_.]+\]\]?|([a-z0-9_]+) = .*)$", line.rstrip("\n"))
+    key = m and m.group(2)
+    in_tables = in_tables or bool(m and not key)
+    # The first value of each top-level key, every table ([[pods]], [[api_keys]],
+    # [clusters.NAME]) whole, no key file (absent).
+    if m and key != "api_key_file" and (in_tables or key not in seen):
         seen.add(key)
         print(re.sub(r"\s+#.*$", "", m.group(1)))
     elif not m:
@@ -497,6 +500,20 @@ if ! /usr/bin/podwranglerd key --help >/dev/null 2>&1; then
 else
   rm -f "$KEYS"
   runtime_dir
+  # TCP never starts without a key: the unit's daemon refuses --listen while it has none.
+  check "the daemon refuses TCP without an API key" sh -c \
+    '"$@" --listen 127.0.0.1:0 --check-config 2>&1 | grep -q "without an API key"' _ "${exec_start[@]}"
+  # As root, in system mode, with root's usual umask: the file's mode is the command's doing.
+  keyout=$( umask 022; /usr/bin/podwranglerd key add ci-reader --scope read 2>"$work/key-add.err" )
+  rc=$?
+  key=$(printf '%s\n' "$keyout" | tail -1)
+  if [ $rc = 0 ] && [ -n "$key" ] && ! printf '%s' "$key" | grep -q '[[:space:]]'; then
+    pass "podwranglerd key add ci-reader --scope read: exit 0, a key on stdout's last line"
+  else
+    fail "podwranglerd key add ci-reader --scope read: exit $rc, last stdout line '${key:-}'"
+    sed 's/^/      | /' "$work/key-add.err" | head -10
+    key=
+  fi
   # The unit's daemon with a TCP listener on a free loopback port; the ready file says which.
   install -d -o podwrangler -g podwrangler -m 0700 "$work/ready"
   notify_listener "$work/notify-keys.sock" "$work/notify-keys.log"
@@ -509,20 +526,9 @@ else
     tcp=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["tcp"] or "")' "$work/ready/ready.json")
   fi
   if [ -z "$tcp" ]; then
-    fail "daemon with --listen 127.0.0.1:0: not ready or no TCP address"; tail -20 "$work/daemon-keys.log" | sed 's/^/      | /'
+    fail "daemon with --listen 127.0.0.1:0 and a key: not ready or no TCP address"; tail -20 "$work/daemon-keys.log" | sed 's/^/      | /'
   else
     pass "daemon ready with TCP on $tcp"
-    # As root, in system mode, with root's usual umask: the file's mode is the command's doing.
-    keyout=$( umask 022; /usr/bin/podwranglerd key add ci-reader --scope read 2>"$work/key-add.err" )
-    rc=$?
-    key=$(printf '%s\n' "$keyout" | tail -1)
-    if [ $rc = 0 ] && [ -n "$key" ] && ! printf '%s' "$key" | grep -q '[[:space:]]'; then
-      pass "podwranglerd key add ci-reader --scope read: exit 0, a key on stdout's last line"
-    else
-      fail "podwranglerd key add ci-reader --scope read: exit $rc, last stdout line '${key:-}'"
-      sed 's/^/      | /' "$work/key-add.err" | head -10
-      key=
-    fi
     expect_mode root:podwrangler 640 "$KEYS"
     check "api-keys.toml names ci-reader and does not hold the key itself (it keeps a hash)" sh -c \
       'grep -q ci-reader "$1" && { [ -z "$2" ] || ! grep -qF -- "$2" "$1"; }' _ "$KEYS" "$key"
@@ -531,9 +537,8 @@ else
     check "the service user can read $KEYS (through group podwrangler)" \
       setpriv --reuid=podwrangler --regid=podwrangler --init-groups cat "$KEYS"
 
-    kill -HUP "$daemon"
     PWCI_KEY=$key wait_status 15 200 GET /api/v1/pods/
-    PWCI_KEY=$key expect_http "after SIGHUP, GET /api/v1/pods/ with the read key" 200 -- GET /api/v1/pods/
+    PWCI_KEY=$key expect_http "GET /api/v1/pods/ with the read key" 200 -- GET /api/v1/pods/
     PWCI_KEY=$key expect_http "POST /api/v1/pods/ with the read key" 403 forbidden -- POST /api/v1/pods/ \
       '{"alias":"ci-forbidden","provider":"plaintty","url":"wss://127.0.0.1:9/exec/web-5d8f7/?cols=220&pod=web-5d8f7-00000","token":"ci-not-a-token"}'
     check "the refused POST registered nothing" sh -c \
@@ -627,7 +632,7 @@ if [ -z "$podsim" ]; then
   podsim=$target/debug/podsim
 fi
 mkdir -m 0755 "$work/pods"
-"$podsim" --listen 127.0.0.1:0 --pods 3 --token pkgci-token --workdir "$work/pods" >"$work/podsim.json" 2>"$work/podsim.log" &
+"$podsim" --listen 127.0.0.1:0 --pods 3 --token pkgci-token --plain-http --workdir "$work/pods" >"$work/podsim.json" 2>"$work/podsim.log" &
 pids+=($!)
 wait_for 30 python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$work/podsim.json" || die "podsim printed nothing: $(tail -5 "$work/podsim.log")"
 pass "podsim with 3 pods at $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["http_base"])' "$work/podsim.json")"
