@@ -124,7 +124,7 @@ impl Client {
             ureq::Error::Io(io) if io.kind() == PermissionDenied => CtlError::Transport {
                 target,
                 message: format!(
-                    "{io} (is your user in the podwrangler group, or should you use --local?)"
+                    "{io} (is your user in the podwrangler-users group, or should you use --local?)"
                 ),
             },
             ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => {
