@@ -101,7 +101,10 @@ pw exec run k8s-web-5d8f7-00004 -- 'cd /tmp && echo "cwd is now $(pwd)"'
 say "fan-out to every pod"
 pw exec run-many 'echo $POD_NAME; uname -s' --all
 
-say "history"
+say "history: every command names who ran it"
 pw exec history --limit 10
+
+say "audit: who registered the pods"
+pw audit --limit 5
 
 say "done: everything worked"
