@@ -538,16 +538,16 @@ impl Config {
         };
 
         // TCP is off unless asked for: the Unix socket is the local way in, and TCP needs a key.
-        let tcp_asked = args.listen.is_some()
-            || args.port.is_some()
-            || args.host.is_some()
-            || env.get("PODWRANGLER_API_HOST").is_some()
+        // A flag asking for TCP wins over `tcp = false` in the file.
+        let flag_asked = args.listen.is_some() || args.port.is_some() || args.host.is_some();
+        let setting_asked = env.get("PODWRANGLER_API_HOST").is_some()
             || env.get("PODWRANGLER_API_PORT").is_some()
             || file.listen.is_some()
             || file.port.is_some()
             || file.host.is_some();
-        let tcp_enabled =
-            !args.no_tcp && file.tcp != Some(false) && (tcp_asked || file.tcp == Some(true));
+        let tcp_enabled = !args.no_tcp
+            && (flag_asked
+                || (file.tcp != Some(false) && (setting_asked || file.tcp == Some(true))));
         let tcp = if tcp_enabled {
             let listen = if let Some(l) = &args.listen {
                 l.clone()
@@ -799,6 +799,20 @@ mod tests {
         };
         let c = Config::resolve(&a, &env, Mode::User, file, None).unwrap();
         assert_eq!(c.tcp.as_deref(), Some("127.0.0.1:9200"));
+    }
+
+    #[test]
+    fn a_listen_flag_wins_over_tcp_false_in_the_file() {
+        let file: FileConfig = toml::from_str("tcp = false\nlisten = \"127.0.0.1:8000\"").unwrap();
+        let env = [("PODWRANGLER_API_KEY", "k")];
+        let c = Config::resolve(&args(), &env, Mode::User, file.clone(), None).unwrap();
+        assert_eq!(c.tcp, None);
+        let a = Args {
+            listen: Some("127.0.0.1:9300".into()),
+            ..args()
+        };
+        let c = Config::resolve(&a, &env, Mode::User, file, None).unwrap();
+        assert_eq!(c.tcp.as_deref(), Some("127.0.0.1:9300"));
     }
 
     #[test]
