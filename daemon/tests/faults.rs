@@ -109,12 +109,10 @@ fn drop_between_commands_reconnects_without_losing_the_next_command() {
         Duration::from_secs(10),
         || sim.stats(&name)["connections_live"] == 0
     ));
-    let r = exec(&d, Via::Unix, "p", "echo again");
-    if r.status != 200 {
-        // The drop raced the command's start: the error must say so, and the next one works.
-        assert_eq!(r.json()["code"], "pod_connection", "{}", r.body);
-        exec_ok(&d, Via::Unix, "p", "echo again");
-    }
+    // Nothing of it had been sent, so it runs on a new connection, and says the shell is new.
+    let rec = exec_ok(&d, Via::Unix, "p", "echo again");
+    assert_eq!(rec["stdout"], "again\n");
+    assert_eq!(rec["session_restarted"], true, "{rec}");
     let history = all_history(&d);
     assert!(history.iter().all(|r| r["status"] != "running"));
 }
@@ -246,5 +244,53 @@ fn a_database_that_cannot_be_opened_is_a_clear_error_at_start() {
         !f.log.contains("hunter2pw"),
         "database password leaked: {}",
         f.log
+    );
+}
+
+/// `exit N` (and `kill -9 $$`) end the shell: a finished command with its exit code and output,
+/// status `failed`, flagged `session_restarted`; the next command runs in a fresh shell and says
+/// so. Never a 502. Both providers.
+#[test]
+fn a_command_that_ends_the_shell_is_a_finished_command() {
+    let sim = podsim(2);
+    let d = fast_daemon();
+    register(&d, Via::Unix, &plaintty_body(&sim, "tty", 0, &[]));
+    register(&d, Via::Unix, &kubernetes_body(&sim, "k8s", 1, &[]));
+    wait_ready(&d, 2);
+    for alias in ["tty", "k8s"] {
+        exec_ok(&d, Via::Unix, alias, "export KEPT=yes; cd /tmp");
+        let r = exec(&d, Via::Unix, alias, "echo hi; exit 7");
+        assert_eq!(r.status, 200, "{alias}: {}", r.body);
+        let rec = r.json();
+        assert_eq!(rec["status"], "failed", "{rec}");
+        assert_eq!(rec["exit_code"], 7, "{rec}");
+        assert_eq!(
+            rec["stdout"], "hi\n",
+            "{alias}: the shell's echo of exit is not output"
+        );
+        assert_eq!(rec["session_restarted"], true, "{rec}");
+        let next = exec_ok(&d, Via::Unix, alias, "echo ${KEPT:-lost} $(pwd)");
+        assert!(
+            next["stdout"].as_str().unwrap().starts_with("lost "),
+            "{next}"
+        );
+        assert_eq!(next["session_restarted"], true, "{next}");
+        let steady = exec_ok(&d, Via::Unix, alias, "true");
+        assert_eq!(steady["session_restarted"], false, "{steady}");
+        let r = exec(&d, Via::Unix, alias, "kill -9 $$");
+        assert_eq!(r.status, 200, "{alias}: {}", r.body);
+        assert_eq!(r.json()["exit_code"], 137, "{}", r.body);
+        exec_ok(&d, Via::Unix, alias, "true");
+    }
+    let stored = all_history(&d);
+    let exited: Vec<_> = stored
+        .iter()
+        .filter(|r| r["command"] == "echo hi; exit 7")
+        .collect();
+    assert_eq!(exited.len(), 2);
+    assert!(
+        exited
+            .iter()
+            .all(|r| r["session_restarted"] == true && r["exit_code"] == 7)
     );
 }

@@ -348,6 +348,7 @@ fn command_start_and_finish(db: TestDb) {
             truncated: true,
             finished_at: at(2),
             duration_ms: 2000.5,
+            session_restarted: true,
         };
         let done = a
             .send(finish(id, CommandStatus::Failed))
@@ -369,6 +370,7 @@ fn command_start_and_finish(db: TestDb) {
             finished_at: Some(at(2)),
             duration_ms: Some(2000.5),
             actor: Some("unix:1000(alice)".into()),
+            session_restarted: true,
         };
         assert_eq!(done, expected);
         assert_eq!(
@@ -429,6 +431,7 @@ fn seed_history(url: &str, n: usize) -> Vec<CommandRecord> {
                 started_at: at(60 * i as i64),
                 finished_at: Some(at(60 * i as i64 + 1)),
                 duration_ms: Some(1000.0),
+                session_restarted: i == 7,
                 actor: Some(
                     if i % 5 == 0 {
                         "key:ci"
@@ -642,6 +645,7 @@ fn running_rows_become_interrupted_at_start(db: TestDb) {
             truncated: false,
             finished_at: at(1),
             duration_ms: 1000.0,
+            session_restarted: false,
         })
         .await
         .unwrap()
@@ -694,6 +698,7 @@ fn running_rows_become_interrupted_at_start(db: TestDb) {
                 truncated: false,
                 finished_at: at(5),
                 duration_ms: 5000.0,
+                session_restarted: false,
             })
             .await
             .unwrap()
@@ -737,6 +742,7 @@ fn concurrent_writers_do_not_fail(db: TestDb) {
                     truncated: false,
                     finished_at: Utc::now(),
                     duration_ms: 0.1,
+                    session_restarted: false,
                 })
                 .await
                 .unwrap()

@@ -285,6 +285,10 @@ pub struct CommandRecord {
     /// daemon's own configuration. Absent on rows written before actors were recorded.
     #[serde(default)]
     pub actor: Option<String>,
+    /// True when the command ran in a new shell (the previous one exited or its connection
+    /// dropped, so `cd`/`export` state was lost), or ended the shell itself.
+    #[serde(default)]
+    pub session_restarted: bool,
 }
 
 /// `POST /api/v1/exec` answer (without NDJSON streaming).

@@ -257,6 +257,10 @@ pub struct CommandResult {
     /// True when output beyond the cap was dropped.
     #[serde(default)]
     pub truncated: bool,
+    /// True when the command ran in a new shell (the previous one exited or its connection
+    /// dropped: `cd` and `export` state is gone), or when it ended the shell itself.
+    #[serde(default)]
+    pub session_restarted: bool,
 }
 
 impl CommandResult {

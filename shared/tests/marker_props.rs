@@ -36,7 +36,7 @@ fn contains_real_end_marker(out: &[u8]) -> bool {
         out[i..].starts_with(&prefix) && {
             let rest = &out[i + prefix.len()..];
             let d = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-            (1..=3).contains(&d) && rest[d..].starts_with(b"__\n")
+            (1..=4).contains(&d) && rest[d..].starts_with(b"__\n")
         }
     })
 }

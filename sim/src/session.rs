@@ -331,7 +331,9 @@ async fn producer(
     tracing::debug!(pid, code, "process ended");
     match protocol {
         Protocol::PlainTty => {
-            let _ = tx.send(close(CloseCode::Normal, "shell exited")).await;
+            // A terminal has no status channel; the close reason carries the shell's status.
+            let reason = format!("shell exited: status {code}");
+            let _ = tx.send(close(CloseCode::Normal, &reason)).await;
         }
         Protocol::K8s { .. } => {
             let status = exit_status_json(&argv, code);

@@ -103,6 +103,9 @@ pub struct PodActor {
     /// Seen by in-flight command futures: a command cut off by retirement (pod removed, daemon
     /// stopping) is recorded `interrupted`, not as a connection error.
     retired_flag: Arc<AtomicBool>,
+    /// A session was lost since the last command: the next one runs in a new shell, and its
+    /// record says so.
+    shell_replaced: bool,
 }
 
 impl PodActor {
@@ -134,6 +137,7 @@ impl PodActor {
             reconnect_timer: None,
             retired: false,
             retired_flag: Arc::new(AtomicBool::new(false)),
+            shell_replaced: false,
         }
     }
 
@@ -255,6 +259,7 @@ impl PodActor {
         if let Some(session) = self.session.take() {
             tracing::warn!(alias = %self.alias, pod = %self.label, %error, "session dropped");
             actix::spawn(async move { session.close().await });
+            self.shell_replaced = true;
         }
         self.last_error = Some(error.clone());
         self.attempt = 0;
@@ -377,6 +382,7 @@ impl PodActor {
                 ..RunOptions::default()
             };
             let label_for_retired = act.alias.clone();
+            let replaced = std::mem::take(&mut act.shell_replaced);
             let run = async move {
                 let outcome = AssertUnwindSafe(session.run(&command, opts))
                     .catch_unwind()
@@ -385,7 +391,10 @@ impl PodActor {
                 let outcome = outcome.unwrap_or_else(|_| {
                     Err(PodError::Protocol("internal error: the session panicked".into()))
                 });
-                let (status, result, failure) = classify(outcome);
+                let (status, mut result, failure) = classify(outcome);
+                if let Some(r) = result.as_mut() {
+                    r.session_restarted |= replaced;
+                }
                 let lost = matches!(failure, Some(ExecFailure::Connection(_)));
                 if lost && retired_flag.load(Ordering::SeqCst) {
                     let _ = store.send(InterruptRunning { ids: Some(vec![id]) }).await;
@@ -516,6 +525,7 @@ async fn finish_with(
             truncated: r.truncated,
             finished_at: r.finished_at,
             duration_ms: r.duration_ms,
+            session_restarted: r.session_restarted,
         })
         .await
         .map_err(|e| ExecRejected::History(e.to_string()))?
@@ -543,6 +553,7 @@ async fn finish(
             truncated: false,
             finished_at,
             duration_ms,
+            session_restarted: false,
         })
         .await
         .map_err(|e| ExecRejected::History(e.to_string()))?
@@ -683,6 +694,7 @@ mod tests {
             finished_at: now,
             duration_ms: 1.0,
             truncated: false,
+            session_restarted: false,
         };
         assert_eq!(classify(Ok(r.clone())).0, CommandStatus::Failed);
         let (status, partial, failure) = classify(Err(PodError::Timeout {

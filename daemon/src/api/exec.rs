@@ -129,6 +129,7 @@ async fn record_rejection(
         finished_at: Some(started_at),
         duration_ms: Some(0.0),
         actor: Some(job.actor.clone()),
+        session_restarted: false,
     };
     let Ok(Ok(id)) = store
         .send(StartCommand {
@@ -153,6 +154,7 @@ async fn record_rejection(
             truncated: false,
             finished_at: Utc::now(),
             duration_ms: 0.0,
+            session_restarted: false,
         })
         .await
     {

@@ -135,6 +135,7 @@ fn filled_row(i: usize, base: DateTime<Utc>) -> CommandRecord {
         finished_at: Some(started_at + chrono::Duration::milliseconds(3)),
         duration_ms: Some(3.0),
         actor: Some(format!("unix:{}(user{})", 1000 + i % 7, i % 7)),
+        session_restarted: false,
     }
 }
 
@@ -221,6 +222,7 @@ async fn measure_through_actors(
             truncated: false,
             finished_at: Utc::now(),
             duration_ms: 0.2,
+            session_restarted: false,
         })
         .await
         .map_err(mailbox)??;

@@ -251,6 +251,8 @@ pub struct FinishCommand {
     pub truncated: bool,
     pub finished_at: DateTime<Utc>,
     pub duration_ms: f64,
+    /// The command ran in a new shell, or ended its shell.
+    pub session_restarted: bool,
 }
 
 /// One page of history, newest first.

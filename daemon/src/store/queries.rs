@@ -64,6 +64,7 @@ struct CommandDb {
     finished_at: Option<NaiveDateTime>,
     duration_ms: Option<f64>,
     actor: Option<String>,
+    session_restarted: bool,
 }
 
 #[derive(Insertable)]
@@ -82,6 +83,7 @@ struct CommandInsert<'a> {
     finished_at: Option<NaiveDateTime>,
     duration_ms: Option<f64>,
     actor: Option<&'a str>,
+    session_restarted: bool,
 }
 
 #[derive(Queryable, Selectable)]
@@ -193,6 +195,7 @@ impl CommandDb {
             finished_at: self.finished_at.map(utc),
             duration_ms: self.duration_ms,
             actor: self.actor,
+            session_restarted: self.session_restarted,
         })
     }
 }
@@ -388,6 +391,7 @@ pub fn start_command(conn: &mut DbConnection, msg: &StartCommand) -> Result<i64,
         finished_at: None,
         duration_ms: None,
         actor: Some(&msg.actor),
+        session_restarted: false,
     };
     with_conn!(conn, c => {
         diesel::insert_into(commands::table)
@@ -427,6 +431,7 @@ pub fn finish_command(
             commands::truncated.eq(msg.truncated),
             commands::finished_at.eq(Some(msg.finished_at.naive_utc())),
             commands::duration_ms.eq(Some(msg.duration_ms)),
+            commands::session_restarted.eq(msg.session_restarted),
         ))
         .returning(CommandDb::as_returning())
         .get_result(c)
@@ -564,6 +569,7 @@ pub fn insert_history(
             finished_at: r.finished_at.map(|t| t.naive_utc()),
             duration_ms: r.duration_ms,
             actor: r.actor.as_deref(),
+            session_restarted: r.session_restarted,
         })
         .collect();
     write_tx!(conn, c => {

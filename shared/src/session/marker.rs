@@ -10,8 +10,9 @@
 
 use rand::Rng;
 
-/// Longest exit status text accepted in an end marker (`$?` is 0..=255).
-const MAX_STATUS_DIGITS: usize = 3;
+/// Longest exit status text accepted in an end marker: `$?` is 0..=255, plus 1000 when the
+/// shell itself exited (see `script::SHELL_EXITED`).
+const MAX_STATUS_DIGITS: usize = 4;
 
 /// The markers of one command (or one resynchronisation).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -380,7 +381,7 @@ mod tests {
     fn other_nonces_and_malformed_markers_are_output() {
         let m = Markers::with_nonce("aaaa");
         let mut p = MarkerParser::new(&m);
-        let body = b"x\n__PWE_bbbb_0__\n\n__PWE_aaaa_x__\n\n__PWE_aaaa_1234__\n\n__PWE_aaaa_1_\n";
+        let body = b"x\n__PWE_bbbb_0__\n\n__PWE_aaaa_x__\n\n__PWE_aaaa_12345__\n\n__PWE_aaaa_1_\n";
         let mut stream = b"__PWS_aaaa__\n".to_vec();
         stream.extend_from_slice(body);
         stream.extend_from_slice(b"\n__PWE_aaaa_3__\n");

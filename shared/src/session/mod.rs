@@ -142,11 +142,19 @@ struct State {
     closed: bool,
     /// A connection was made at least once.
     ever_connected: bool,
+    /// The shell was replaced since the last command (it exited, or the link dropped while
+    /// idle): `cd`/`export` state is gone, and the next result says so.
+    restarted: bool,
+    /// The shell ended by itself (`exit`): the next command opens a new one, even without
+    /// auto-reconnect, since nothing was lost on the way.
+    reopen: bool,
 }
 
 /// How a framed command ended.
 enum End {
     Exit(i32),
+    /// The shell ended during the command, with this status.
+    ShellExited(i32),
     Timeout,
     Lost(String),
 }
@@ -233,6 +241,8 @@ impl PodSession {
                 dirty: false,
                 closed: false,
                 ever_connected: false,
+                restarted: false,
+                reopen: false,
             }),
             connected: AtomicBool::new(false),
             namespace: StdMutex::new(namespace),
@@ -285,22 +295,49 @@ impl PodSession {
         };
         let Collected { out, err, end } = collected;
         let truncated = out.truncated() || err.truncated();
+        let shell_exited = matches!(end, End::ShellExited(_));
+        let restarted = std::mem::take(&mut state.restarted) || shell_exited;
+        let tty = state.conn.as_ref().is_some_and(|c| c.tty);
         // Moves the kept bytes into the result (no second copy of up to the cap).
-        let finish = |exit_code: Option<i32>, error: Option<String>| CommandResult {
-            command: command.to_owned(),
-            pod_label: self.label(),
-            stdout: out.into_string_lossy(),
-            stderr: err.into_string_lossy(),
-            exit_code,
-            error,
-            started_at,
-            finished_at: Utc::now(),
-            duration_ms: t0.elapsed().as_secs_f64() * 1000.0,
-            truncated,
+        let finish = |exit_code: Option<i32>, error: Option<String>| {
+            let mut stdout = out.into_string_lossy();
+            // An interactive shell announces its own `exit` on the terminal.
+            if shell_exited && tty && stdout.ends_with("exit\n") {
+                stdout.truncate(stdout.len() - "exit\n".len());
+            }
+            CommandResult {
+                command: command.to_owned(),
+                pod_label: self.label(),
+                stdout,
+                stderr: err.into_string_lossy(),
+                exit_code,
+                error,
+                started_at,
+                finished_at: Utc::now(),
+                duration_ms: t0.elapsed().as_secs_f64() * 1000.0,
+                truncated,
+                session_restarted: restarted,
+            }
         };
         match end {
             End::Exit(code) => {
                 state.dirty = false;
+                let result = finish(Some(code), None);
+                if opts.check && code != 0 {
+                    return Err(PodError::CommandFailed {
+                        exit_code: code,
+                        result: Box::new(result),
+                    });
+                }
+                Ok(result)
+            }
+            End::ShellExited(code) => {
+                // The command finished by ending the shell: its status is the command's; the
+                // next command gets a fresh shell.
+                self.drop_conn(&mut state).await;
+                state.dirty = false;
+                state.restarted = true;
+                state.reopen = true;
                 let result = finish(Some(code), None);
                 if opts.check && code != 0 {
                     return Err(PodError::CommandFailed {
@@ -323,6 +360,7 @@ impl PodSession {
                 let reason = reason.clone();
                 self.drop_conn(&mut state).await;
                 state.dirty = false;
+                state.restarted = true;
                 let partial = finish(None, Some(reason.clone()));
                 Err(PodError::ConnectionLost {
                     pod: self.label(),
@@ -442,14 +480,33 @@ impl PodSession {
         if state.closed {
             return Err(self.not_connected());
         }
+        let mut found_dead = false;
         if let Some(conn) = state.conn.as_mut() {
+            // Let the reader notice a close that already arrived before looking.
+            tokio::task::yield_now().await;
             // Output that arrived between commands is stale; a close means the link is gone.
             while let Some(out) = conn.transport.try_recv() {
                 if matches!(out, Output::Closed(_) | Output::Exited(_)) {
-                    self.drop_conn(state).await;
+                    found_dead = true;
                     break;
                 }
             }
+        }
+        if state.conn.is_none() && std::mem::take(&mut state.reopen) {
+            state.dirty = false;
+            return self.open_into(state).await;
+        }
+        if found_dead {
+            self.drop_conn(state).await;
+            // Nothing of the next command was sent, so connecting again and running it is
+            // safe, even without auto-reconnect; the shell is new, and the result says so.
+            state.restarted = true;
+            state.dirty = false;
+            return if self.options.auto_reconnect {
+                self.reconnect_with_backoff(state).await
+            } else {
+                self.open_into(state).await
+            };
         }
         if state.dirty && state.conn.is_some() {
             state.dirty = false;
@@ -556,8 +613,14 @@ impl PodSession {
                 )));
             }
             End::Lost(reason) => return Err(fail(reason)),
+            End::ShellExited(code) => {
+                return Err(fail(format!("the shell exited at once (status {code})")));
+            }
         }
         state.conn = Some(conn);
+        if state.ever_connected {
+            state.restarted = true;
+        }
         state.ever_connected = true;
         state.dirty = false;
         self.connected.store(true, Ordering::SeqCst);
@@ -621,29 +684,61 @@ async fn exec(conn: &mut Conn, command: &str, max_output: usize, deadline: Insta
                 err_parser.feed(&bytes, &mut |b| c.err.push(b));
             }
             Output::Exited(status) => {
-                c.end = End::Lost(match status {
-                    Some(s) => format!("the shell exited with status {s}"),
-                    None => "the shell exited".into(),
-                });
+                c.end = match status {
+                    Some(s) => End::ShellExited(s),
+                    None => End::Lost("the shell exited".into()),
+                };
                 return c;
             }
             Output::Closed(reason) => {
-                c.end = End::Lost(format!("{reason} (the shell may have exited)"));
+                c.end = match exit_status_in(&reason) {
+                    Some(s) => End::ShellExited(s),
+                    None => End::Lost(format!("{reason} (the shell may have exited)")),
+                };
                 return c;
             }
         }
         if let Some(status) = code
             && (!split || err_parser.finished().is_some())
         {
-            c.end = End::Exit(status);
+            c.end = if status >= script::SHELL_EXITED {
+                End::ShellExited(status - script::SHELL_EXITED)
+            } else {
+                End::Exit(status)
+            };
             return c;
         }
     }
 }
 
+/// The status in a close reason such as `shell exited: status 137` (what a terminal server
+/// says when the shell it runs ends), if there is one.
+fn exit_status_in(reason: &str) -> Option<i32> {
+    let rest = &reason[reason.find("shell exited")?..];
+    let digits = rest
+        .split("status")
+        .nth(1)?
+        .trim_start_matches([' ', ':', '=']);
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn close_reasons_may_carry_the_shell_status() {
+        assert_eq!(exit_status_in("shell exited: status 137"), Some(137));
+        assert_eq!(
+            exit_status_in("closed (1000): shell exited status 7"),
+            Some(7)
+        );
+        assert_eq!(exit_status_in("shell exited"), None);
+        assert_eq!(exit_status_in("connection reset"), None);
+    }
 
     #[test]
     fn backoff_doubles_with_jitter() {

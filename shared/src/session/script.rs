@@ -8,6 +8,9 @@
 //!   `bash --posix`) exit; through `command` it only fails with status 2.
 //! - `</dev/null`: a command that reads stdin (`cat`, `read x`) must not eat the next command.
 //! - The exit status is saved at once so the marker `printf`s cannot change it.
+//! - A command that ends the shell (`exit 7`, `exec` of something that ends) still prints its
+//!   end marker, from an EXIT trap set around the command and cleared after it; the status it
+//!   carries is the exit status plus [`SHELL_EXITED`], so the engine knows the shell is gone.
 //! - On a TTY in canonical mode the kernel cuts input lines near 4096 bytes and interprets
 //!   control characters (^C, ^U, ^D, DEL), so such commands are sent as `printf` lines of a few
 //!   hundred bytes, with control characters as octal escapes, that rebuild the command in a temp
@@ -20,6 +23,10 @@ use super::marker::Markers;
 pub const TTY_MAX_LINE: usize = 1000;
 /// Raw command bytes per `printf` line when a command goes through a temp file.
 const TTY_CHUNK: usize = 400;
+
+/// Added to the status in the end marker when the shell itself exited during the command. Exit
+/// statuses are 0..=255, so a status at or above this cannot come from a command that returned.
+pub const SHELL_EXITED: i32 = 1000;
 
 /// `'` -> `'\''`, for text inside single quotes.
 pub fn single_quote_escape(text: &str) -> String {
@@ -41,6 +48,20 @@ pub fn build(command: &str, markers: &Markers, tty: bool, split_stderr: bool) ->
     } else {
         markers.end_snippet("__pw_rc", "")
     };
+    // The trap prints the end marker if the command ends the shell; cleared once it returns.
+    let trap_end = if split_stderr {
+        format!(
+            "{}; {}",
+            markers.end_snippet("__pw_x", " >&2"),
+            markers.end_snippet("__pw_x", "")
+        )
+    } else {
+        markers.end_snippet("__pw_x", "")
+    };
+    let start = format!(
+        "__pw_q() {{ __pw_x=$(($? + {SHELL_EXITED})); {trap_end}; }}; trap __pw_q EXIT; {start}"
+    );
+    let end = format!("trap - EXIT; {end}");
     let escaped = single_quote_escape(command);
     let direct = format!("{start}; command eval '{escaped}' </dev/null; __pw_rc=$?; {end}\n");
     if !tty || !needs_file(&direct) {
@@ -118,6 +139,10 @@ mod tests {
             "{s}"
         );
         assert_eq!(s.matches('\n').count(), 1);
+        assert!(
+            s.contains("trap __pw_q EXIT") && s.contains("trap - EXIT"),
+            "{s}"
+        );
     }
 
     #[test]

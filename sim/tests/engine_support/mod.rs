@@ -370,21 +370,39 @@ pub async fn drop_between_commands(kind: Kind) {
     run_ok(&s, "true").await;
 }
 
-/// `exit` ends the shell: reported as a lost connection, and the session recovers.
+/// `exit N` ends the shell: a finished command with exit code N and its output (without the
+/// shell's own echo of `exit`), flagged as restarting the session; the next command runs in a
+/// fresh shell, which its result says too. Even without auto-reconnect: nothing was lost.
 pub async fn exit_kills_the_shell(kind: Kind) {
     let sim = Podsim::start(1);
-    let s = connect(&sim, kind, true).await;
-    match s.run("echo bye; exit 7", secs(20)).await {
-        Err(PodError::ConnectionLost {
-            reason, partial, ..
-        }) => {
-            assert!(reason.contains("exit"), "{reason}");
-            assert!(partial.stdout.contains("bye"), "{partial:?}");
-        }
-        other => panic!("expected ConnectionLost, got {other:?}"),
+    for auto_reconnect in [true, false] {
+        let s = connect(&sim, kind, auto_reconnect).await;
+        run_ok(&s, "export KEPT=yes").await;
+        let r = s.run("echo bye; exit 7", secs(20)).await.unwrap();
+        assert_eq!(r.exit_code, Some(7), "{r:?}");
+        assert_eq!(r.stdout, "bye\n", "{r:?}");
+        assert!(r.error.is_none() && r.session_restarted, "{r:?}");
+        let r = run_ok(&s, "echo back ${KEPT:-lost}").await;
+        assert_eq!(r.stdout, "back lost\n");
+        assert!(r.session_restarted, "the new shell is announced: {r:?}");
+        let r = run_ok(&s, "echo steady").await;
+        assert!(!r.session_restarted, "{r:?}");
+        // A bare `exit` (status 0), and `exec` of something that ends.
+        let r = s.run("exit", secs(20)).await.unwrap();
+        assert_eq!((r.exit_code, r.stdout.as_str()), (Some(0), ""), "{r:?}");
+        let r = s.run("exec true", secs(20)).await.unwrap();
+        assert_eq!(r.exit_code, Some(0), "{r:?}");
+        assert!(r.session_restarted);
+        let e = s
+            .run("exit 3", RunOptions::default().checked())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, PodError::CommandFailed { exit_code: 3, .. }),
+            "{e:?}"
+        );
+        run_ok(&s, "true").await;
     }
-    let r = run_ok(&s, "echo back").await;
-    assert_eq!(r.stdout, "back\n");
 }
 
 /// Concurrent `run` calls on one session execute one at a time, in call order.
@@ -542,18 +560,16 @@ pub async fn shell_killed_mid_command(kind: Kind) {
             .expect("inject kill")
         })
     };
-    let err = s
+    // The shell's end is reported with its status (Kubernetes: the status channel; PlainTTY:
+    // the terminal's close reason), like `kill -9 $$`: a finished command, not a lost link.
+    let r = s
         .run("echo partial-out; : > killed.txt; sleep 10", secs(30))
         .await
-        .unwrap_err();
+        .unwrap();
     killer.join().unwrap();
-    match &err {
-        PodError::ConnectionLost { partial, .. } => {
-            assert!(partial.stdout.contains("partial-out"), "{partial:?}");
-        }
-        other => panic!("expected ConnectionLost, got {other:?}"),
-    }
-    s.reconnect().await.unwrap();
+    assert!(r.stdout.contains("partial-out"), "{r:?}");
+    assert!(r.exit_code.is_some_and(|c| c != 0), "{r:?}");
+    assert!(r.session_restarted, "{r:?}");
     let r = run_ok(&s, "echo fresh").await;
     assert_eq!(r.stdout, "fresh\n");
 }
