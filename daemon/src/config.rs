@@ -174,6 +174,9 @@ pub struct FileConfig {
     pub fanout_concurrency: Option<usize>,
     pub queue_capacity: Option<usize>,
     pub keepalive_secs: Option<f64>,
+    /// Seconds of silence after which an idle session gets harmless data (an empty line), for
+    /// servers whose idle timer ignores pings (the kubelet's, 4 h by default); 0 turns it off.
+    pub idle_keepalive_secs: Option<f64>,
     pub command_timeout_secs: Option<f64>,
     pub max_command_timeout_secs: Option<f64>,
     pub connect_timeout_secs: Option<f64>,
@@ -201,6 +204,8 @@ pub struct PodSettings {
     pub kubernetes: std::sync::Arc<dyn podwrangler::Provider>,
     pub connect_on_start: bool,
     pub keepalive: Duration,
+    /// Send data to an idle session after this much silence (`None`: never).
+    pub idle_keepalive: Option<Duration>,
     pub queue_capacity: usize,
     pub connect_timeout: Duration,
     pub reconnect_base: Duration,
@@ -226,6 +231,7 @@ impl Default for PodSettings {
             kubernetes: std::sync::Arc::new(podwrangler::KubernetesProvider::new()),
             connect_on_start: true,
             keepalive: Duration::from_secs(20),
+            idle_keepalive: Some(Duration::from_secs(600)),
             queue_capacity: 64,
             connect_timeout: podwrangler::DEFAULT_CONNECT_TIMEOUT,
             reconnect_base: Duration::from_millis(500),
@@ -665,6 +671,11 @@ impl Config {
                 1.0,
                 3600.0,
             )?,
+            idle_keepalive: match file.idle_keepalive_secs {
+                Some(0.0) => None,
+                Some(v) => Some(secs("idle_keepalive_secs", v, 1.0, 86400.0)?),
+                None => defaults.idle_keepalive,
+            },
             queue_capacity: positive(
                 "queue_capacity",
                 file.queue_capacity,

@@ -294,3 +294,46 @@ fn a_command_that_ends_the_shell_is_a_finished_command() {
             .all(|r| r["session_restarted"] == true && r["exit_code"] == 7)
     );
 }
+
+/// podsim with an idle timeout that counts data frames only, as the kubelet's does: pings
+/// alone do not keep a session, the daemon's idle keepalive (an empty line) does, so `export`
+/// state survives a long quiet spell on the same connection.
+#[test]
+fn an_idle_session_outlives_a_data_idle_timeout() {
+    let sim = Podsim::start_with(PodsimOptions {
+        pods: 2,
+        token: Some(POD_TOKEN.into()),
+        extra_args: vec!["--idle-timeout".into(), "4".into()],
+        ..Default::default()
+    });
+    let start = |idle_keepalive: &str| {
+        Daemon::start(DaemonOptions {
+            config_toml: Some(format!(
+                "keepalive_secs = 1.0\nidle_keepalive_secs = {idle_keepalive}\nreconnect_base_ms = 100\n"
+            )),
+            ..daemon_opts()
+        })
+    };
+    let with = start("1.0");
+    register(&with, Via::Unix, &kubernetes_body(&sim, "kept", 0, &[]));
+    let without = start("0.0");
+    register(&without, Via::Unix, &kubernetes_body(&sim, "lost", 1, &[]));
+    wait_ready(&with, 1);
+    wait_ready(&without, 1);
+    exec_ok(&with, Via::Unix, "kept", "export KEPT=yes");
+    exec_ok(&without, Via::Unix, "lost", "export KEPT=yes");
+    let total = |i: usize| sim.stats(&sim.info.pods[i].name)["connections_total"].as_u64();
+    let (kept_before, lost_before) = (total(0), total(1));
+    std::thread::sleep(Duration::from_secs(10));
+
+    let rec = exec_ok(&with, Via::Unix, "kept", "echo ${KEPT:-gone}");
+    assert_eq!(rec["stdout"], "yes\n", "{rec}\n{}", with.log());
+    assert_eq!(rec["session_restarted"], false, "{rec}");
+    assert_eq!(total(0), kept_before, "the kept session was reconnected");
+
+    // Without data keepalives podsim closed the session; the daemon reconnects and says so.
+    let rec = exec_ok(&without, Via::Unix, "lost", "echo ${KEPT:-gone}");
+    assert_eq!(rec["stdout"], "gone\n", "{rec}");
+    assert_eq!(rec["session_restarted"], true, "{rec}");
+    assert!(total(1) > lost_before);
+}

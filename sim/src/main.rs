@@ -57,6 +57,10 @@ struct Args {
     /// write ca.crt, client.crt and client.key (mode 0600) of podsim's throwaway CA into DIR
     #[argh(option)]
     pki_out: Option<PathBuf>,
+    /// close a connection after SECS without a data frame either way, as the kubelet's
+    /// --streaming-connection-idle-timeout does (WebSocket pings do not count; default: never)
+    #[argh(option)]
+    idle_timeout: Option<f64>,
     /// app label and pod name prefix (default "web")
     #[argh(option, default = "String::from(\"web\")")]
     app: String,
@@ -202,6 +206,10 @@ async fn main() -> anyhow::Result<()> {
         pods,
         by_name,
         started: chrono::Utc::now(),
+        idle_timeout: args
+            .idle_timeout
+            .filter(|s| *s > 0.0)
+            .map(std::time::Duration::from_secs_f64),
     });
 
     let ready = json!({

@@ -57,7 +57,8 @@ where
     let drop_after = faults.borrow().drop_after_ms.map(Duration::from_millis);
     let (sink, stream) = ws.split();
     let (tx, rx) = mpsc::channel::<Message>(64);
-    let writer = writer(sink, rx, faults);
+    let activity = Activity::new();
+    let writer = writer(sink, rx, faults, activity.clone());
 
     let spawned = match shell::pod_dir(&state.workdir, &pod.name).and_then(|dir| {
         let env = PodEnv {
@@ -90,7 +91,7 @@ where
 
     let Spawned { child, pid, io } = spawned;
     let (input, outputs) = split_io(io);
-    let reader = reader(stream, input, params.protocol);
+    let reader = reader(stream, input, params.protocol, activity.clone());
     let producer = producer(
         child,
         pid,
@@ -111,9 +112,11 @@ where
             None => guard.conn.drop.notified().await,
         }
     };
+    let idle = activity.idle_for(state.idle_timeout);
     tokio::pin!(reader, dropped);
     tokio::select! {
         _ = &mut dropped => tracing::debug!(pod = %pod.name, "connection dropped by fault"),
+        _ = idle => tracing::debug!(pod = %pod.name, "connection closed: idle timeout"),
         _ = &mut reader => tracing::debug!(pod = %pod.name, "client went away"),
         _ = async { tokio::join!(producer, writer) } => {
             tracing::debug!(pod = %pod.name, "session finished");
@@ -129,6 +132,34 @@ where
     shell::kill_group(pid);
     // The socket halves, the process handles and the live registration drop here: the TCP
     // connection closes (without a close frame if it was not sent yet) and the child is reaped.
+}
+
+/// When a data frame last went either way, for the idle timeout.
+#[derive(Clone)]
+struct Activity(Arc<std::sync::Mutex<tokio::time::Instant>>);
+
+impl Activity {
+    fn new() -> Activity {
+        Activity(Arc::new(std::sync::Mutex::new(tokio::time::Instant::now())))
+    }
+
+    fn touch(&self) {
+        *self.0.lock().unwrap() = tokio::time::Instant::now();
+    }
+
+    /// Resolves once no data frame went either way for `timeout`; never without a timeout.
+    async fn idle_for(&self, timeout: Option<Duration>) {
+        let Some(timeout) = timeout else {
+            return std::future::pending().await;
+        };
+        loop {
+            let last = *self.0.lock().unwrap();
+            if last.elapsed() >= timeout {
+                return;
+            }
+            tokio::time::sleep_until(last + timeout).await;
+        }
+    }
 }
 
 /// Where client input goes.
@@ -163,6 +194,7 @@ async fn writer<K>(
     mut sink: K,
     mut rx: mpsc::Receiver<Message>,
     mut faults: watch::Receiver<Faults>,
+    activity: Activity,
 ) where
     K: futures_util::Sink<Message> + Unpin,
 {
@@ -180,6 +212,9 @@ async fn writer<K>(
             tokio::time::sleep(Duration::from_millis(latency)).await;
         }
         let is_close = matches!(msg, Message::Close(_));
+        if matches!(msg, Message::Binary(_) | Message::Text(_)) {
+            activity.touch();
+        }
         if sink.send(msg).await.is_err() || is_close {
             break;
         }
@@ -187,7 +222,7 @@ async fn writer<K>(
 }
 
 /// Reads client frames into the process until the client closes or the socket fails.
-async fn reader<R>(mut stream: R, mut input: Input, protocol: Protocol)
+async fn reader<R>(mut stream: R, mut input: Input, protocol: Protocol, activity: Activity)
 where
     R: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
@@ -206,6 +241,7 @@ where
             // ends the stream.
             _ => continue,
         };
+        activity.touch();
         match protocol {
             Protocol::PlainTty => input.write(data).await,
             Protocol::K8s { v5 } => {

@@ -163,6 +163,9 @@ pub struct State {
     pub pods: Vec<Arc<Pod>>,
     pub by_name: HashMap<String, Arc<Pod>>,
     pub started: chrono::DateTime<chrono::Utc>,
+    /// Close a connection that carried no data frame, either way, for this long (the
+    /// kubelet's `--streaming-connection-idle-timeout`; WebSocket pings do not count).
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 impl State {

@@ -106,6 +106,8 @@ pub struct PodActor {
     /// A session was lost since the last command: the next one runs in a new shell, and its
     /// record says so.
     shell_replaced: bool,
+    /// When data last went to or came from the shell (commands, idle keepalives).
+    last_data: std::time::Instant,
 }
 
 impl PodActor {
@@ -138,6 +140,7 @@ impl PodActor {
             retired: false,
             retired_flag: Arc::new(AtomicBool::new(false)),
             shell_replaced: false,
+            last_data: std::time::Instant::now(),
         }
     }
 
@@ -412,6 +415,7 @@ impl PodActor {
             ctx.spawn(run.into_actor(act).map(move |(res, lost, panicked), act, ctx| {
                 act.running = None;
                 act.busy = false;
+                act.last_data = std::time::Instant::now();
                 let error = res
                     .as_ref()
                     .ok()
@@ -444,16 +448,29 @@ impl PodActor {
             self.on_drop(ctx, "connection closed by the peer".into());
             return;
         }
+        // Pings keep proxies and load balancers happy; some servers only count data.
+        let send_data = self
+            .settings
+            .idle_keepalive
+            .is_some_and(|every| self.last_data.elapsed() >= every);
+        if send_data {
+            self.last_data = std::time::Instant::now();
+        }
         ctx.spawn(
-            async move { session.ping().await }
-                .into_actor(self)
-                .map(|res, act, ctx| {
-                    if let Err(e) = res
-                        && !act.busy
-                    {
-                        act.on_drop(ctx, format!("keepalive ping failed: {e}"));
-                    }
-                }),
+            async move {
+                if send_data {
+                    session.keepalive().await?;
+                }
+                session.ping().await
+            }
+            .into_actor(self)
+            .map(|res, act, ctx| {
+                if let Err(e) = res
+                    && !act.busy
+                {
+                    act.on_drop(ctx, format!("keepalive ping failed: {e}"));
+                }
+            }),
         );
     }
 }

@@ -416,6 +416,25 @@ impl PodSession {
         Ok(results)
     }
 
+    /// Send harmless data to the shell (an empty line on its stdin) so that servers whose idle
+    /// timer counts data frames and not WebSocket pings (the kubelet's
+    /// `--streaming-connection-idle-timeout`) keep an idle session open. Waits for a running
+    /// command to finish first; the next command discards whatever the empty line printed.
+    pub async fn keepalive(&self) -> Result<()> {
+        let mut state = self.state.lock().await;
+        if state.closed {
+            return Err(self.not_connected());
+        }
+        let Some(conn) = state.conn.as_mut() else {
+            return Err(self.not_connected());
+        };
+        if let Err(e) = conn.transport.send(b"\n").await {
+            self.drop_conn(&mut state).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Check the connection with a WebSocket ping and its pong.
     pub async fn ping(&self) -> Result<()> {
         let mut state = self.state.lock().await;
