@@ -337,3 +337,38 @@ fn an_idle_session_outlives_a_data_idle_timeout() {
     assert_eq!(rec["session_restarted"], true, "{rec}");
     assert!(total(1) > lost_before);
 }
+
+/// A timeout interrupts the command and keeps the shell on both providers (Kubernetes without
+/// a TTY too: a second exec signals the command), so `cd`/`export` state survives it.
+#[test]
+fn a_timeout_keeps_the_shell_and_its_state() {
+    let sim = podsim(2);
+    let d = fast_daemon();
+    register(&d, Via::Unix, &plaintty_body(&sim, "tty", 0, &[]));
+    register(&d, Via::Unix, &kubernetes_body(&sim, "k8s", 1, &[]));
+    wait_ready(&d, 2);
+    for alias in ["tty", "k8s"] {
+        exec_ok(&d, Via::Unix, alias, "export KEPT=yes; cd /tmp");
+        let r = call(
+            &d,
+            Via::Unix,
+            "POST",
+            &format!("/api/v1/pods/{alias}/exec"),
+            Some(&json!({"command": "echo before; sleep 30", "timeout": 1})),
+        );
+        assert_eq!(r.status, 504, "{alias}: {}", r.body);
+        let rec = &r.json()["record"];
+        assert_eq!(rec["status"], "timeout", "{rec}");
+        assert!(
+            rec["stdout"].as_str().unwrap().starts_with("before"),
+            "{rec}"
+        );
+        assert!(
+            rec["error"].as_str().unwrap().contains("shell kept"),
+            "{rec}"
+        );
+        let next = exec_ok(&d, Via::Unix, alias, "echo ${KEPT:-lost} $(pwd)");
+        assert_eq!(next["stdout"], "yes /tmp\n", "{alias}: {next}");
+        assert_eq!(next["session_restarted"], false, "{next}");
+    }
+}

@@ -404,7 +404,16 @@ impl PodActor {
                     return (Err(ExecRejected::Retired(label_for_retired)), lost, panicked);
                 }
                 let record = match result {
-                    Some(r) => finish_with(&store, id, status, &r, failure_message(&failure)).await,
+                    Some(r) => {
+                        // A timeout's own account says whether the shell was kept.
+                        let error = match &failure {
+                            Some(ExecFailure::Timeout(_)) => {
+                                r.error.clone().or_else(|| failure_message(&failure))
+                            }
+                            _ => failure_message(&failure),
+                        };
+                        finish_with(&store, id, status, &r, error).await
+                    }
                     None => {
                         finish(&store, id, status, None, failure_message(&failure), started_at)
                             .await

@@ -43,7 +43,8 @@ pub use transport::{Output, Transport};
 use crate::error::{PodError, Result};
 use crate::models::{
     CommandResult, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_OUTPUT,
-    MAX_RECONNECT_ATTEMPTS, PodEndpoint, ProviderKind, RECONNECT_BACKOFF_BASE, WssSchema,
+    KubernetesTarget, MAX_RECONNECT_ATTEMPTS, PodEndpoint, ProviderConfig, ProviderKind,
+    RECONNECT_BACKOFF_BASE, WssSchema,
 };
 use crate::provider::{Provider, endpoint_from_url, provider_for};
 
@@ -127,6 +128,9 @@ pub fn backoff_delay(base: Duration, attempt: u32, jitter: f64) -> Duration {
 /// A connected shell and its per-connection state.
 struct Conn {
     transport: Transport,
+    /// The shell's process id, learnt at connect on endpoints without a TTY: a timed-out
+    /// command is interrupted by signalling its processes from a second, short exec.
+    shell_pid: Option<u32>,
     tty: bool,
     binary_framed: bool,
     stripper: AnsiStripper,
@@ -348,9 +352,17 @@ impl PodSession {
                 Ok(result)
             }
             End::Timeout => {
-                let why = format!("timed out after {:.1}s", opts.timeout.as_secs_f64());
+                let kept = self.recover_after_timeout(&mut state).await;
+                let why = format!(
+                    "timed out after {:.1}s; {}",
+                    opts.timeout.as_secs_f64(),
+                    if kept {
+                        "the command was interrupted and the shell kept"
+                    } else {
+                        "the shell was replaced (cd/export state is lost)"
+                    }
+                );
                 let partial = finish(None, Some(why));
-                self.recover_after_timeout(&mut state).await;
                 Err(PodError::Timeout {
                     timeout: opts.timeout,
                     partial: Box::new(partial),
@@ -548,25 +560,71 @@ impl PodSession {
         Ok(())
     }
 
-    /// After a timeout (or an abandoned command): Ctrl-C and resync on a TTY; otherwise, or
-    /// when that fails, replace the connection.
-    async fn recover_after_timeout(&self, state: &mut State) {
+    /// After a timeout (or an abandoned command): interrupt the command and resync, keeping
+    /// the shell and its state: Ctrl-C on a TTY; without one, a second short exec signals the
+    /// shell's children. When that fails, replace the connection. Answers whether the shell
+    /// was kept.
+    async fn recover_after_timeout(&self, state: &mut State) -> bool {
         state.dirty = false;
-        if let Some(conn) = state.conn.as_mut()
-            && conn.tty
-        {
-            let ok = conn.transport.send(b"\x03").await.is_ok() && {
-                let deadline = Instant::now() + RESYNC_TIMEOUT;
-                matches!(exec(conn, ":", 0, deadline).await.end, End::Exit(_))
+        if let Some(conn) = state.conn.as_mut() {
+            let interrupted = if conn.tty {
+                conn.transport.send(b"\x03").await.is_ok()
+            } else if let Some(pid) = conn.shell_pid {
+                self.signal_children(pid).await
+            } else {
+                false
             };
-            if ok {
-                return;
+            if interrupted {
+                let deadline = Instant::now() + RESYNC_TIMEOUT;
+                if matches!(exec(conn, ":", 0, deadline).await.end, End::Exit(_)) {
+                    return true;
+                }
             }
         }
         self.drop_conn(state).await;
         if self.open_into(state).await.is_err() {
             tracing::warn!(pod = %self.label(), "could not reconnect after a timeout");
         }
+        false
+    }
+
+    /// Kubernetes exec has no signal channel without a TTY: a second exec in the same
+    /// container sends SIGINT, then SIGTERM, to the children of the session's shell (the
+    /// running command), found through /proc, so no tool needs to be installed in the pod.
+    async fn signal_children(&self, shell_pid: u32) -> bool {
+        let ProviderConfig::Kubernetes(target) = &self.endpoint.provider else {
+            return false;
+        };
+        let script = format!(
+            "p={shell_pid}; sig() {{ for d in /proc/[0-9]*; do s=$(cat \"$d/stat\" 2>/dev/null) || continue; s=${{s##*) }}; set -- $s; if [ \"$2\" = \"$p\" ]; then kill -\"$SIG\" \"${{d#/proc/}}\" 2>/dev/null; fi; done; }}; SIG=INT; sig; sleep 0.2; SIG=TERM; sig; true"
+        );
+        let mut endpoint = self.endpoint.clone();
+        endpoint.provider = ProviderConfig::Kubernetes(KubernetesTarget {
+            shell: vec!["/bin/sh".into(), "-c".into(), script],
+            ..target.clone()
+        });
+        let attempt = async {
+            let plan = self.provider.prepare(&endpoint).await.ok()?;
+            let mut t = Transport::connect(&plan.schema, plan.tls.clone(), RESYNC_TIMEOUT)
+                .await
+                .ok()?;
+            loop {
+                match t.recv().await {
+                    Output::Exited(status) => return Some(status == Some(0)),
+                    Output::Closed(_) => return Some(false),
+                    _ => {}
+                }
+            }
+        };
+        let ok = tokio::time::timeout(RESYNC_TIMEOUT, attempt)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+        if !ok {
+            tracing::debug!(pod = %self.label(), "could not interrupt the command through a second exec");
+        }
+        ok
     }
 
     async fn reconnect_with_backoff(&self, state: &mut State) -> Result<()> {
@@ -622,7 +680,12 @@ impl PodSession {
             Err(_) => return Err(fail("shell init timed out".into())),
         }
         let mut conn = Conn::new(transport, &plan.schema);
-        match exec(&mut conn, ":", 0, deadline).await.end {
+        let sync = if conn.tty { ":" } else { "printf %s $$" };
+        let synced = exec(&mut conn, sync, 64, deadline).await;
+        if !conn.tty {
+            conn.shell_pid = synced.out.to_string_lossy().trim().parse().ok();
+        }
+        match synced.end {
             End::Exit(_) => {}
             End::Timeout => {
                 conn.transport.close().await;
@@ -651,6 +714,7 @@ impl Conn {
     fn new(transport: Transport, schema: &WssSchema) -> Conn {
         Conn {
             transport,
+            shell_pid: None,
             tty: schema.tty,
             binary_framed: schema.is_binary_framed,
             stripper: AnsiStripper::new(),
