@@ -92,6 +92,7 @@ fn state_text(state: &PodState) -> String {
         PodState::Ready => output::good("ready"),
         PodState::Idle => "idle".into(),
         PodState::Connecting => output::warn("connecting"),
+        PodState::Waiting => output::warn("waiting"),
         PodState::Busy { queued } if *queued > 0 => output::warn(&format!("busy (+{queued})")),
         PodState::Busy { .. } => output::warn("busy"),
         PodState::BackingOff { attempt, .. } => output::warn(&format!("retrying (#{attempt})")),

@@ -23,6 +23,8 @@ pub const SYSTEM_SOCKET: &str = "/run/podwrangler/podwranglerd.sock";
 pub const SYSTEM_KEYS_FILE: &str = "/etc/podwrangler/api-keys.toml";
 /// TCP listener when TCP is turned on without an address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+/// Connection attempts in flight at once when the config does not say.
+pub const DEFAULT_CONCURRENT_CONNECTS: usize = 64;
 /// The group that owns the service's state and may read its config and key files.
 pub const SERVICE_GROUP: &str = "podwrangler";
 
@@ -182,6 +184,9 @@ pub struct FileConfig {
     pub connect_timeout_secs: Option<f64>,
     pub reconnect_base_ms: Option<u64>,
     pub reconnect_max_attempts: Option<u32>,
+    /// Pod sessions that may be connecting at once; the rest wait (state `waiting`), so a
+    /// start with thousands of pods does not stampede the API server.
+    pub max_concurrent_connects: Option<usize>,
     pub store_threads: Option<usize>,
     pub pod_arbiters: Option<usize>,
     pub max_body_bytes: Option<usize>,
@@ -210,6 +215,8 @@ pub struct PodSettings {
     pub connect_timeout: Duration,
     pub reconnect_base: Duration,
     pub reconnect_max_attempts: u32,
+    /// Slots for connection attempts, shared by every pod actor.
+    pub connect_slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl PodSettings {
@@ -236,6 +243,9 @@ impl Default for PodSettings {
             connect_timeout: podwrangler::DEFAULT_CONNECT_TIMEOUT,
             reconnect_base: Duration::from_millis(500),
             reconnect_max_attempts: 6,
+            connect_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                DEFAULT_CONCURRENT_CONNECTS,
+            )),
         }
     }
 }
@@ -695,6 +705,11 @@ impl Config {
             reconnect_max_attempts: file
                 .reconnect_max_attempts
                 .unwrap_or(defaults.reconnect_max_attempts),
+            connect_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(positive(
+                "max_concurrent_connects",
+                file.max_concurrent_connects,
+                DEFAULT_CONCURRENT_CONNECTS,
+            )?)),
         };
         let max_command_timeout = secs(
             "max_command_timeout_secs",

@@ -372,3 +372,38 @@ fn a_timeout_keeps_the_shell_and_its_state() {
         assert_eq!(next["session_restarted"], false, "{next}");
     }
 }
+
+/// Connection attempts are bounded daemon-wide: with two slots, never more than two pods are
+/// connecting at once; the others wait in state `waiting`, and all of them get connected.
+#[test]
+fn connection_attempts_are_bounded() {
+    let sim = podsim(12);
+    for pod in &sim.info.pods {
+        sim.admin(&pod.name, r#"{"latency_ms":150}"#);
+    }
+    let d = Daemon::start(DaemonOptions {
+        config_toml: Some("max_concurrent_connects = 2\n".into()),
+        ..daemon_opts()
+    });
+    for i in 0..12 {
+        register(
+            &d,
+            Via::Unix,
+            &kubernetes_body(&sim, &format!("p{i}"), i, &[]),
+        );
+    }
+    let (mut most_connecting, mut saw_waiting) = (0, false);
+    let all_ready = wait_until(Duration::from_secs(120), || {
+        let pods = d.unix("GET", "/health", None).json()["pods"].clone();
+        let count = |s: &str| pods[s].as_u64().unwrap_or(0);
+        most_connecting = most_connecting.max(count("connecting"));
+        saw_waiting |= count("waiting") > 0;
+        count("ready") == 12
+    });
+    assert!(all_ready, "{}", d.unix("GET", "/health", None).body);
+    assert!(
+        most_connecting <= 2,
+        "{most_connecting} pods were connecting at once"
+    );
+    assert!(saw_waiting, "no pod ever waited for a slot");
+}

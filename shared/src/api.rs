@@ -132,6 +132,8 @@ pub struct PodUpdate {
 pub enum PodState {
     /// Not connected yet (connects on first use).
     Idle,
+    /// Waiting for a free connection slot (the daemon bounds concurrent connection attempts).
+    Waiting,
     Connecting,
     Ready,
     /// Running a command; `queued` more wait behind it.
@@ -155,6 +157,7 @@ impl PodState {
     pub fn name(&self) -> &'static str {
         match self {
             PodState::Idle => "idle",
+            PodState::Waiting => "waiting",
             PodState::Connecting => "connecting",
             PodState::Ready => "ready",
             PodState::Busy { .. } => "busy",

@@ -108,6 +108,8 @@ pub struct PodActor {
     shell_replaced: bool,
     /// When data last went to or came from the shell (commands, idle keepalives).
     last_data: std::time::Instant,
+    /// Connecting, but waiting for one of the daemon's connection slots.
+    waiting_for_slot: bool,
 }
 
 impl PodActor {
@@ -141,6 +143,7 @@ impl PodActor {
             retired_flag: Arc::new(AtomicBool::new(false)),
             shell_replaced: false,
             last_data: std::time::Instant::now(),
+            waiting_for_slot: false,
         }
     }
 
@@ -159,6 +162,8 @@ impl PodActor {
         if self.busy {
             let queued = self.queue.len();
             self.set_state(PodState::Busy { queued });
+        } else if self.connecting && self.waiting_for_slot {
+            self.set_state(PodState::Waiting);
         } else if self.connecting {
             self.set_state(PodState::Connecting);
         } else if self.session.is_some() {
@@ -187,14 +192,38 @@ impl PodActor {
         }
         self.cancel_reconnect(ctx);
         self.connecting = true;
+        self.waiting_for_slot = true;
+        self.settle_state();
+        let slots = self.settings.connect_slots.clone();
+        ctx.spawn(
+            async move { slots.acquire_owned().await.ok() }
+                .into_actor(self)
+                .map(|permit, act, ctx| act.connect_with_slot(ctx, permit)),
+        );
+    }
+
+    /// The second half of [`PodActor::connect`], once a connection slot is free; the slot is
+    /// held until the attempt ends.
+    fn connect_with_slot(
+        &mut self,
+        ctx: &mut Context<Self>,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) {
+        self.waiting_for_slot = false;
+        if self.retired {
+            self.connecting = false;
+            return;
+        }
         self.settle_state();
         let endpoint = self.endpoint.clone();
         let options = self.session_options();
         let provider = self.settings.provider_for(endpoint.provider.kind());
         let fut = async move {
-            AssertUnwindSafe(PodSession::connect_with(endpoint, provider, options))
+            let result = AssertUnwindSafe(PodSession::connect_with(endpoint, provider, options))
                 .catch_unwind()
-                .await
+                .await;
+            drop(permit);
+            result
         };
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
             act.connecting = false;
