@@ -35,6 +35,10 @@ pub enum PodError {
         result: Box<CommandResult>,
     },
 
+    /// A command was cancelled while it ran; `partial` holds what it printed until then.
+    #[error("command cancelled")]
+    Cancelled { partial: Box<CommandResult> },
+
     /// A command ran longer than its timeout; `partial` holds what it printed until then.
     #[error("command timed out after {:.1}s", timeout.as_secs_f64())]
     Timeout {
@@ -67,9 +71,9 @@ impl PodError {
     /// The output a command produced before it failed, timed out or lost its connection.
     pub fn partial_result(&self) -> Option<&CommandResult> {
         match self {
-            PodError::ConnectionLost { partial, .. } | PodError::Timeout { partial, .. } => {
-                Some(partial)
-            }
+            PodError::ConnectionLost { partial, .. }
+            | PodError::Timeout { partial, .. }
+            | PodError::Cancelled { partial } => Some(partial),
             PodError::CommandFailed { result, .. } => Some(result),
             _ => None,
         }
@@ -84,6 +88,7 @@ impl PodError {
             PodError::ConnectionLost { .. } => "pod_connection_lost",
             PodError::CommandFailed { .. } => "command_failed",
             PodError::Timeout { .. } => "command_timeout",
+            PodError::Cancelled { .. } => "command_cancelled",
             PodError::ConfigValidation { .. } => "validation",
             PodError::UrlParse { .. } => "url_parse",
             PodError::NamespaceDetection(_) => "namespace_detection",

@@ -29,4 +29,4 @@ pub use provider::{
 #[cfg(feature = "session")]
 pub use registry::PodRegistry;
 #[cfg(feature = "session")]
-pub use session::{PodSession, RunOptions, SessionOptions};
+pub use session::{CancelToken, OutputChunk, PodSession, RunOptions, SessionOptions};

@@ -92,6 +92,7 @@ pub async fn detect_namespace_in_shell(session: &PodSession) -> Result<String> {
                 timeout: std::time::Duration::from_secs(10),
                 check: false,
                 max_output: 4096,
+                ..RunOptions::default()
             },
         )
         .await

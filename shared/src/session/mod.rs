@@ -48,6 +48,8 @@ use crate::models::{
 };
 use crate::provider::{Provider, endpoint_from_url, provider_for};
 
+/// Interrupts sent before a timed-out or cancelled command is given up on.
+const INTERRUPT_ATTEMPTS: u32 = 4;
 /// How long a TTY gets to come back after Ctrl-C before the connection is replaced instead.
 const RESYNC_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -78,7 +80,7 @@ impl Default for SessionOptions {
     }
 }
 
-/// Limits of one command.
+/// Limits of one command, and where its output goes live.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     /// How long the command may run; on expiry it is interrupted and `PodError::Timeout` returned.
@@ -87,6 +89,11 @@ pub struct RunOptions {
     pub check: bool,
     /// Bytes kept per stream; more is drained and dropped, and `truncated` is set.
     pub max_output: usize,
+    /// Every piece of output as it arrives, uncapped (the cap applies to what the result
+    /// keeps). A slow receiver slows the reading of the pod's output, so memory stays bounded.
+    pub output: Option<tokio::sync::mpsc::Sender<OutputChunk>>,
+    /// Interrupts the command as a timeout would (the shell is kept where possible).
+    pub cancel: Option<CancelToken>,
 }
 
 impl Default for RunOptions {
@@ -95,6 +102,53 @@ impl Default for RunOptions {
             timeout: DEFAULT_COMMAND_TIMEOUT,
             check: false,
             max_output: DEFAULT_MAX_OUTPUT,
+            output: None,
+            cancel: None,
+        }
+    }
+}
+
+/// A piece of a command's output, as it arrived.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutputChunk {
+    Stdout(Vec<u8>),
+    /// Only where the provider keeps stderr apart (Kubernetes).
+    Stderr(Vec<u8>),
+}
+
+/// Cancels a running command from another task: [`CancelToken::cancel`] interrupts it the way a
+/// timeout does, and `run` answers [`PodError::Cancelled`] with the partial result.
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken(Arc<CancelInner>);
+
+#[derive(Debug, Default)]
+struct CancelInner {
+    cancelled: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl CancelToken {
+    pub fn new() -> Self {
+        CancelToken::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.cancelled.store(true, Ordering::SeqCst);
+        self.0.notify.notify_waiters();
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once cancelled (at once if it already was).
+    pub async fn cancelled(&self) {
+        loop {
+            let notified = self.0.notify.notified();
+            if self.is_cancelled() {
+                return;
+            }
+            notified.await;
         }
     }
 }
@@ -157,6 +211,7 @@ struct State {
 /// How a framed command ended.
 enum End {
     Exit(i32),
+    Cancelled,
     /// The shell ended during the command, with this status.
     ShellExited(i32),
     Timeout,
@@ -295,7 +350,17 @@ impl PodSession {
                 .conn
                 .as_mut()
                 .expect("ensure_ready leaves a connection");
-            exec(conn, command, opts.max_output, deadline).await
+            exec(
+                conn,
+                command,
+                opts.max_output,
+                deadline,
+                Live {
+                    output: opts.output.as_ref(),
+                    cancel: opts.cancel.as_ref(),
+                },
+            )
+            .await
         };
         let Collected { out, err, end } = collected;
         let truncated = out.truncated() || err.truncated();
@@ -350,6 +415,20 @@ impl PodSession {
                     });
                 }
                 Ok(result)
+            }
+            End::Cancelled => {
+                let kept = self.recover_after_timeout(&mut state).await;
+                let why = format!(
+                    "cancelled; {}",
+                    if kept {
+                        "the command was interrupted and the shell kept"
+                    } else {
+                        "the shell was replaced (cd/export state is lost)"
+                    }
+                );
+                Err(PodError::Cancelled {
+                    partial: Box::new(finish(None, Some(why))),
+                })
             }
             End::Timeout => {
                 let kept = self.recover_after_timeout(&mut state).await;
@@ -567,17 +646,26 @@ impl PodSession {
     async fn recover_after_timeout(&self, state: &mut State) -> bool {
         state.dirty = false;
         if let Some(conn) = state.conn.as_mut() {
-            let interrupted = if conn.tty {
-                conn.transport.send(b"\x03").await.is_ok()
-            } else if let Some(pid) = conn.shell_pid {
-                self.signal_children(pid).await
-            } else {
-                false
-            };
-            if interrupted {
-                let deadline = Instant::now() + RESYNC_TIMEOUT;
-                if matches!(exec(conn, ":", 0, deadline).await.end, End::Exit(_)) {
-                    return true;
+            // An interrupt can land between two parts of the command (after `echo`, before
+            // `sleep` starts) and miss the part that then runs: try a few times.
+            let until = Instant::now() + RESYNC_TIMEOUT;
+            for _ in 0..INTERRUPT_ATTEMPTS {
+                let interrupted = if conn.tty {
+                    conn.transport.send(b"\x03").await.is_ok()
+                } else if let Some(pid) = conn.shell_pid {
+                    self.signal_children(pid).await
+                } else {
+                    false
+                };
+                if !interrupted {
+                    break;
+                }
+                let deadline = (Instant::now() + RESYNC_TIMEOUT / INTERRUPT_ATTEMPTS).min(until);
+                let resync = exec(conn, ":", 0, deadline, Live::default()).await;
+                match resync.end {
+                    End::Exit(_) => return true,
+                    End::Timeout if Instant::now() < until => continue,
+                    _ => break,
                 }
             }
         }
@@ -681,13 +769,14 @@ impl PodSession {
         }
         let mut conn = Conn::new(transport, &plan.schema);
         let sync = if conn.tty { ":" } else { "printf %s $$" };
-        let synced = exec(&mut conn, sync, 64, deadline).await;
+        let synced = exec(&mut conn, sync, 64, deadline, Live::default()).await;
         if !conn.tty {
             conn.shell_pid = synced.out.to_string_lossy().trim().parse().ok();
         }
         match synced.end {
             End::Exit(_) => {}
-            End::Timeout => {
+            // Nothing can cancel the first marker; it counts as no answer.
+            End::Timeout | End::Cancelled => {
                 conn.transport.close().await;
                 return Err(fail(format!(
                     "the shell did not answer within {:.1}s",
@@ -723,9 +812,22 @@ impl Conn {
     }
 }
 
-/// Send one framed command and collect its output until its end marker(s), the deadline or
-/// the end of the connection.
-async fn exec(conn: &mut Conn, command: &str, max_output: usize, deadline: Instant) -> Collected {
+/// Where output goes live, and what cancels, for one command.
+#[derive(Clone, Copy, Default)]
+struct Live<'a> {
+    output: Option<&'a tokio::sync::mpsc::Sender<OutputChunk>>,
+    cancel: Option<&'a CancelToken>,
+}
+
+/// Send one framed command and collect its output until its end marker(s), the deadline,
+/// cancellation or the end of the connection.
+async fn exec(
+    conn: &mut Conn,
+    command: &str,
+    max_output: usize,
+    deadline: Instant,
+    live: Live<'_>,
+) -> Collected {
     let markers = Markers::random();
     let split = conn.binary_framed;
     let text = script::build(command, &markers, conn.tty, split);
@@ -745,8 +847,20 @@ async fn exec(conn: &mut Conn, command: &str, max_output: usize, deadline: Insta
         Ok(Ok(())) => {}
     }
     let mut code = None;
+    let mut fresh = Vec::new();
     loop {
-        let piece = match tokio::time::timeout_at(deadline, conn.transport.recv()).await {
+        let next = tokio::time::timeout_at(deadline, conn.transport.recv());
+        let piece = match live.cancel {
+            Some(token) => tokio::select! {
+                p = next => p,
+                _ = token.cancelled() => {
+                    c.end = End::Cancelled;
+                    return c;
+                }
+            },
+            None => next.await,
+        };
+        let piece = match piece {
             Err(_) => return c,
             Ok(p) => p,
         };
@@ -759,12 +873,37 @@ async fn exec(conn: &mut Conn, command: &str, max_output: usize, deadline: Insta
                 } else {
                     &bytes
                 };
-                if let Some(status) = out_parser.feed(data, &mut |b| c.out.push(b)) {
+                let status = out_parser.feed(data, &mut |b| {
+                    c.out.push(b);
+                    if live.output.is_some() {
+                        fresh.extend_from_slice(b);
+                    }
+                });
+                if let Some(status) = status {
                     code = Some(status);
+                }
+                if let Some(sink) = live.output
+                    && !fresh.is_empty()
+                {
+                    let _ = sink
+                        .send(OutputChunk::Stdout(std::mem::take(&mut fresh)))
+                        .await;
                 }
             }
             Output::Stderr(bytes) => {
-                err_parser.feed(&bytes, &mut |b| c.err.push(b));
+                err_parser.feed(&bytes, &mut |b| {
+                    c.err.push(b);
+                    if live.output.is_some() {
+                        fresh.extend_from_slice(b);
+                    }
+                });
+                if let Some(sink) = live.output
+                    && !fresh.is_empty()
+                {
+                    let _ = sink
+                        .send(OutputChunk::Stderr(std::mem::take(&mut fresh)))
+                        .await;
+                }
             }
             Output::Exited(status) => {
                 c.end = match status {

@@ -266,6 +266,7 @@ pub async fn output_cap_and_binary(kind: Kind) {
         timeout: Duration::from_secs(60),
         check: false,
         max_output: 1000,
+        ..RunOptions::default()
     };
     let r = s
         .run(
@@ -575,12 +576,88 @@ pub async fn shell_killed_mid_command(kind: Kind) {
     assert_eq!(r.stdout, "fresh\n");
 }
 
+/// Output arrives while the command runs (the first line long before its end), and cancelling
+/// interrupts the command but keeps the shell and its state; the cancelled process is gone.
+pub async fn output_streams_live_and_cancel_keeps_the_shell(kind: Kind) {
+    let sim = Podsim::start(1);
+    let s = connect(&sim, kind, false).await;
+    run_ok(&s, "export KEPT=yes").await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let opts = RunOptions {
+        output: Some(tx),
+        ..secs(30)
+    };
+    let run = s.run(
+        "for i in 1 2 3 4 5 6 7 8; do echo line$i; sleep 0.1; done",
+        opts,
+    );
+    tokio::pin!(run);
+    // The first chunk must come while the command is still running.
+    let first = tokio::select! {
+        chunk = rx.recv() => chunk.expect("a chunk"),
+        r = &mut run => panic!("the command ended before any output streamed: {r:?}"),
+    };
+    let podwrangler::OutputChunk::Stdout(first) = first else {
+        panic!("stdout expected: {first:?}");
+    };
+    assert!(
+        String::from_utf8_lossy(&first).starts_with("line1"),
+        "{first:?}"
+    );
+    let r = run.await.unwrap();
+    let mut streamed = first;
+    while let Ok(podwrangler::OutputChunk::Stdout(more)) = rx.try_recv() {
+        streamed.extend(more);
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&streamed),
+        r.stdout,
+        "live output equals the kept output"
+    );
+
+    let cancel = podwrangler::CancelToken::new();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let opts = RunOptions {
+        output: Some(tx),
+        cancel: Some(cancel.clone()),
+        ..secs(60)
+    };
+    let t0 = std::time::Instant::now();
+    let run = s.run("echo started; sleep 33", opts);
+    tokio::pin!(run);
+    tokio::select! {
+        _ = rx.recv() => cancel.cancel(),
+        r = &mut run => panic!("ended before output: {r:?}"),
+    }
+    match run.await {
+        Err(PodError::Cancelled { partial }) => {
+            assert!(partial.stdout.starts_with("started"), "{partial:?}");
+            assert!(
+                partial
+                    .error
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("shell kept"),
+                "{partial:?}"
+            );
+        }
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "cancel waited for the command"
+    );
+    let r = run_ok(&s, "echo $KEPT; ps -eo args | grep -cx 'sleep 33'; true").await;
+    assert_eq!(r.stdout, "yes\n0\n", "{r:?}");
+}
+
 /// The scenarios every provider must pass, as `#[tokio::test]`s for `$kind`. Some run on a
 /// current-thread runtime on purpose: the engine must work there too (actix arbiters are one).
 macro_rules! provider_scenarios {
     ($kind:expr) => {
         provider_scenarios!(@multi $kind;
             state_carries_over, quoting_survives_any_text, hundred_kib_command,
+            output_streams_live_and_cancel_keeps_the_shell,
             timeout_then_next_command, output_cap_and_binary, drop_between_commands,
             exit_kills_the_shell, tokens_are_redacted, abandoned_command_is_cleaned_up,
             shell_killed_mid_command, run_many_in_one_shell);

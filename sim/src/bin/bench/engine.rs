@@ -139,6 +139,7 @@ async fn bench_provider(
                 timeout: Duration::from_secs(600),
                 check: true,
                 max_output: args.max_output,
+                ..RunOptions::default()
             },
         )
         .await?;
