@@ -118,7 +118,10 @@ pub fn required_scope(method: &Method, path: &str) -> Scope {
         return Scope::Read;
     }
     let path = path.trim_end_matches('/');
-    if method == Method::POST && (path == "/api/v1/exec" || path.ends_with("/exec")) {
+    let runs_commands = path == "/api/v1/exec"
+        || (path.starts_with("/api/v1/pods/") && path.ends_with("/exec"))
+        || (path.starts_with("/api/v1/commands/") && path.ends_with("/cancel"));
+    if method == Method::POST && runs_commands {
         Scope::Exec
     } else {
         Scope::Admin
@@ -215,6 +218,10 @@ mod tests {
             Scope::Exec
         );
         assert_eq!(required_scope(&Method::POST, "/api/v1/exec"), Scope::Exec);
+        assert_eq!(
+            required_scope(&Method::POST, "/api/v1/commands/7/cancel"),
+            Scope::Exec
+        );
         assert_eq!(required_scope(&Method::POST, "/api/v1/pods/"), Scope::Admin);
         assert_eq!(
             required_scope(&Method::POST, "/api/v1/pods/import"),

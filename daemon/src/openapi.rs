@@ -31,6 +31,7 @@ Errors are `application/problem+json` with a stable `code`."
         api::commands::list_commands,
         api::commands::get_command,
         api::commands::list_audit,
+        api::commands::cancel_command,
         api::pods::list_clusters,
     ),
     components(schemas(podwrangler::api::Problem, podwrangler::api::PodState)),

@@ -233,6 +233,8 @@ pub enum CommandStatus {
     Error,
     /// The daemon stopped (or crashed) before the command finished.
     Interrupted,
+    /// Cancelled by a caller (`POST /api/v1/commands/{id}/cancel`, Ctrl-C in pwctl).
+    Cancelled,
 }
 
 impl CommandStatus {
@@ -244,6 +246,7 @@ impl CommandStatus {
             CommandStatus::Timeout => "timeout",
             CommandStatus::Error => "error",
             CommandStatus::Interrupted => "interrupted",
+            CommandStatus::Cancelled => "cancelled",
         }
     }
 }
@@ -258,6 +261,7 @@ impl std::str::FromStr for CommandStatus {
             "timeout" => CommandStatus::Timeout,
             "error" => CommandStatus::Error,
             "interrupted" => CommandStatus::Interrupted,
+            "cancelled" => CommandStatus::Cancelled,
             other => {
                 return Err(format!(
                     "unknown status {other:?} (expected running, succeeded, failed, timeout, error or interrupted)"
@@ -292,6 +296,35 @@ pub struct CommandRecord {
     /// dropped, so `cd`/`export` state was lost), or ended the shell itself.
     #[serde(default)]
     pub session_restarted: bool,
+}
+
+/// One event of a streamed exec (`Accept: application/x-ndjson`), one JSON object per line:
+/// `started` once the history row exists, `stdout`/`stderr` as output arrives (stderr apart
+/// where the provider keeps it apart), then `finished` with the record, or `error` when the
+/// command could not run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ExecEvent {
+    Started {
+        id: i64,
+        alias: String,
+    },
+    /// Output as it arrived (invalid UTF-8 replaced); not capped like the record's copy.
+    Stdout {
+        alias: String,
+        data: String,
+    },
+    Stderr {
+        alias: String,
+        data: String,
+    },
+    Finished {
+        record: Box<CommandRecord>,
+    },
+    Error {
+        problem: Box<Problem>,
+    },
 }
 
 /// `POST /api/v1/exec` answer (without NDJSON streaming).

@@ -10,8 +10,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::Utc;
 use futures_util::FutureExt;
-use podwrangler::api::{CommandRecord, CommandStatus, PodState};
-use podwrangler::session::{PodSession, RunOptions, SessionOptions};
+use podwrangler::api::{CommandRecord, CommandStatus, ExecEvent, PodState};
+use podwrangler::session::{CancelToken, OutputChunk, PodSession, RunOptions, SessionOptions};
 use podwrangler::{CommandResult, PodEndpoint, PodError};
 use rand::Rng;
 use tokio::sync::oneshot;
@@ -27,6 +27,15 @@ pub struct Exec {
     pub timeout: Duration,
     /// Who asked, for the history row.
     pub actor: String,
+    /// Live events (`started`, output) while it runs; the caller sends `finished` itself.
+    pub events: Option<tokio::sync::mpsc::Sender<ExecEvent>>,
+}
+
+/// Cancel command `id` if this pod is running it. Answers whether it was.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Cancel {
+    pub id: i64,
 }
 
 /// A command that ran (or tried to): its finished history record, and why it did not succeed
@@ -44,6 +53,8 @@ pub enum ExecFailure {
     Connection(String),
     /// Ran past its timeout.
     Timeout(String),
+    /// A caller cancelled it.
+    Cancelled(String),
     /// Anything else the engine reported (shell protocol, ...): code and message.
     Other(&'static str, String),
 }
@@ -78,6 +89,7 @@ struct Job {
     command: String,
     timeout: Duration,
     actor: String,
+    events: Option<tokio::sync::mpsc::Sender<ExecEvent>>,
     reply: oneshot::Sender<Result<ExecDone, ExecRejected>>,
 }
 
@@ -110,6 +122,8 @@ pub struct PodActor {
     last_data: std::time::Instant,
     /// Connecting, but waiting for one of the daemon's connection slots.
     waiting_for_slot: bool,
+    /// Cancels the running command.
+    running_cancel: Option<CancelToken>,
 }
 
 impl PodActor {
@@ -144,6 +158,7 @@ impl PodActor {
             shell_replaced: false,
             last_data: std::time::Instant::now(),
             waiting_for_slot: false,
+            running_cancel: None,
         }
     }
 
@@ -310,9 +325,10 @@ impl PodActor {
         actix::spawn(async move {
             let started_at = Utc::now();
             let message = match &failure {
-                ExecFailure::Connection(m) | ExecFailure::Timeout(m) | ExecFailure::Other(_, m) => {
-                    m.clone()
-                }
+                ExecFailure::Connection(m)
+                | ExecFailure::Timeout(m)
+                | ExecFailure::Cancelled(m)
+                | ExecFailure::Other(_, m) => m.clone(),
             };
             let res = async {
                 let id = store
@@ -376,6 +392,7 @@ impl PodActor {
             command,
             timeout,
             actor,
+            events,
             reply,
         } = job;
         let start = {
@@ -408,9 +425,21 @@ impl PodActor {
                 }
             };
             act.running = Some(id);
+            let cancel = CancelToken::new();
+            act.running_cancel = Some(cancel.clone());
+            let output = events.map(|events| {
+                let alias = act.alias.clone();
+                let _ = events.try_send(ExecEvent::Started {
+                    id,
+                    alias: alias.clone(),
+                });
+                forward_output(alias, events)
+            });
             let opts = RunOptions {
                 timeout,
                 check: false,
+                output,
+                cancel: Some(cancel),
                 ..RunOptions::default()
             };
             let label_for_retired = act.alias.clone();
@@ -436,7 +465,7 @@ impl PodActor {
                     Some(r) => {
                         // A timeout's own account says whether the shell was kept.
                         let error = match &failure {
-                            Some(ExecFailure::Timeout(_)) => {
+                            Some(ExecFailure::Timeout(_) | ExecFailure::Cancelled(_)) => {
                                 r.error.clone().or_else(|| failure_message(&failure))
                             }
                             _ => failure_message(&failure),
@@ -452,6 +481,7 @@ impl PodActor {
             };
             ctx.spawn(run.into_actor(act).map(move |(res, lost, panicked), act, ctx| {
                 act.running = None;
+                act.running_cancel = None;
                 act.busy = false;
                 act.last_data = std::time::Instant::now();
                 let error = res
@@ -515,9 +545,10 @@ impl PodActor {
 
 fn failure_message(failure: &Option<ExecFailure>) -> Option<String> {
     failure.as_ref().map(|f| match f {
-        ExecFailure::Connection(m) | ExecFailure::Timeout(m) | ExecFailure::Other(_, m) => {
-            m.clone()
-        }
+        ExecFailure::Connection(m)
+        | ExecFailure::Timeout(m)
+        | ExecFailure::Cancelled(m)
+        | ExecFailure::Other(_, m) => m.clone(),
     })
 }
 
@@ -548,6 +579,7 @@ fn classify(
             let partial = e.partial_result().cloned();
             let failure = match &e {
                 PodError::Timeout { .. } => ExecFailure::Timeout(message),
+                PodError::Cancelled { .. } => ExecFailure::Cancelled(message),
                 PodError::ConnectionLost { .. }
                 | PodError::Connection { .. }
                 | PodError::NotConnected { .. } => ExecFailure::Connection(message),
@@ -555,6 +587,7 @@ fn classify(
             };
             let status = match failure {
                 ExecFailure::Timeout(_) => CommandStatus::Timeout,
+                ExecFailure::Cancelled(_) => CommandStatus::Cancelled,
                 _ => CommandStatus::Error,
             };
             (status, partial, Some(failure))
@@ -685,6 +718,7 @@ impl Handler<Exec> for PodActor {
             command: msg.command,
             timeout: msg.timeout,
             actor: msg.actor,
+            events: msg.events,
             reply: tx,
         });
         if self.busy {
@@ -694,6 +728,49 @@ impl Handler<Exec> for PodActor {
         let alias = self.alias.clone();
         Box::pin(async move { rx.await.unwrap_or(Err(ExecRejected::Retired(alias))) })
     }
+}
+
+impl Handler<Cancel> for PodActor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: Cancel, _: &mut Context<Self>) -> bool {
+        match (&self.running, &self.running_cancel) {
+            (Some(id), Some(token)) if *id == msg.id => {
+                tracing::info!(alias = %self.alias, id = msg.id, "cancelling the running command");
+                token.cancel();
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A channel for the session's live output that turns it into `stdout`/`stderr` events.
+fn forward_output(
+    alias: String,
+    events: tokio::sync::mpsc::Sender<ExecEvent>,
+) -> tokio::sync::mpsc::Sender<OutputChunk> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<OutputChunk>(16);
+    actix::spawn(async move {
+        while let Some(chunk) = rx.recv().await {
+            let event = match chunk {
+                OutputChunk::Stdout(b) => ExecEvent::Stdout {
+                    alias: alias.clone(),
+                    data: String::from_utf8_lossy(&b).into_owned(),
+                },
+                OutputChunk::Stderr(b) => ExecEvent::Stderr {
+                    alias: alias.clone(),
+                    data: String::from_utf8_lossy(&b).into_owned(),
+                },
+            };
+            if events.send(event).await.is_err() {
+                // The client went away; the command still runs to its end.
+                while rx.recv().await.is_some() {}
+                return;
+            }
+        }
+    });
+    tx
 }
 
 impl Handler<Retire> for PodActor {

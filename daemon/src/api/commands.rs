@@ -112,6 +112,52 @@ fn user_id(name: &str) -> Option<u32> {
     (rc == 0 && !result.is_null()).then_some(pwd.pw_uid)
 }
 
+/// Cancel a running command: it is interrupted (Ctrl-C, or a signal on Kubernetes), recorded
+/// `cancelled`, and its pod's shell is kept.
+#[utoipa::path(
+    post,
+    path = "/api/v1/commands/{id}/cancel",
+    tag = "exec",
+    params(("id" = i64, Path, description = "History record id of the running command")),
+    responses(
+        (status = 202, description = "Cancelling: the command's caller gets its record, status `cancelled`"),
+        (status = 404, description = "`command_not_found`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`command_not_running`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn cancel_command(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: i64 = id.parse().map_err(|_| {
+        ApiError::validation("id", format!("{:?} is not a command id", id.as_str()))
+    })?;
+    let record = state
+        .store
+        .send(GetCommand { id })
+        .await
+        .map_err(mailbox)?
+        .map_err(store_err)?
+        .ok_or(ApiError::CommandNotFound(id))?;
+    if record.status != CommandStatus::Running {
+        return Err(ApiError::NotRunning(id));
+    }
+    let pod = state
+        .registry
+        .send(crate::actors::registry::Lookup(record.alias.clone()))
+        .await
+        .map_err(mailbox)?
+        .ok_or(ApiError::NotRunning(id))?;
+    let cancelled = pod
+        .send(crate::actors::pod::Cancel { id })
+        .await
+        .map_err(mailbox)?;
+    if !cancelled {
+        return Err(ApiError::NotRunning(id));
+    }
+    Ok(HttpResponse::Accepted().json(serde_json::json!({"id": id, "cancelling": true})))
+}
+
 /// Query of `GET /api/v1/audit`.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

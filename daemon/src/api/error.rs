@@ -30,6 +30,9 @@ pub enum ApiError {
     MethodNotAllowed { method: String, path: String },
     #[error("missing or wrong API key (send Authorization: Bearer <key>)")]
     Unauthorized,
+    /// Cancel was asked of a command that is not running (finished, or never started).
+    #[error("command {0} is not running")]
+    NotRunning(i64),
     /// The caller's API key does not have the scope the route needs.
     #[error("this API key may not do that: the route needs scope {needed}")]
     Forbidden { needed: &'static str },
@@ -83,6 +86,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden { .. } => "forbidden",
+            ApiError::NotRunning(_) => "command_not_running",
             ApiError::PodBusy { .. } => "pod_busy",
             ApiError::PodConnection { .. } => "pod_connection",
             ApiError::CommandTimeout { .. } => "command_timeout",
@@ -106,6 +110,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
             ApiError::Unauthorized => "Unauthorized",
             ApiError::Forbidden { .. } => "Forbidden",
+            ApiError::NotRunning(_) => "Command not running",
             ApiError::PodBusy { .. } => "Pod busy",
             ApiError::PodConnection { .. } => "Pod connection failed",
             ApiError::CommandTimeout { .. } => "Command timed out",
@@ -160,6 +165,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::NotRunning(_) => StatusCode::CONFLICT,
             ApiError::PodBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PodConnection { .. } | ApiError::PodError { .. } | ApiError::Upstream(_) => {
                 StatusCode::BAD_GATEWAY

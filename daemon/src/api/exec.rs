@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use futures_util::StreamExt;
 use podwrangler::api::{
-    CommandRecord, CommandStatus, ExecRequest, FanOutRequest, FanOutResponse, NDJSON,
+    CommandRecord, CommandStatus, ExecEvent, ExecRequest, FanOutRequest, FanOutResponse, NDJSON,
 };
 
 use super::body::ApiJson;
@@ -42,6 +42,8 @@ fn answer(done: ExecDone, check: bool) -> Result<HttpResponse, ApiError> {
             record: Some(record),
         }),
         Some(ExecFailure::Timeout(_)) => Err(ApiError::CommandTimeout { record }),
+        // The caller (or another) asked for it: the record says `cancelled`.
+        Some(ExecFailure::Cancelled(_)) => Ok(HttpResponse::Ok().json(record)),
         Some(ExecFailure::Other(code, message)) => Err(ApiError::PodError {
             alias: record.alias.clone(),
             code,
@@ -73,6 +75,7 @@ fn answer(done: ExecDone, check: bool) -> Result<HttpResponse, ApiError> {
 )]
 pub async fn exec_pod(
     state: web::Data<AppState>,
+    http: HttpRequest,
     alias: web::Path<String>,
     actor: Actor,
     body: ApiJson<ExecRequest>,
@@ -92,16 +95,72 @@ pub async fn exec_pod(
         .await
         .map_err(mailbox)?
         .ok_or(ApiError::PodNotFound(alias))?;
+    if wants_ndjson(&http) {
+        return Ok(stream_exec(addr, req, timeout, actor.0));
+    }
     let done = addr
         .send(Exec {
             command: req.command,
             timeout,
             actor: actor.0,
+            events: None,
         })
         .await
         .map_err(mailbox)?
         .map_err(rejected)?;
     answer(done, req.check)
+}
+
+fn wants_ndjson(http: &HttpRequest) -> bool {
+    http.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains(NDJSON))
+}
+
+/// The streamed answer of a single exec: `started`, output events as they arrive, then
+/// `finished` (or `error`). The command runs to its end even if the client goes away.
+fn stream_exec(
+    addr: Addr<PodActor>,
+    req: ExecRequest,
+    timeout: Duration,
+    actor: String,
+) -> HttpResponse {
+    let (tx, rx) = tokio::sync::mpsc::channel::<ExecEvent>(64);
+    actix_web::rt::spawn(async move {
+        let done = addr
+            .send(Exec {
+                command: req.command,
+                timeout,
+                actor,
+                events: Some(tx.clone()),
+            })
+            .await;
+        let last = match done {
+            Ok(Ok(done)) => match answer(done.clone(), req.check) {
+                Ok(_) => ExecEvent::Finished {
+                    record: Box::new(done.record),
+                },
+                Err(e) => ExecEvent::Error {
+                    problem: Box::new(e.problem()),
+                },
+            },
+            Ok(Err(rejection)) => ExecEvent::Error {
+                problem: Box::new(rejected(rejection).problem()),
+            },
+            Err(e) => ExecEvent::Error {
+                problem: Box::new(mailbox(e).problem()),
+            },
+        };
+        let _ = tx.send(last).await;
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        let event = rx.recv().await?;
+        let mut line = serde_json::to_vec(&event).unwrap_or_default();
+        line.push(b'\n');
+        Some((Ok::<_, actix_web::Error>(web::Bytes::from(line)), rx))
+    });
+    HttpResponse::Ok().content_type(NDJSON).streaming(body)
 }
 
 /// Records a fan-out result for a pod that could not take the command (busy, gone), so every
@@ -181,6 +240,7 @@ async fn run_one(
             command: job.command.clone(),
             timeout: job.timeout,
             actor: job.actor.clone(),
+            events: None,
         })
         .await
     {
@@ -281,11 +341,7 @@ pub async fn fan_out(
         }
     };
     let targets = targets(&state, &req).await?;
-    let streaming = http
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains(NDJSON));
+    let streaming = wants_ndjson(&http);
     let started = Instant::now();
     let store = state.store.clone();
     let job = std::sync::Arc::new(FanOutJob {

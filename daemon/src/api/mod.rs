@@ -80,6 +80,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(res("/api/v1/commands").get(commands::list_commands))
         .service(res("/api/v1/commands/").get(commands::list_commands))
         .service(res("/api/v1/commands/{id}").get(commands::get_command))
+        .service(res("/api/v1/commands/{id}/cancel").post(commands::cancel_command))
         .service(res("/api/v1/audit").get(commands::list_audit))
         .service(res("/api/v1/clusters").get(pods::list_clusters))
         .default_service(web::to(not_found));
