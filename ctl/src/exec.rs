@@ -522,6 +522,7 @@ mod tests {
             finished_at: None,
             duration_ms: None,
             actor: None,
+            history_error: None,
         };
         assert_eq!(actor_text(&r), "-");
         r.actor = Some("unix:1000(alice)".into());

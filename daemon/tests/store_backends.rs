@@ -369,6 +369,7 @@ fn command_start_and_finish(db: TestDb) {
             finished_at: Some(at(2)),
             duration_ms: Some(2000.5),
             actor: Some("unix:1000(alice)".into()),
+            history_error: None,
         };
         assert_eq!(done, expected);
         assert_eq!(
@@ -437,6 +438,7 @@ fn seed_history(url: &str, n: usize) -> Vec<CommandRecord> {
                     }
                     .into(),
                 ),
+                history_error: None,
             }
         })
         .collect();

@@ -129,6 +129,7 @@ async fn record_rejection(
         finished_at: Some(started_at),
         duration_ms: Some(0.0),
         actor: Some(job.actor.clone()),
+        history_error: None,
     };
     let Ok(Ok(id)) = store
         .send(StartCommand {

@@ -29,6 +29,8 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         database: DatabaseHealth {
             ok: db_ok,
             backend: state.backend.clone(),
+            spool_pending: 0,
+            error: None,
         },
         pods,
     })

@@ -135,6 +135,7 @@ fn filled_row(i: usize, base: DateTime<Utc>) -> CommandRecord {
         finished_at: Some(started_at + chrono::Duration::milliseconds(3)),
         duration_ms: Some(3.0),
         actor: Some(format!("unix:{}(user{})", 1000 + i % 7, i % 7)),
+        history_error: None,
     }
 }
 

@@ -193,6 +193,7 @@ impl CommandDb {
             finished_at: self.finished_at.map(utc),
             duration_ms: self.duration_ms,
             actor: self.actor,
+            history_error: None,
         })
     }
 }
