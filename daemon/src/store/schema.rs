@@ -39,6 +39,7 @@ diesel::table! {
         finished_at -> Nullable<Timestamp>,
         duration_ms -> Nullable<Double>,
         actor -> Nullable<Text>,
+        uid -> Nullable<Text>,
     }
 }
 
