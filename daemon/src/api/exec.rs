@@ -14,7 +14,7 @@ use podwrangler::api::{
 
 use super::body::ApiJson;
 use super::error::ApiError;
-use super::{check_running, mailbox, validate};
+use super::{check_running, db_err, mailbox, validate};
 use crate::actors::pod::{Exec, ExecDone, ExecFailure, ExecRejected, PodActor};
 use crate::actors::registry::{Lookup, LookupMany};
 use crate::auth::Actor;
@@ -28,7 +28,10 @@ fn rejected(e: ExecRejected) -> ApiError {
     match e {
         ExecRejected::Busy { alias, queued } => ApiError::PodBusy { alias, queued },
         ExecRejected::Retired(alias) => ApiError::PodNotFound(alias),
-        ExecRejected::History(m) => ApiError::Internal(format!("cannot write history: {m}")),
+        e @ ExecRejected::History(_) => ApiError::DatabaseUnavailable {
+            message: e.to_string(),
+            record: None,
+        },
     }
 }
 
@@ -225,7 +228,7 @@ async fn targets(
             state.store.send(ListPods).await
         }
         .map_err(mailbox)?
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(db_err)?;
         rows.into_iter().map(|r| r.alias).collect()
     };
     let found = state
