@@ -239,8 +239,12 @@ fn postgres_stopped_mid_run_loses_no_history() {
             .unwrap()
         })
     };
+    // Its `running` row is committed before the server stops.
     assert!(wait_until(Duration::from_secs(30), || {
-        d.unix("GET", "/health", None).json()["pods"]["busy"] == 1
+        let page = d
+            .unix("GET", "/api/v1/commands?status=running", None)
+            .json();
+        page["items"].as_array().is_some_and(|i| i.len() == 1)
     }));
     pg.stop();
 
