@@ -523,6 +523,7 @@ mod tests {
             duration_ms: None,
             actor: None,
             session_restarted: false,
+            history_error: None,
         };
         assert_eq!(actor_text(&r), "-");
         r.actor = Some("unix:1000(alice)".into());

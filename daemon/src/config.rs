@@ -188,6 +188,11 @@ pub struct FileConfig {
     /// start with thousands of pods does not stampede the API server.
     pub max_concurrent_connects: Option<usize>,
     pub store_threads: Option<usize>,
+    /// The history spool (default: beside a SQLite database as `FILE.spool`, else
+    /// `history.spool` in the state directory).
+    pub spool_path: Option<PathBuf>,
+    /// Seconds between replays of the spool while history waits in it.
+    pub spool_retry_secs: Option<f64>,
     pub pod_arbiters: Option<usize>,
     pub max_body_bytes: Option<usize>,
     /// Pods to register (or update) at start-up and on SIGHUP.
@@ -274,6 +279,10 @@ pub struct Config {
     pub command_timeout: Duration,
     pub max_command_timeout: Duration,
     pub store_threads: usize,
+    /// Where history the database cannot take waits to be replayed.
+    pub spool_path: PathBuf,
+    /// How often the spool is replayed while history waits in it.
+    pub spool_retry: Duration,
     pub pod_arbiters: usize,
     pub max_body_bytes: usize,
     pub pods: PodSettings,
@@ -393,6 +402,20 @@ pub fn default_database_path(mode: Mode) -> Result<PathBuf, ConfigError> {
         Mode::System => PathBuf::from(SYSTEM_DATABASE),
         Mode::User => user_paths()?.data.join("podwrangler.db"),
     })
+}
+
+/// The default history spool: `FILE.spool` beside a SQLite database file, else (PostgreSQL,
+/// in-memory SQLite) `history.spool` in the mode's state directory.
+pub fn default_spool_path(mode: Mode, database_url: &str) -> Result<PathBuf, ConfigError> {
+    if let Some(db) = crate::store::DbTarget::parse(database_url)
+        .ok()
+        .and_then(|t| t.sqlite_path())
+    {
+        let mut name = db.file_name().unwrap_or_default().to_os_string();
+        name.push(".spool");
+        return Ok(db.with_file_name(name));
+    }
+    Ok(default_database_path(mode)?.with_file_name("history.spool"))
 }
 
 /// The key file `podwranglerd key` edits: `api_keys_file` of the config file in use, else
@@ -537,6 +560,20 @@ impl Config {
         if database_url.trim().is_empty() {
             return Err(invalid("database_url", "is empty"));
         }
+        let spool_path = match env
+            .get("PODWRANGLER_SPOOL_PATH")
+            .map(PathBuf::from)
+            .or(file.spool_path.clone())
+        {
+            Some(p) if p.as_os_str().is_empty() || p.is_dir() => {
+                return Err(invalid(
+                    "spool_path",
+                    format!("{} is not a file path", p.display()),
+                ));
+            }
+            Some(p) => p,
+            None => default_spool_path(mode, &database_url)?,
+        };
 
         let socket = if args.no_socket || file.unix_socket == Some(false) && args.socket.is_none() {
             None
@@ -750,6 +787,13 @@ impl Config {
             command_timeout,
             max_command_timeout,
             store_threads: positive("store_threads", file.store_threads, 2)?,
+            spool_path,
+            spool_retry: secs(
+                "spool_retry_secs",
+                file.spool_retry_secs.unwrap_or(2.0),
+                0.1,
+                3600.0,
+            )?,
             pod_arbiters: positive("pod_arbiters", file.pod_arbiters, cores)?,
             max_body_bytes: positive("max_body_bytes", file.max_body_bytes, 1024 * 1024)?,
             pods,
@@ -760,13 +804,14 @@ impl Config {
     /// A one-screen summary for `--check-config` and the start-up log; secrets redacted.
     pub fn summary(&self) -> String {
         format!(
-            "mode: {:?}\nconfig file: {}\ndatabase: {}\nsocket: {}\ntcp: {}\napi keys: {} ({})\nclusters: {}\nconnect on start: {}\ngrace period: {:.1}s\nconfigured pods: {}",
+            "mode: {:?}\nconfig file: {}\ndatabase: {}\nhistory spool: {}\nsocket: {}\ntcp: {}\napi keys: {} ({})\nclusters: {}\nconnect on start: {}\ngrace period: {:.1}s\nconfigured pods: {}",
             self.mode,
             self.config_file
                 .as_ref()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "(none)".into()),
             redact_url(&self.database_url),
+            self.spool_path.display(),
             self.socket
                 .as_ref()
                 .map(|p| p.display().to_string())
@@ -896,6 +941,44 @@ mod tests {
         let file: FileConfig = toml::from_str("grace_period_secs = -1.0").unwrap();
         let err = Config::resolve(&args(), &[("X", "y")], Mode::User, file, None).unwrap_err();
         assert!(err.to_string().contains("grace_period"), "{err}");
+    }
+
+    #[test]
+    fn the_spool_sits_beside_sqlite_or_in_the_state_dir() {
+        let c = Config::resolve(
+            &args(),
+            &[("X", "y")],
+            Mode::User,
+            FileConfig::default(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.spool_path, PathBuf::from("/tmp/x.db.spool"));
+        assert_eq!(c.spool_retry, Duration::from_secs(2));
+        let pg = Args {
+            database_url: Some("postgres://u:p@h/db".into()),
+            ..args()
+        };
+        let c = Config::resolve(
+            &pg,
+            &[("X", "y")],
+            Mode::System,
+            FileConfig::default(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            c.spool_path,
+            PathBuf::from("/var/lib/podwrangler/history.spool")
+        );
+        let file: FileConfig =
+            toml::from_str("spool_path = \"/srv/pw.spool\"\nspool_retry_secs = 0.5").unwrap();
+        let c = Config::resolve(&pg, &[("X", "y")], Mode::User, file.clone(), None).unwrap();
+        assert_eq!(c.spool_path, PathBuf::from("/srv/pw.spool"));
+        assert_eq!(c.spool_retry, Duration::from_millis(500));
+        let env = [("PODWRANGLER_SPOOL_PATH", "/run/x.spool")];
+        let c = Config::resolve(&pg, &env, Mode::User, file, None).unwrap();
+        assert_eq!(c.spool_path, PathBuf::from("/run/x.spool"));
     }
 
     #[test]

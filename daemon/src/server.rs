@@ -44,6 +44,8 @@ pub struct AppState {
     pub config: Config,
     pub store: Addr<StoreActor>,
     pub backend: String,
+    /// Whether database writes work and how much history waits in the spool.
+    pub store_health: Arc<store::StoreHealth>,
     pub registry: Addr<RegistryActor>,
     pub started: Instant,
     pub shutting_down: AtomicBool,
@@ -216,7 +218,15 @@ pub fn configure_app(
 
 /// Runs the daemon until SIGTERM/SIGINT. Call inside an actix `System`.
 pub async fn serve(config: Config, args: Args, log: LogControl) -> Result<(), ServeError> {
-    let handle = store::start(&config.database_url, config.store_threads)?;
+    let handle = store::start_with(&store::StoreOptions {
+        database_url: config.database_url.clone(),
+        threads: config.store_threads,
+        spool_path: Some(config.spool_path.clone()),
+        retry_every: config.spool_retry,
+    })?;
+    if let Some(spool) = &handle.spool {
+        tracing::info!(spool = %spool.path().display(), pending = spool.pending(), "history spool ready");
+    }
     let clusters = ClusterSet::new(config.clusters.clone());
     let mut pod_settings = config.pods.clone();
     pod_settings.kubernetes = Arc::new(podwrangler::KubernetesProvider::with_clusters(
@@ -241,6 +251,7 @@ pub async fn serve(config: Config, args: Args, log: LogControl) -> Result<(), Se
     let state = web::Data::new(AppState {
         store: handle.addr.clone(),
         backend: handle.backend.to_string(),
+        store_health: handle.health.clone(),
         registry: registry.clone(),
         started: Instant::now(),
         shutting_down: AtomicBool::new(false),
@@ -348,6 +359,20 @@ async fn shutdown(state: &AppState, socket: Option<PathBuf>) {
         .is_err()
     {
         tracing::warn!("some pod sessions did not close within 5s");
+    }
+    // A last chance for history waiting in the spool; what remains is replayed at next start.
+    if state.store_health.spool_pending() > 0 {
+        let replay = state.store.send(store::Maintain);
+        match tokio::time::timeout(std::time::Duration::from_secs(10), replay).await {
+            Ok(Ok(r)) if r.remaining > 0 => {
+                tracing::warn!(
+                    pending = r.remaining,
+                    "history left in the spool for the next start"
+                )
+            }
+            Ok(_) => {}
+            Err(_) => tracing::warn!("history spool replay did not finish within 10s"),
+        }
     }
     match state.store.send(InterruptRunning { ids: None }).await {
         Ok(Ok(n)) if n > 0 => {

@@ -346,8 +346,14 @@ fn a_stale_socket_is_replaced_and_a_live_one_is_not_stolen() {
     // User mode: the user's own socket (system mode gives its socket group 0660).
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
+    // A history spool of its own: the first daemon holds the shared one locked, which would
+    // refuse the second before it reaches the socket.
     let second = Daemon::try_start(DaemonOptions {
         state_dir: Some(dir.path().to_path_buf()),
+        env: vec![(
+            "PODWRANGLER_SPOOL_PATH".into(),
+            dir.path().join("second.spool").display().to_string(),
+        )],
         ..daemon_opts()
     })
     .err()

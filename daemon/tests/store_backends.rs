@@ -371,6 +371,7 @@ fn command_start_and_finish(db: TestDb) {
             duration_ms: Some(2000.5),
             actor: Some("unix:1000(alice)".into()),
             session_restarted: true,
+            history_error: None,
         };
         assert_eq!(done, expected);
         assert_eq!(
@@ -440,6 +441,7 @@ fn seed_history(url: &str, n: usize) -> Vec<CommandRecord> {
                     }
                     .into(),
                 ),
+                history_error: None,
             }
         })
         .collect();

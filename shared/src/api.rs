@@ -296,6 +296,12 @@ pub struct CommandRecord {
     /// dropped, so `cd`/`export` state was lost), or ended the shell itself.
     #[serde(default)]
     pub session_restarted: bool,
+    /// Set when history could not record this result in the database: why, and whether the
+    /// daemon's spool keeps it until the database takes writes again (then it is recorded with
+    /// a new id; `id` is 0 when even the start could not be recorded). Absent when the row is
+    /// committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_error: Option<String>,
 }
 
 /// One event of a streamed exec (`Accept: application/x-ndjson`), one JSON object per line:
@@ -468,7 +474,8 @@ pub struct AuditPage {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
-    /// `ok`, or `degraded` when the database does not answer.
+    /// `ok`, or `degraded` when the database does not answer, refuses writes, or history waits
+    /// in the spool.
     pub status: String,
     pub version: String,
     pub uptime_secs: f64,
@@ -480,9 +487,16 @@ pub struct Health {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DatabaseHealth {
+    /// False when the database does not answer or its last write failed.
     pub ok: bool,
     /// `sqlite` or `postgres`.
     pub backend: String,
+    /// History writes waiting in the spool to be replayed into the database.
+    #[serde(default)]
+    pub spool_pending: usize,
+    /// The last database failure, while `ok` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// An `application/problem+json` error body (RFC 9457) with a stable `code`.
@@ -495,12 +509,15 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     /// Stable: `pod_not_found`, `pod_exists`, `pod_connection`, `pod_busy`, `command_timeout`,
-    /// `command_failed`, `validation`, `unauthorized`, `forbidden`, `not_found`, `internal`, ...
+    /// `command_failed`, `validation`, `unauthorized`, `forbidden`, `not_found`,
+    /// `database_unavailable`, `internal`, ...
     pub code: String,
     /// The request field at fault, for validation errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    /// The history record, for `command_failed` and `command_timeout`.
+    /// The history record, for `command_failed` and `command_timeout`; for
+    /// `database_unavailable`, a result that ran but that neither the database nor the spool
+    /// could keep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<Box<CommandRecord>>,
 }

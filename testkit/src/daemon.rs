@@ -205,6 +205,9 @@ impl Daemon {
         if opts.lazy {
             cmd.arg("--lazy");
         }
+        // The history spool in the state directory, so daemons on one PostgreSQL server never
+        // share the default one in the user's data directory (`env` may name another).
+        cmd.env("PODWRANGLER_SPOOL_PATH", dir.join("history.spool"));
         cmd.args(&opts.extra_args);
         for (k, v) in &opts.env {
             cmd.env(k, v);

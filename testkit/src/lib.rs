@@ -6,6 +6,7 @@
 
 pub mod daemon;
 pub mod pg;
+pub mod tmpfs;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

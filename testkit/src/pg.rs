@@ -132,6 +132,179 @@ fn unique_name(test: &str) -> String {
     format!("pw_{slug}_{}_{nanos}_{n}", std::process::id())
 }
 
+/// A PostgreSQL server of a test's own (initdb, `pg_ctl start` on a free loopback port), for
+/// tests that stop and start the server under a running daemon. Stopped and removed on `Drop`.
+/// As root it runs as the `postgres` user (initdb refuses root).
+pub struct PgServer {
+    bin: std::path::PathBuf,
+    dir: crate::TempDirGuard,
+    as_postgres: bool,
+    pub port: u16,
+}
+
+impl PgServer {
+    /// Initialises and starts a server. `None` (after a SKIP line naming `test`) when no
+    /// PostgreSQL server binaries are installed, or as root without a `postgres` user; a panic
+    /// instead when [`REQUIRE_ENV`] is `1`.
+    pub fn start(test: &str) -> Option<PgServer> {
+        let skip = |why: &str| {
+            if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") {
+                panic!("{test}: {why} but {REQUIRE_ENV}=1: a PostgreSQL server is required");
+            }
+            eprintln!("\n*** SKIP {test}: {why} ***\n");
+            None
+        };
+        let Some(bin) = server_bin_dir() else {
+            return skip("no PostgreSQL server binaries (initdb, pg_ctl) are installed");
+        };
+        let as_postgres = is_root();
+        if as_postgres && !run_ok(Command::new("id").arg("postgres")) {
+            return skip("running as root and there is no postgres user to run the server as");
+        }
+        let dir = crate::TempDirGuard::new("pw-pgserver");
+        if as_postgres {
+            assert!(
+                run_ok(
+                    Command::new("chown")
+                        .arg("postgres:postgres")
+                        .arg(dir.path())
+                ),
+                "{test}: cannot chown {} to postgres",
+                dir.path().display()
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let server = PgServer {
+            bin,
+            dir,
+            as_postgres,
+            port,
+        };
+        let data = server.dir.path().join("data");
+        let out = server
+            .command("initdb")
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+            .output()
+            .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "{test}: initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        server.start_again();
+        Some(server)
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Starts the (stopped) server again on the same port and data; waits until it accepts.
+    pub fn start_again(&self) {
+        let dir = self.dir.path();
+        let status = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(dir.join("data"))
+            .arg("-l")
+            .arg(dir.join("log"))
+            .arg("-w")
+            .arg("-o")
+            .arg(format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                self.port,
+                dir.display()
+            ))
+            .arg("start")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("run pg_ctl start");
+        assert!(
+            status.success(),
+            "pg_ctl start failed: {}",
+            std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+        );
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: open connections are terminated).
+    pub fn stop(&self) {
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "fast", "-w", "stop"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+
+    /// Runs SQL against the server's `postgres` database (see [`psql`]).
+    pub fn psql(&self, sql: &str) -> Result<String, String> {
+        psql(&self.url(), sql)
+    }
+
+    fn command(&self, tool: &str) -> Command {
+        let path = self.bin.join(tool);
+        if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            Command::new(path)
+        }
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The directory holding `initdb` and `pg_ctl`: `/usr/lib/postgresql/*/bin` or `PATH`.
+fn server_bin_dir() -> Option<std::path::PathBuf> {
+    let mut found: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
+        .collect();
+    found.sort();
+    if let Some(d) = found.pop() {
+        return Some(d);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
+    })
+}
+
+fn run_ok(cmd: &mut Command) -> bool {
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// True when the test runs as root (uid 0).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,10 @@ use rand::Rng;
 use tokio::sync::oneshot;
 
 use crate::config::PodSettings;
-use crate::store::{FinishCommand, InterruptRunning, StartCommand, StoreActor};
+use crate::store::{
+    CommandEnd, INTERRUPTED_ERROR, Kept, RecordFinish, RecordStart, Recorded, StartCommand,
+    StoreActor, new_uid, record_of,
+};
 
 /// Run one command in the pod. Answered when the command has finished (or could not run).
 #[derive(Message)]
@@ -38,12 +41,15 @@ pub struct Cancel {
     pub id: i64,
 }
 
-/// A command that ran (or tried to): its finished history record, and why it did not succeed
-/// when the reason was not the command's own exit code.
+/// A command that ran (or tried to): its finished history record, why it did not succeed when
+/// the reason was not the command's own exit code, and where history keeps it. When the
+/// database could not take the record, `record.history_error` says so and `kept` is
+/// [`Kept::Spool`] (or [`Kept::Lost`]: then it must not be answered as a success).
 #[derive(Debug, Clone)]
 pub struct ExecDone {
     pub record: CommandRecord,
     pub failure: Option<ExecFailure>,
+    pub kept: Kept,
 }
 
 /// Why a command did not complete normally.
@@ -66,7 +72,8 @@ pub enum ExecRejected {
     Busy { alias: String, queued: usize },
     #[error("pod {0:?} was removed or the daemon is shutting down")]
     Retired(String),
-    #[error("cannot write history: {0}")]
+    /// Neither the database nor the spool could record the command's start, so it did not run.
+    #[error("cannot write history, so the command did not run: {0}")]
     History(String),
 }
 
@@ -93,6 +100,15 @@ struct Job {
     reply: oneshot::Sender<Result<ExecDone, ExecRejected>>,
 }
 
+/// The command running now, as far as history knows it.
+#[derive(Clone)]
+struct Running {
+    uid: String,
+    /// Its row's id; `None` while its start waits in the spool.
+    id: Option<i64>,
+    start: StartCommand,
+}
+
 /// One pod's actor. Started under `actix::Supervisor` on one of the pod arbiters.
 pub struct PodActor {
     alias: String,
@@ -105,7 +121,7 @@ pub struct PodActor {
     session: Option<Arc<PodSession>>,
     state: PodState,
     queue: VecDeque<Job>,
-    running: Option<i64>,
+    running: Option<Running>,
     busy: bool,
     connecting: bool,
     attempt: u32,
@@ -320,42 +336,24 @@ impl PodActor {
     /// Writes a history row for a command that could not run, and answers its caller.
     fn record_failure(&self, job: Job, failure: ExecFailure) {
         let store = self.store.clone();
-        let alias = self.alias.clone();
-        let label = self.label.clone();
+        let start = StartCommand {
+            alias: self.alias.clone(),
+            pod_label: self.label.clone(),
+            command: job.command.clone(),
+            started_at: Utc::now(),
+            actor: job.actor.clone(),
+        };
         actix::spawn(async move {
-            let started_at = Utc::now();
-            let message = match &failure {
-                ExecFailure::Connection(m)
-                | ExecFailure::Timeout(m)
-                | ExecFailure::Cancelled(m)
-                | ExecFailure::Other(_, m) => m.clone(),
-            };
-            let res = async {
-                let id = store
-                    .send(StartCommand {
-                        alias,
-                        pod_label: label,
-                        command: job.command.clone(),
-                        started_at,
-                        actor: job.actor.clone(),
-                    })
-                    .await
-                    .map_err(|e| ExecRejected::History(e.to_string()))?
-                    .map_err(|e| ExecRejected::History(e.to_string()))?;
-                finish(
-                    &store,
-                    id,
-                    CommandStatus::Error,
-                    None,
-                    Some(message),
-                    started_at,
-                )
-                .await
-            }
-            .await;
-            let _ = job.reply.send(res.map(|record| ExecDone {
-                record,
+            let end = end_without_result(
+                CommandStatus::Error,
+                failure_message(&Some(failure.clone())),
+                &start,
+            );
+            let recorded = record(&store, new_uid(), None, start, end).await;
+            let _ = job.reply.send(Ok(ExecDone {
+                record: recorded.record,
                 failure: Some(failure),
+                kept: recorded.kept,
             }));
         });
     }
@@ -385,8 +383,6 @@ impl PodActor {
         self.busy = true;
         self.settle_state();
         let store = self.store.clone();
-        let alias = self.alias.clone();
-        let label = self.label.clone();
         let retired_flag = self.retired_flag.clone();
         let Job {
             command,
@@ -395,42 +391,52 @@ impl PodActor {
             events,
             reply,
         } = job;
+        let uid = new_uid();
+        let start_row = StartCommand {
+            alias: self.alias.clone(),
+            pod_label: self.label.clone(),
+            command: command.clone(),
+            started_at: Utc::now(),
+            actor,
+        };
         let start = {
             let store = store.clone();
-            let command = command.clone();
+            let msg = RecordStart {
+                uid: uid.clone(),
+                start: start_row.clone(),
+            };
             async move {
-                let started_at = Utc::now();
                 store
-                    .send(StartCommand {
-                        alias,
-                        pod_label: label,
-                        command,
-                        started_at,
-                        actor,
-                    })
+                    .send(msg)
                     .await
                     .map_err(|e| ExecRejected::History(e.to_string()))?
                     .map_err(|e| ExecRejected::History(e.to_string()))
-                    .map(|id| (id, started_at))
             }
         };
         ctx.spawn(start.into_actor(self).map(move |started, act, ctx| {
-            let (id, started_at) = match started {
-                Ok(v) => v,
+            let id = match started {
+                // The command runs even when its start only reached the spool: the pod does
+                // the work, and the result is recorded (or kept) when it ends.
+                Ok(s) => s.id,
                 Err(e) => {
+                    tracing::error!(alias = %act.alias, error = %e, "command not run: history cannot record it");
                     let _ = reply.send(Err(e));
                     act.busy = false;
                     act.pump(ctx);
                     return;
                 }
             };
-            act.running = Some(id);
+            act.running = Some(Running {
+                uid: uid.clone(),
+                id,
+                start: start_row.clone(),
+            });
             let cancel = CancelToken::new();
             act.running_cancel = Some(cancel.clone());
             let output = events.map(|events| {
                 let alias = act.alias.clone();
                 let _ = events.try_send(ExecEvent::Started {
-                    id,
+                    id: id.unwrap_or(0),
                     alias: alias.clone(),
                 });
                 forward_output(alias, events)
@@ -458,26 +464,33 @@ impl PodActor {
                 }
                 let lost = matches!(failure, Some(ExecFailure::Connection(_)));
                 if lost && retired_flag.load(Ordering::SeqCst) {
-                    let _ = store.send(InterruptRunning { ids: Some(vec![id]) }).await;
+                    let mut end = match &result {
+                        Some(r) => end_of(CommandStatus::Interrupted, r, None),
+                        None => end_without_result(CommandStatus::Interrupted, None, &start_row),
+                    };
+                    end.status = CommandStatus::Interrupted;
+                    end.error = Some(INTERRUPTED_ERROR.into());
+                    record(&store, uid, id, start_row, end).await;
                     return (Err(ExecRejected::Retired(label_for_retired)), lost, panicked);
                 }
-                let record = match result {
-                    Some(r) => {
-                        // A timeout's own account says whether the shell was kept.
-                        let error = match &failure {
-                            Some(ExecFailure::Timeout(_) | ExecFailure::Cancelled(_)) => {
-                                r.error.clone().or_else(|| failure_message(&failure))
-                            }
-                            _ => failure_message(&failure),
-                        };
-                        finish_with(&store, id, status, &r, error).await
+                // A timeout's or cancel's own account says whether the shell was kept.
+                let message = match (&failure, &result) {
+                    (Some(ExecFailure::Timeout(_) | ExecFailure::Cancelled(_)), Some(r)) => {
+                        r.error.clone().or_else(|| failure_message(&failure))
                     }
-                    None => {
-                        finish(&store, id, status, None, failure_message(&failure), started_at)
-                            .await
-                    }
+                    _ => failure_message(&failure),
                 };
-                (record.map(|record| ExecDone { record, failure }), lost, panicked)
+                let end = match &result {
+                    Some(r) => end_of(status, r, message),
+                    None => end_without_result(status, message, &start_row),
+                };
+                let recorded = record(&store, uid, id, start_row, end).await;
+                let done = ExecDone {
+                    record: recorded.record,
+                    failure,
+                    kept: recorded.kept,
+                };
+                (Ok(done), lost, panicked)
             };
             ctx.spawn(run.into_actor(act).map(move |(res, lost, panicked), act, ctx| {
                 act.running = None;
@@ -595,57 +608,78 @@ fn classify(
     }
 }
 
-async fn finish_with(
-    store: &Addr<StoreActor>,
-    id: i64,
-    status: CommandStatus,
-    r: &CommandResult,
-    error: Option<String>,
-) -> Result<CommandRecord, ExecRejected> {
-    store
-        .send(FinishCommand {
-            id,
-            status,
-            exit_code: r.exit_code,
-            stdout: r.stdout.clone(),
-            stderr: r.stderr.clone(),
-            error: error.or_else(|| r.error.clone()),
-            truncated: r.truncated,
-            finished_at: r.finished_at,
-            duration_ms: r.duration_ms,
-            session_restarted: r.session_restarted,
-        })
-        .await
-        .map_err(|e| ExecRejected::History(e.to_string()))?
-        .map_err(|e| ExecRejected::History(e.to_string()))
+/// The row's ending from the engine's (full or partial) result.
+fn end_of(status: CommandStatus, r: &CommandResult, error: Option<String>) -> CommandEnd {
+    CommandEnd {
+        status,
+        exit_code: r.exit_code,
+        stdout: r.stdout.clone(),
+        stderr: r.stderr.clone(),
+        error: error.or_else(|| r.error.clone()),
+        truncated: r.truncated,
+        finished_at: r.finished_at,
+        duration_ms: r.duration_ms,
+        session_restarted: r.session_restarted,
+    }
 }
 
-async fn finish(
-    store: &Addr<StoreActor>,
-    id: i64,
+/// The row's ending when the engine gave no result (it never ran, or the actor restarted).
+fn end_without_result(
     status: CommandStatus,
-    exit_code: Option<i32>,
     error: Option<String>,
-    started_at: chrono::DateTime<Utc>,
-) -> Result<CommandRecord, ExecRejected> {
+    start: &StartCommand,
+) -> CommandEnd {
     let finished_at = Utc::now();
-    let duration_ms = (finished_at - started_at).num_microseconds().unwrap_or(0) as f64 / 1000.0;
-    store
-        .send(FinishCommand {
+    let duration_ms = (finished_at - start.started_at)
+        .num_microseconds()
+        .unwrap_or(0)
+        .max(0) as f64
+        / 1000.0;
+    CommandEnd {
+        status,
+        exit_code: None,
+        stdout: String::new(),
+        stderr: String::new(),
+        error,
+        truncated: false,
+        finished_at,
+        duration_ms,
+        session_restarted: false,
+    }
+}
+
+/// Records a command's outcome: in the database, else in the spool (see [`RecordFinish`]).
+/// With the store gone, the record comes back [`Kept::Lost`] with a history error.
+async fn record(
+    store: &Addr<StoreActor>,
+    uid: String,
+    id: Option<i64>,
+    start: StartCommand,
+    end: CommandEnd,
+) -> Recorded {
+    let fallback = record_of(id, &start, &end);
+    match store
+        .send(RecordFinish {
+            uid,
             id,
-            status,
-            exit_code,
-            stdout: String::new(),
-            stderr: String::new(),
-            error,
-            truncated: false,
-            finished_at,
-            duration_ms,
-            session_restarted: false,
+            start,
+            end,
         })
         .await
-        .map_err(|e| ExecRejected::History(e.to_string()))?
-        .map_err(|e| ExecRejected::History(e.to_string()))
+    {
+        Ok(recorded) => recorded,
+        Err(e) => {
+            tracing::error!(alias = %fallback.alias, error = %e, "history store unavailable: a command's result is not recorded");
+            let mut record = fallback;
+            record.history_error = Some(format!(
+                "history could not record the result (the store is unavailable: {e}): it is not recorded"
+            ));
+            Recorded {
+                record,
+                kept: Kept::Lost,
+            }
+        }
+    }
 }
 
 impl Actor for PodActor {
@@ -671,19 +705,16 @@ impl Supervised for PodActor {
             return;
         }
         tracing::warn!(alias = %self.alias, "pod actor restarting");
-        if let Some(id) = self.running.take() {
+        if let Some(run) = self.running.take() {
             // The command's future was dropped with the old context; close its row honestly.
             let store = self.store.clone();
             actix::spawn(async move {
-                let _ = finish(
-                    &store,
-                    id,
+                let end = end_without_result(
                     CommandStatus::Error,
-                    None,
                     Some("the pod actor restarted while the command ran".into()),
-                    Utc::now(),
-                )
-                .await;
+                    &run.start,
+                );
+                record(&store, run.uid, run.id, run.start, end).await;
             });
         }
         if let Some(session) = self.session.take() {
@@ -735,7 +766,7 @@ impl Handler<Cancel> for PodActor {
 
     fn handle(&mut self, msg: Cancel, _: &mut Context<Self>) -> bool {
         match (&self.running, &self.running_cancel) {
-            (Some(id), Some(token)) if *id == msg.id => {
+            (Some(running), Some(token)) if running.id == Some(msg.id) => {
                 tracing::info!(alias = %self.alias, id = msg.id, "cancelling the running command");
                 token.cancel();
                 true

@@ -61,6 +61,14 @@ pub enum ApiError {
     Upstream(String),
     #[error("the daemon is shutting down")]
     ShuttingDown,
+    /// The database cannot serve the request now (down, full, read-only): 503 with
+    /// `Retry-After`. `record` when a command ran but neither the database nor the spool
+    /// could keep its result.
+    #[error("the database is unavailable: {message}")]
+    DatabaseUnavailable {
+        message: String,
+        record: Option<Box<CommandRecord>>,
+    },
     /// Storage or actor failure; the message is safe to show (no secrets).
     #[error("internal error: {0}")]
     Internal(String),
@@ -94,6 +102,7 @@ impl ApiError {
             ApiError::PodError { code, .. } => code,
             ApiError::Upstream(_) => "upstream",
             ApiError::ShuttingDown => "shutting_down",
+            ApiError::DatabaseUnavailable { .. } => "database_unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -118,6 +127,7 @@ impl ApiError {
             ApiError::PodError { .. } => "Pod error",
             ApiError::Upstream(_) => "Upstream error",
             ApiError::ShuttingDown => "Shutting down",
+            ApiError::DatabaseUnavailable { .. } => "Database unavailable",
             ApiError::Internal(_) => "Internal error",
         }
     }
@@ -128,9 +138,9 @@ impl ApiError {
         let (field, record) = match self {
             ApiError::Validation { field, .. } => (Some(field.clone()), None),
             ApiError::BadRequest { field, .. } => (field.clone(), None),
-            ApiError::PodConnection { record, .. } | ApiError::PodError { record, .. } => {
-                (None, record.clone())
-            }
+            ApiError::PodConnection { record, .. }
+            | ApiError::PodError { record, .. }
+            | ApiError::DatabaseUnavailable { record, .. } => (None, record.clone()),
             ApiError::CommandTimeout { record } | ApiError::CommandFailed { record } => {
                 (None, Some(record.clone()))
             }
@@ -172,7 +182,9 @@ impl ResponseError for ApiError {
             }
             ApiError::CommandTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::CommandFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ShuttingDown | ApiError::DatabaseUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -185,6 +197,9 @@ impl ResponseError for ApiError {
         }
         if matches!(self, ApiError::PodBusy { .. }) {
             resp.insert_header(("Retry-After", "1"));
+        }
+        if matches!(self, ApiError::DatabaseUnavailable { .. }) {
+            resp.insert_header(("Retry-After", crate::store::RETRY_AFTER_SECS.to_string()));
         }
         resp.json(self.problem())
     }
@@ -211,5 +226,18 @@ mod tests {
             .status_code(),
             StatusCode::TOO_MANY_REQUESTS
         );
+    }
+
+    #[test]
+    fn an_unavailable_database_is_503_with_retry_after() {
+        let e = ApiError::DatabaseUnavailable {
+            message: "disk full".into(),
+            record: None,
+        };
+        assert_eq!(e.problem().status, 503);
+        assert_eq!(e.problem().code, "database_unavailable");
+        let resp = e.error_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(resp.headers().contains_key("retry-after"));
     }
 }

@@ -14,12 +14,15 @@ use podwrangler::api::{
 
 use super::body::ApiJson;
 use super::error::ApiError;
-use super::{check_running, mailbox, validate};
+use super::{check_running, db_err, mailbox, validate};
 use crate::actors::pod::{Exec, ExecDone, ExecFailure, ExecRejected, PodActor};
 use crate::actors::registry::{Lookup, LookupMany};
 use crate::auth::Actor;
 use crate::server::AppState;
-use crate::store::{FinishCommand, ListPods, ListPodsByTag, StartCommand, StoreActor};
+use crate::store::{
+    CommandEnd, Kept, ListPods, ListPodsByTag, RecordFinish, StartCommand, StoreActor, new_uid,
+    record_of,
+};
 
 /// Largest fan-out concurrency a request may ask for.
 pub const MAX_CONCURRENCY: usize = 1024;
@@ -28,13 +31,23 @@ fn rejected(e: ExecRejected) -> ApiError {
     match e {
         ExecRejected::Busy { alias, queued } => ApiError::PodBusy { alias, queued },
         ExecRejected::Retired(alias) => ApiError::PodNotFound(alias),
-        ExecRejected::History(m) => ApiError::Internal(format!("cannot write history: {m}")),
+        e @ ExecRejected::History(_) => ApiError::DatabaseUnavailable {
+            message: e.to_string(),
+            record: None,
+        },
     }
 }
 
 /// Turns a finished command into the single-exec answer.
 fn answer(done: ExecDone, check: bool) -> Result<HttpResponse, ApiError> {
     let record = Box::new(done.record);
+    if done.kept == Kept::Lost {
+        // Never a success for a result that neither the database nor the spool keeps.
+        return Err(ApiError::DatabaseUnavailable {
+            message: record.history_error.clone().unwrap_or_default(),
+            record: Some(record),
+        });
+    }
     match done.failure {
         Some(ExecFailure::Connection(message)) => Err(ApiError::PodConnection {
             alias: record.alias.clone(),
@@ -70,6 +83,7 @@ fn answer(done: ExecDone, check: bool) -> Result<HttpResponse, ApiError> {
         (status = 422, description = "`validation`, or `command_failed` with `check` (with `record`)", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 429, description = "`pod_busy`: the pod's queue is full", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 502, description = "`pod_connection`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`database_unavailable`: history can keep neither the command (it did not run) nor its result (with `record`); retry after `Retry-After`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 504, description = "`command_timeout` (with `record`)", body = podwrangler::api::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -164,61 +178,45 @@ fn stream_exec(
 }
 
 /// Records a fan-out result for a pod that could not take the command (busy, gone), so every
-/// pod has one result and history says why.
+/// pod has one result and history says why: one finished row, or a spool entry.
 async fn record_rejection(
     store: &Addr<StoreActor>,
     job: &FanOutJob,
     alias: &str,
     error: String,
 ) -> CommandRecord {
-    let command = job.command.as_str();
     let started_at = Utc::now();
-    let fallback = |id: i64| CommandRecord {
-        id,
+    let start = StartCommand {
         alias: alias.to_owned(),
         pod_label: alias.to_owned(),
-        command: command.to_owned(),
+        command: job.command.clone(),
+        started_at,
+        actor: job.actor.clone(),
+    };
+    let end = CommandEnd {
         status: CommandStatus::Error,
         exit_code: None,
         stdout: String::new(),
         stderr: String::new(),
-        error: Some(error.clone()),
+        error: Some(error),
         truncated: false,
-        started_at,
-        finished_at: Some(started_at),
-        duration_ms: Some(0.0),
-        actor: Some(job.actor.clone()),
+        finished_at: started_at,
+        duration_ms: 0.0,
         session_restarted: false,
     };
-    let Ok(Ok(id)) = store
-        .send(StartCommand {
-            alias: alias.to_owned(),
-            pod_label: alias.to_owned(),
-            command: command.to_owned(),
-            started_at,
-            actor: job.actor.clone(),
-        })
-        .await
-    else {
-        return fallback(0);
+    let fallback = record_of(None, &start, &end);
+    let msg = RecordFinish {
+        uid: new_uid(),
+        id: None,
+        start,
+        end,
     };
-    match store
-        .send(FinishCommand {
-            id,
-            status: CommandStatus::Error,
-            exit_code: None,
-            stdout: String::new(),
-            stderr: String::new(),
-            error: Some(error.clone()),
-            truncated: false,
-            finished_at: Utc::now(),
-            duration_ms: 0.0,
-            session_restarted: false,
-        })
-        .await
-    {
-        Ok(Ok(r)) => r,
-        _ => fallback(id),
+    match store.send(msg).await {
+        Ok(recorded) => recorded.record,
+        Err(e) => CommandRecord {
+            history_error: Some(format!("history store unavailable: {e}")),
+            ..fallback
+        },
     }
 }
 
@@ -286,7 +284,7 @@ async fn targets(
             state.store.send(ListPods).await
         }
         .map_err(mailbox)?
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(db_err)?;
         rows.into_iter().map(|r| r.alias).collect()
     };
     let found = state

@@ -1,4 +1,5 @@
-//! `GET /health`: version, uptime, database reachability and pods by state.
+//! `GET /health`: version, uptime, database reachability and writability, history waiting in
+//! the spool, and pods by state.
 
 use std::time::Duration;
 
@@ -14,21 +15,37 @@ use crate::store::Ping;
     get,
     path = "/health",
     tag = "daemon",
-    responses((status = 200, description = "Daemon health; `status` is `degraded` when the database does not answer", body = Health))
+    responses((status = 200, description = "Daemon health; `status` is `degraded` when the database does not answer or does not take writes (`database.ok` false, `database.error` says why), or while history waits in the spool (`database.spool_pending`)", body = Health))
 )]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
-    let db_ok = matches!(
-        state.store.send(Ping).timeout(Duration::from_secs(5)).await,
-        Ok(Ok(()))
-    );
+    let ping = match state.store.send(Ping).timeout(Duration::from_secs(5)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("the store does not answer: {e}")),
+    };
+    let writes_ok = state.store_health.ok();
+    let db_ok = ping.is_ok() && writes_ok;
+    let error = match ping {
+        Err(e) => Some(e),
+        Ok(()) if !writes_ok => state.store_health.last_error(),
+        Ok(()) => None,
+    };
+    let spool_pending = state.store_health.spool_pending();
     let pods = state.registry.send(StateCounts).await.unwrap_or_default();
     HttpResponse::Ok().json(Health {
-        status: if db_ok { "ok" } else { "degraded" }.into(),
+        status: if db_ok && spool_pending == 0 {
+            "ok"
+        } else {
+            "degraded"
+        }
+        .into(),
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_secs: state.started.elapsed().as_secs_f64(),
         database: DatabaseHealth {
             ok: db_ok,
             backend: state.backend.clone(),
+            spool_pending,
+            error,
         },
         pods,
     })

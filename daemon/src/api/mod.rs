@@ -97,6 +97,18 @@ pub(crate) fn store_err(e: crate::store::StoreError) -> ApiError {
     match e {
         StoreError::Invalid(m) => ApiError::validation("cursor", m),
         StoreError::NotFound => ApiError::NotFound("record".into()),
+        other => db_err(other),
+    }
+}
+
+/// A store failure with no meaning of its own to the route: 503 `database_unavailable` when
+/// the database is down (the client should retry), else 500.
+pub(crate) fn db_err(e: crate::store::StoreError) -> ApiError {
+    match e {
+        crate::store::StoreError::Unavailable(message) => ApiError::DatabaseUnavailable {
+            message,
+            record: None,
+        },
         other => ApiError::Internal(other.to_string()),
     }
 }

@@ -14,7 +14,7 @@ use podwrangler::{
 
 use super::body::ApiJson;
 use super::error::ApiError;
-use super::{check_running, mailbox, validate};
+use super::{check_running, db_err, mailbox, validate};
 use crate::actors::registry::{StartPod, States, StopPod};
 use crate::auth::Actor;
 use crate::clusters::ClusterSet;
@@ -414,7 +414,7 @@ async fn insert(state: &AppState, pod: NewPod) -> Result<PodInfo, ApiError> {
         .map_err(mailbox)?
         .map_err(|e| match e {
             StoreError::Conflict(_) => ApiError::PodExists(alias.clone()),
-            other => ApiError::Internal(other.to_string()),
+            other => db_err(other),
         })?;
     let st = state
         .registry
@@ -469,7 +469,7 @@ pub async fn load_from_store(state: &AppState) -> Result<usize, ApiError> {
         .send(ListPods)
         .await
         .map_err(mailbox)?
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(db_err)?;
     let n = rows.len();
     for row in rows {
         state
@@ -500,7 +500,7 @@ pub async fn apply_config_pods(state: &AppState, pods: &[PodCreate]) -> usize {
                 })
                 .await
                 .map_err(mailbox)?
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
+                .map_err(db_err)?;
             match existing {
                 None => register(state, pod, CONFIG_ACTOR).await.map(|_| true),
                 Some(row) if row.endpoint() == endpoint && row.tags == tags => Ok(false),
@@ -521,7 +521,7 @@ pub async fn apply_config_pods(state: &AppState, pods: &[PodCreate]) -> usize {
                         })
                         .await
                         .map_err(mailbox)?
-                        .map_err(|e| ApiError::Internal(e.to_string()))?;
+                        .map_err(db_err)?;
                     audit(
                         state,
                         CONFIG_ACTOR,
@@ -586,7 +586,7 @@ pub async fn list_pods(
         None => state.store.send(ListPods).await,
     }
     .map_err(mailbox)?
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    .map_err(db_err)?;
     let states: HashMap<String, PodState> = state.registry.send(States).await.map_err(mailbox)?;
     let pods: Vec<PodInfo> = rows
         .iter()
@@ -634,7 +634,7 @@ async fn get_row(state: &AppState, alias: &str) -> Result<PodRow, ApiError> {
         })
         .await
         .map_err(mailbox)?
-        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(db_err)?
         .ok_or_else(|| ApiError::PodNotFound(alias.to_owned()))
 }
 
@@ -726,7 +726,7 @@ pub async fn update_pod(
         .map_err(mailbox)?
         .map_err(|e| match e {
             StoreError::NotFound => ApiError::PodNotFound(row.alias.clone()),
-            other => ApiError::Internal(other.to_string()),
+            other => db_err(other),
         })?;
     let changed: Vec<&str> = [
         ("provider", body.provider.is_some()),
@@ -804,7 +804,7 @@ pub async fn delete_pod(
         .map_err(mailbox)?
         .map_err(|e| match e {
             StoreError::NotFound => ApiError::PodNotFound(alias.clone()),
-            other => ApiError::Internal(other.to_string()),
+            other => db_err(other),
         })?;
     state
         .registry

@@ -136,6 +136,7 @@ fn filled_row(i: usize, base: DateTime<Utc>) -> CommandRecord {
         duration_ms: Some(3.0),
         actor: Some(format!("unix:{}(user{})", 1000 + i % 7, i % 7)),
         session_restarted: false,
+        history_error: None,
     }
 }
 

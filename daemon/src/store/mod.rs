@@ -7,22 +7,34 @@
 //! writer. A history row is written `running` when a command starts and completed when it ends,
 //! so a crash leaves evidence; [`start`] turns rows left `running` into `interrupted`.
 //!
+//! Every write is one transaction whose commit error is seen: an id is handed out only once its
+//! row is committed. When the database cannot take a command's history (a full disk, a server
+//! that is down), [`RecordStart`] and [`RecordFinish`] keep it in the [`spool`] instead, and the
+//! daemon replays the spool when the database takes writes again. [`StoreHealth`] tells
+//! `/health` whether writes work and how many wait.
+//!
 //! [`Store`] is the same API without actors, for tools and benchmarks that own their thread.
 
 pub mod bench;
 pub(crate) mod conn;
 mod queries;
 mod schema;
+pub mod spool;
 
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
+use actix::{Actor, Addr, Handler, Message, MessageResult, SyncArbiter, SyncContext};
 use chrono::{DateTime, Utc};
 use podwrangler::api::{AuditAction, AuditPage, CommandPage, CommandRecord, CommandStatus};
 use podwrangler::{PodIdentity, ProviderConfig, ProviderKind, Secret};
+use serde::{Deserialize, Serialize};
 
 use conn::DbConnection;
 pub use conn::DbTarget;
+use spool::{Spool, SpoolOp};
 
 /// Which database the store talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -72,14 +84,107 @@ pub enum StoreError {
     /// Any other database failure.
     #[error("database error: {0}")]
     Query(String),
+    /// The database cannot take the request now: the server is down or unreachable, the disk is
+    /// full, the file is read-only or locked. Worth retrying later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The history spool cannot be opened.
+    #[error("history spool: {0}")]
+    Spool(String),
 }
+
+/// Database messages that say the database cannot take writes (or any request) for now,
+/// rather than that the request is wrong.
+const UNAVAILABLE_MESSAGES: &[&str] = &[
+    // SQLite
+    "database or disk is full",
+    "disk i/o error",
+    "readonly database",
+    "database is locked",
+    "unable to open database",
+    // PostgreSQL
+    "no space left on device",
+    "could not extend file",
+    "read-only transaction",
+    "server closed the connection",
+    "terminating connection",
+    "connection refused",
+    "could not connect",
+    "the database system is",
+    "no connection to the server",
+    "connection to server",
+];
 
 impl From<diesel::result::Error> for StoreError {
     fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
         match e {
-            diesel::result::Error::NotFound => StoreError::NotFound,
-            other => StoreError::Query(other.to_string()),
+            Error::NotFound => StoreError::NotFound,
+            // A commit whose rollback failed leaves the connection unusable; it is reopened.
+            Error::RollbackErrorOnCommit { .. } | Error::BrokenTransactionManager => {
+                StoreError::Unavailable(e.to_string())
+            }
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => StoreError::Unavailable(e.to_string()),
+            other => {
+                let text = other.to_string();
+                let lower = text.to_ascii_lowercase();
+                if UNAVAILABLE_MESSAGES.iter().any(|m| lower.contains(m)) {
+                    StoreError::Unavailable(text)
+                } else {
+                    StoreError::Query(text)
+                }
+            }
         }
+    }
+}
+
+/// Whether the database takes writes, as the store last saw it, and how many history writes
+/// wait in the spool. Shared by every store thread and read by `/health`.
+#[derive(Debug, Default)]
+pub struct StoreHealth {
+    failing: AtomicBool,
+    last_error: Mutex<Option<String>>,
+    spool_pending: AtomicUsize,
+}
+
+impl StoreHealth {
+    /// True unless the last write (or a request that found the database down) failed.
+    pub fn ok(&self) -> bool {
+        !self.failing.load(Ordering::SeqCst)
+    }
+
+    /// The failure that made the database not ok.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// History writes waiting in the spool.
+    pub fn spool_pending(&self) -> usize {
+        self.spool_pending.load(Ordering::SeqCst)
+    }
+
+    fn set_spool_pending(&self, n: usize) {
+        self.spool_pending.store(n, Ordering::SeqCst);
+    }
+
+    fn failed(&self, error: &str) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.to_owned());
+        if !self.failing.swap(true, Ordering::SeqCst) {
+            tracing::error!(%error, "the database is unavailable; history waits in the spool and requests that need the database get 503");
+        }
+    }
+
+    fn recovered(&self) {
+        if self.failing.swap(false, Ordering::SeqCst) {
+            tracing::warn!("the database takes writes again");
+        }
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }
 
@@ -224,8 +329,8 @@ pub struct ListPodsByTag {
     pub tag: String,
 }
 
-/// Writes a `running` history row before a command is sent; answers its id.
-#[derive(Debug, Message)]
+/// Writes a `running` history row before a command is sent; answers its id (once committed).
+#[derive(Clone, Debug, PartialEq, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<i64, StoreError>")]
 pub struct StartCommand {
     pub alias: String,
@@ -254,6 +359,106 @@ pub struct FinishCommand {
     /// The command ran in a new shell, or ended its shell.
     pub session_restarted: bool,
 }
+
+/// How a command ended, as its history row records it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommandEnd {
+    pub status: CommandStatus,
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub error: Option<String>,
+    pub truncated: bool,
+    pub finished_at: DateTime<Utc>,
+    pub duration_ms: f64,
+    /// The command ran in a new shell, or ended its shell.
+    #[serde(default)]
+    pub session_restarted: bool,
+}
+
+/// The record a command's row has (or will have once the spool is replayed); `id` 0 when its
+/// start has no id yet.
+pub fn record_of(id: Option<i64>, start: &StartCommand, end: &CommandEnd) -> CommandRecord {
+    CommandRecord {
+        id: id.unwrap_or(0),
+        alias: start.alias.clone(),
+        pod_label: start.pod_label.clone(),
+        command: start.command.clone(),
+        status: end.status,
+        exit_code: end.exit_code,
+        stdout: end.stdout.clone(),
+        stderr: end.stderr.clone(),
+        error: end.error.clone(),
+        truncated: end.truncated,
+        started_at: start.started_at,
+        finished_at: Some(end.finished_at),
+        duration_ms: Some(end.duration_ms),
+        actor: Some(start.actor.clone()),
+        session_restarted: end.session_restarted,
+        history_error: None,
+    }
+}
+
+/// A fresh random key for a command (128 bits, hex), given before its first history write.
+pub fn new_uid() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Records a command's start: its `running` row when the database takes it, else a spool entry.
+/// `Err` only when neither can keep it; the command must not run then.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Started, StoreError>")]
+pub struct RecordStart {
+    /// From [`new_uid`]; the same for the command's [`RecordFinish`].
+    pub uid: String,
+    pub start: StartCommand,
+}
+
+/// Where a command's start went.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The committed row's id; `None` when the start waits in the spool.
+    pub id: Option<i64>,
+    /// Why history could not record the start, when it could not.
+    pub history_error: Option<String>,
+}
+
+/// Records a command's outcome: completes its row (by `id`, or by `uid` when the start had no
+/// id; inserts a finished row when there is none, e.g. a command that could not run), or keeps
+/// it in the spool when the database cannot take it. Always answers the record.
+#[derive(Debug, Message)]
+#[rtype(result = "Recorded")]
+pub struct RecordFinish {
+    pub uid: String,
+    pub id: Option<i64>,
+    pub start: StartCommand,
+    pub end: CommandEnd,
+}
+
+/// Where a result went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kept {
+    /// Committed to the database.
+    Database,
+    /// Synced to the spool; replayed when the database takes writes again.
+    Spool,
+    /// Neither could keep it: the caller must not answer it as a success.
+    Lost,
+}
+
+/// A recorded result: the row as committed, or (when not) as it will be, with
+/// `history_error` saying why it is not in the database.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub record: CommandRecord,
+    pub kept: Kept,
+}
+
+/// Replays the spool when entries wait; when none wait but the last write failed, tries a
+/// write to learn whether the database has recovered. The daemon sends it every few seconds.
+#[derive(Debug, Message)]
+#[rtype(result = "spool::ReplayReport")]
+pub struct Maintain;
 
 /// One page of history, newest first.
 #[derive(Debug, Message)]
@@ -318,6 +523,7 @@ pub struct Ping;
 pub struct Store {
     target: DbTarget,
     conn: Option<DbConnection>,
+    health: Arc<StoreHealth>,
 }
 
 impl Store {
@@ -325,86 +531,144 @@ impl Store {
     /// (the count is the second value).
     pub fn open(database_url: &str) -> Result<(Store, usize), StoreError> {
         let target = DbTarget::parse(database_url)?;
-        let mut conn = target.open()?;
-        conn.run_migrations()?;
-        let mut store = Store {
-            target,
-            conn: Some(conn),
-        };
+        let mut store = Store::open_migrated(target, Arc::default())?;
         let interrupted = store.interrupt_running(None)?;
         Ok((store, interrupted))
+    }
+
+    /// Opens the database and applies migrations.
+    fn open_migrated(target: DbTarget, health: Arc<StoreHealth>) -> Result<Store, StoreError> {
+        let mut conn = target.open()?;
+        conn.run_migrations()?;
+        Ok(Store {
+            target,
+            conn: Some(conn),
+            health,
+        })
     }
 
     pub fn backend(&self) -> Backend {
         self.target.backend()
     }
 
-    /// Runs `f` on the connection, opening one if needed. After a failure the connection is
-    /// checked and dropped if it no longer answers (server restarted), so the next call reconnects.
+    /// Whether writes work, as this store (and the others sharing its health) last saw.
+    pub fn health(&self) -> &Arc<StoreHealth> {
+        &self.health
+    }
+
+    /// Runs `f` on the connection, opening one if needed. A failure that means the database
+    /// cannot be reached or written is [`StoreError::Unavailable`]: it is recorded in the
+    /// health, and the connection is dropped so the next call reconnects (a server restarted,
+    /// a transaction manager left broken by a failed commit). A successful `write` clears the
+    /// health's failure.
     fn with<T>(
         &mut self,
+        write: bool,
         f: impl FnOnce(&mut DbConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let conn = match &mut self.conn {
             Some(c) => c,
-            None => self.conn.insert(self.target.open()?),
+            None => match self.target.open() {
+                Ok(c) => self.conn.insert(c),
+                Err(e) => {
+                    let e = StoreError::Unavailable(e.to_string());
+                    self.health.failed(&e.to_string());
+                    return Err(e);
+                }
+            },
         };
-        let result = f(conn);
-        if matches!(result, Err(StoreError::Query(_))) && conn.ping().is_err() {
-            tracing::warn!(database = %self.target.redacted(), "database connection lost; reconnecting on next use");
-            self.conn = None;
+        let result = match f(conn) {
+            Err(StoreError::Query(m)) if conn.ping().is_err() => Err(StoreError::Unavailable(m)),
+            other => other,
+        };
+        match &result {
+            Err(e @ StoreError::Unavailable(_)) => {
+                tracing::debug!(database = %self.target.redacted(), error = %e, "database request failed; reconnecting on next use");
+                self.conn = None;
+                self.health.failed(&e.to_string());
+            }
+            Ok(_) if write => self.health.recovered(),
+            _ => {}
         }
         result
     }
 
     pub fn insert_pod(&mut self, pod: NewPod) -> Result<PodRow, StoreError> {
-        self.with(|c| queries::insert_pod(c, pod))
+        self.with(true, |c| queries::insert_pod(c, pod))
     }
     pub fn update_pod(&mut self, alias: &str, changes: PodChanges) -> Result<PodRow, StoreError> {
-        self.with(|c| queries::update_pod(c, alias, changes))
+        self.with(true, |c| queries::update_pod(c, alias, changes))
     }
     pub fn delete_pod(&mut self, alias: &str) -> Result<(), StoreError> {
-        self.with(|c| queries::delete_pod(c, alias))
+        self.with(true, |c| queries::delete_pod(c, alias))
     }
     pub fn get_pod(&mut self, alias: &str) -> Result<Option<PodRow>, StoreError> {
-        self.with(|c| queries::get_pod(c, alias))
+        self.with(false, |c| queries::get_pod(c, alias))
     }
     pub fn list_pods(&mut self, tag: Option<&str>) -> Result<Vec<PodRow>, StoreError> {
-        self.with(|c| queries::list_pods(c, tag))
+        self.with(false, |c| queries::list_pods(c, tag))
     }
     pub fn start_command(&mut self, msg: StartCommand) -> Result<i64, StoreError> {
-        self.with(|c| queries::start_command(c, &msg))
+        self.with(true, |c| queries::start_command(c, &msg))
     }
     pub fn finish_command(&mut self, msg: FinishCommand) -> Result<CommandRecord, StoreError> {
-        self.with(|c| queries::finish_command(c, msg))
+        self.with(true, |c| queries::finish_command(c, msg))
     }
     pub fn list_commands(&mut self, filter: &HistoryFilter) -> Result<CommandPage, StoreError> {
-        self.with(|c| queries::list_commands(c, filter))
+        self.with(false, |c| queries::list_commands(c, filter))
     }
     pub fn get_command(&mut self, id: i64) -> Result<Option<CommandRecord>, StoreError> {
-        self.with(|c| queries::get_command(c, id))
+        self.with(false, |c| queries::get_command(c, id))
     }
     pub fn record_audit(&mut self, event: &NewAuditEvent) -> Result<(), StoreError> {
-        self.with(|c| queries::record_audit(c, event))
+        self.with(true, |c| queries::record_audit(c, event))
     }
     pub fn list_audit(&mut self, filter: &AuditFilter) -> Result<AuditPage, StoreError> {
-        self.with(|c| queries::list_audit(c, filter))
+        self.with(false, |c| queries::list_audit(c, filter))
     }
     pub fn interrupt_running(&mut self, ids: Option<&[i64]>) -> Result<usize, StoreError> {
-        self.with(|c| queries::interrupt_running(c, ids))
+        self.with(false, |c| queries::interrupt_running(c, ids))
     }
     pub fn ping(&mut self) -> Result<(), StoreError> {
-        self.with(|c| c.ping())
+        self.with(false, |c| c.ping())
+    }
+    /// [`queries::record_start`]: idempotent by `uid`.
+    pub fn record_start(
+        &mut self,
+        uid: &str,
+        msg: &StartCommand,
+        interrupted: bool,
+    ) -> Result<i64, StoreError> {
+        self.with(true, |c| queries::record_start(c, uid, msg, interrupted))
+    }
+    /// [`queries::record_finish`]: idempotent by id or `uid`.
+    pub fn record_finish(
+        &mut self,
+        id: Option<i64>,
+        uid: &str,
+        start: &StartCommand,
+        end: &CommandEnd,
+    ) -> Result<CommandRecord, StoreError> {
+        self.with(true, |c| queries::record_finish(c, id, uid, start, end))
+    }
+    /// The row of the command with this `uid`.
+    pub fn find_by_uid(&mut self, uid: &str) -> Result<Option<CommandRecord>, StoreError> {
+        self.with(false, |c| queries::find_by_uid(c, uid))
+    }
+    /// A small committed write, to learn whether the database takes writes again.
+    pub fn probe_write(&mut self) -> Result<(), StoreError> {
+        self.with(true, queries::probe_write)
     }
     /// Bulk-inserts finished history rows in one transaction (imports and benchmarks).
     pub fn insert_history(&mut self, rows: &[CommandRecord]) -> Result<usize, StoreError> {
-        self.with(|c| queries::insert_history(c, rows))
+        self.with(true, |c| queries::insert_history(c, rows))
     }
 }
 
-/// A [`Store`] on a `SyncArbiter` thread.
+/// A [`Store`] on a `SyncArbiter` thread, with the spool its history writes fall back to.
 pub struct StoreActor {
     store: Store,
+    spool: Option<Arc<Spool>>,
 }
 
 impl Actor for StoreActor {
@@ -418,28 +682,79 @@ pub struct StoreHandle {
     pub backend: Backend,
     /// Rows found `running` at start (left by a crash) and marked `interrupted`.
     pub interrupted_at_start: usize,
+    /// Whether writes work, and how many history writes wait in the spool.
+    pub health: Arc<StoreHealth>,
+    /// The spool, when one is configured.
+    pub spool: Option<Arc<Spool>>,
+}
+
+/// How [`start_with`] runs the store.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    pub database_url: String,
+    /// StoreActor threads (at least 1).
+    pub threads: usize,
+    /// The history spool; `None`: history that the database cannot take is not kept.
+    pub spool_path: Option<PathBuf>,
+    /// How often the spool is replayed while entries wait (and a failed database is retried).
+    pub retry_every: Duration,
+}
+
+/// Seconds a client should wait before retrying a request the database could not serve.
+pub const RETRY_AFTER_SECS: u64 = 5;
+
+/// [`start_with`] without a spool, retrying every 2 seconds (tests and tools).
+pub fn start(database_url: &str, threads: usize) -> Result<StoreHandle, StoreError> {
+    start_with(&StoreOptions {
+        database_url: database_url.to_owned(),
+        threads,
+        spool_path: None,
+        retry_every: Duration::from_secs(2),
+    })
 }
 
 /// Opens the database (creating the SQLite file and its directory; WAL; busy_timeout), runs the
-/// embedded migrations, marks rows left `running` as `interrupted`, and starts `threads`
-/// StoreActors (at least 1; exactly 1 for an in-memory SQLite database, which each connection
-/// would otherwise see as a separate database).
+/// embedded migrations, opens the spool and replays what waits in it, marks rows left `running`
+/// as `interrupted`, and starts `threads` StoreActors (at least 1; exactly 1 for an in-memory
+/// SQLite database, which each connection would otherwise see as a separate database) and the
+/// periodic replay.
 ///
 /// Every connection is opened here, so a database that cannot be opened is an error now, not a
 /// panic later. Must be called inside a running actix `System`.
-pub fn start(database_url: &str, threads: usize) -> Result<StoreHandle, StoreError> {
-    let (first, interrupted_at_start) = Store::open(database_url)?;
-    let target = first.target.clone();
+pub fn start_with(opts: &StoreOptions) -> Result<StoreHandle, StoreError> {
+    let target = DbTarget::parse(&opts.database_url)?;
+    let health = Arc::new(StoreHealth::default());
+    let mut first = Store::open_migrated(target.clone(), health.clone())?;
+    let spool = match &opts.spool_path {
+        Some(path) => Some(Arc::new(Spool::open(path, health.clone())?)),
+        None => None,
+    };
+    if let Some(spool) = &spool
+        && spool.pending() > 0
+    {
+        let report = spool.replay(&mut first);
+        log_replay(spool, &report);
+    }
+    // After the replay, so the starts it wrote for commands a previous daemon never finished
+    // are marked too. A database that cannot take the update now is no reason not to start.
+    let interrupted_at_start = match first.interrupt_running(None) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot mark commands left running by a previous daemon interrupted");
+            0
+        }
+    };
     let threads = if target.is_memory() {
         1
     } else {
-        threads.max(1)
+        opts.threads.max(1)
     };
     let mut stores = vec![first];
     for _ in 1..threads {
         stores.push(Store {
             target: target.clone(),
             conn: Some(target.open()?),
+            health: health.clone(),
         });
     }
     if interrupted_at_start > 0 {
@@ -450,6 +765,8 @@ pub fn start(database_url: &str, threads: usize) -> Result<StoreHandle, StoreErr
     }
     let backend = target.backend();
     let pool = Arc::new(Mutex::new(stores));
+    let actor_health = health.clone();
+    let actor_spool = spool.clone();
     let addr = SyncArbiter::start(threads, move || {
         // A restarted actor (after a panic) finds the pool empty and connects on first use.
         let store = pool
@@ -459,14 +776,175 @@ pub fn start(database_url: &str, threads: usize) -> Result<StoreHandle, StoreErr
             .unwrap_or_else(|| Store {
                 target: target.clone(),
                 conn: None,
+                health: actor_health.clone(),
             });
-        StoreActor { store }
+        StoreActor {
+            store,
+            spool: actor_spool.clone(),
+        }
+    });
+    let maintain = addr.clone();
+    let watched = health.clone();
+    let every = opts.retry_every.max(Duration::from_millis(100));
+    actix::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            if (watched.spool_pending() > 0 || !watched.ok())
+                && maintain.send(Maintain).await.is_err()
+            {
+                return;
+            }
+        }
     });
     Ok(StoreHandle {
         addr,
         backend,
         interrupted_at_start,
+        health,
+        spool,
     })
+}
+
+fn log_replay(spool: &Spool, report: &spool::ReplayReport) {
+    if report.applied > 0 || report.set_aside > 0 {
+        tracing::warn!(
+            spool = %spool.path().display(),
+            replayed = report.applied,
+            set_aside = report.set_aside,
+            remaining = report.remaining,
+            "history spool replayed into the database"
+        );
+    }
+    if let Some(e) = &report.error {
+        tracing::debug!(spool = %spool.path().display(), remaining = report.remaining, error = %e, "history spool not replayed yet");
+    }
+}
+
+impl StoreActor {
+    fn record_start(&mut self, msg: RecordStart) -> Result<Started, StoreError> {
+        let error = match self.store.record_start(&msg.uid, &msg.start, false) {
+            Ok(id) => {
+                return Ok(Started {
+                    id: Some(id),
+                    history_error: None,
+                });
+            }
+            Err(e) => e,
+        };
+        tracing::error!(alias = %msg.start.alias, uid = %msg.uid, %error, "history cannot record a command's start");
+        let Some(spool) = &self.spool else {
+            return Err(StoreError::Unavailable(format!(
+                "{error}; no history spool is configured"
+            )));
+        };
+        match spool.append(SpoolOp::Start {
+            uid: msg.uid.clone(),
+            start: msg.start,
+        }) {
+            Ok(()) => Ok(Started {
+                id: None,
+                history_error: Some(format!(
+                    "history could not record the command ({error}); it waits in the spool and is recorded when the database takes writes again"
+                )),
+            }),
+            Err(e) => {
+                tracing::error!(uid = %msg.uid, spool = %spool.path().display(), error = %e, "the history spool cannot keep a command's start either; the command does not run");
+                Err(StoreError::Unavailable(format!(
+                    "{error}; the history spool cannot keep it either ({e})"
+                )))
+            }
+        }
+    }
+
+    fn record_finish(&mut self, msg: RecordFinish) -> Recorded {
+        let spool = self.spool.clone();
+        let start_waits =
+            msg.id.is_none() && spool.as_ref().is_some_and(|s| s.has_pending(&msg.uid));
+        let reason = if start_waits {
+            "its start waits in the spool".to_owned()
+        } else {
+            match self
+                .store
+                .record_finish(msg.id, &msg.uid, &msg.start, &msg.end)
+            {
+                Ok(record) => {
+                    return Recorded {
+                        record,
+                        kept: Kept::Database,
+                    };
+                }
+                Err(error) => {
+                    tracing::error!(alias = %msg.start.alias, id = ?msg.id, uid = %msg.uid, %error, "history cannot record a command's result");
+                    error.to_string()
+                }
+            }
+        };
+        let mut record = record_of(msg.id, &msg.start, &msg.end);
+        let appended = match &spool {
+            Some(s) => s
+                .append(SpoolOp::Finish {
+                    uid: msg.uid,
+                    id: msg.id,
+                    start: msg.start,
+                    end: msg.end,
+                })
+                .map_err(|e| e.to_string()),
+            None => Err("no history spool is configured".to_owned()),
+        };
+        let kept = match appended {
+            Ok(()) => {
+                record.history_error = Some(format!(
+                    "history could not record the result ({reason}); it waits in the spool and is recorded when the database takes writes again"
+                ));
+                Kept::Spool
+            }
+            Err(e) => {
+                tracing::error!(alias = %record.alias, id = record.id, error = %e, "the history spool cannot keep a command's result either: it is not recorded");
+                record.history_error = Some(format!(
+                    "history could not record the result ({reason}) and the spool could not keep it ({e}): it is not recorded"
+                ));
+                Kept::Lost
+            }
+        };
+        Recorded { record, kept }
+    }
+
+    fn maintain(&mut self) -> spool::ReplayReport {
+        if let Some(spool) = self.spool.clone()
+            && spool.pending() > 0
+        {
+            let report = spool.replay(&mut self.store);
+            log_replay(&spool, &report);
+            return report;
+        }
+        if !self.store.health.ok()
+            && let Err(e) = self.store.probe_write()
+        {
+            tracing::debug!(error = %e, "the database does not take writes yet");
+        }
+        spool::ReplayReport::default()
+    }
+}
+
+impl Handler<RecordStart> for StoreActor {
+    type Result = Result<Started, StoreError>;
+    fn handle(&mut self, msg: RecordStart, _: &mut Self::Context) -> Self::Result {
+        self.record_start(msg)
+    }
+}
+
+impl Handler<RecordFinish> for StoreActor {
+    type Result = MessageResult<RecordFinish>;
+    fn handle(&mut self, msg: RecordFinish, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.record_finish(msg))
+    }
+}
+
+impl Handler<Maintain> for StoreActor {
+    type Result = MessageResult<Maintain>;
+    fn handle(&mut self, _: Maintain, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.maintain())
+    }
 }
 
 impl Handler<InsertPod> for StoreActor {

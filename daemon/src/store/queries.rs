@@ -14,8 +14,8 @@ use podwrangler::{ProviderConfig, ProviderKind, Secret};
 use super::conn::{DbConnection, with_conn, write_tx};
 use super::schema::{audit_events, commands, pod_tags, pods};
 use super::{
-    AuditFilter, FinishCommand, HistoryFilter, INTERRUPTED_ERROR, NewAuditEvent, NewPod,
-    PodChanges, PodRow, StartCommand, StoreError,
+    AuditFilter, CommandEnd, FinishCommand, HistoryFilter, INTERRUPTED_ERROR, NewAuditEvent,
+    NewPod, PodChanges, PodRow, StartCommand, StoreError,
 };
 
 /// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's bind-parameter limits.
@@ -84,6 +84,30 @@ struct CommandInsert<'a> {
     duration_ms: Option<f64>,
     actor: Option<&'a str>,
     session_restarted: bool,
+    uid: Option<&'a str>,
+}
+
+impl<'a> CommandInsert<'a> {
+    /// A `running` row for a command that is starting.
+    fn running(msg: &'a StartCommand, uid: Option<&'a str>) -> Self {
+        CommandInsert {
+            alias: &msg.alias,
+            pod_label: &msg.pod_label,
+            command: &msg.command,
+            status: CommandStatus::Running.as_str(),
+            exit_code: None,
+            stdout: "",
+            stderr: "",
+            error: None,
+            truncated: false,
+            started_at: msg.started_at.naive_utc(),
+            finished_at: None,
+            duration_ms: None,
+            actor: Some(&msg.actor),
+            session_restarted: false,
+            uid,
+        }
+    }
 }
 
 #[derive(Queryable, Selectable)]
@@ -196,6 +220,7 @@ impl CommandDb {
             duration_ms: self.duration_ms,
             actor: self.actor,
             session_restarted: self.session_restarted,
+            history_error: None,
         })
     }
 }
@@ -376,31 +401,55 @@ pub fn list_pods(conn: &mut DbConnection, tag: Option<&str>) -> Result<Vec<PodRo
         .collect()
 }
 
+/// Inserts a `running` row and answers its id. The id is read back inside the write
+/// transaction and handed out only once the transaction has committed, so a commit that fails
+/// (a full disk) is an error here, never an id that does not exist.
 pub fn start_command(conn: &mut DbConnection, msg: &StartCommand) -> Result<i64, StoreError> {
-    let row = CommandInsert {
-        alias: &msg.alias,
-        pod_label: &msg.pod_label,
-        command: &msg.command,
-        status: CommandStatus::Running.as_str(),
-        exit_code: None,
-        stdout: "",
-        stderr: "",
-        error: None,
-        truncated: false,
-        started_at: msg.started_at.naive_utc(),
-        finished_at: None,
-        duration_ms: None,
-        actor: Some(&msg.actor),
-        session_restarted: false,
-    };
-    with_conn!(conn, c => {
-        diesel::insert_into(commands::table)
+    let row = CommandInsert::running(msg, None);
+    write_tx!(conn, c => {
+        let id = diesel::insert_into(commands::table)
             .values(&row)
             .returning(commands::id)
-            .get_result::<i64>(c)
-            .map_err(StoreError::from)
+            .get_result::<i64>(c)?;
+        Ok::<_, StoreError>(id)
     })
 }
+
+/// As [`start_command`] for a command with a `uid`: when a row with that uid exists (a replay
+/// that already ran, or a commit whose answer was lost) its id is answered and nothing is
+/// written. `interrupted` writes the row `interrupted` instead of `running`: a start replayed
+/// after the daemon that ran the command has gone.
+pub fn record_start(
+    conn: &mut DbConnection,
+    uid: &str,
+    msg: &StartCommand,
+    interrupted: bool,
+) -> Result<i64, StoreError> {
+    let mut row = CommandInsert::running(msg, Some(uid));
+    if interrupted {
+        row.status = CommandStatus::Interrupted.as_str();
+        row.error = Some(INTERRUPTED_ERROR);
+    }
+    write_tx!(conn, c => {
+        let existing = commands::table
+            .filter(commands::uid.eq(uid))
+            .select(commands::id)
+            .first::<i64>(c)
+            .optional()?;
+        let id = match existing {
+            Some(id) => id,
+            None => diesel::insert_into(commands::table)
+                .values(&row)
+                .returning(commands::id)
+                .get_result::<i64>(c)?,
+        };
+        Ok::<_, StoreError>(id)
+    })
+}
+
+/// The statuses a row may be finished from: `running`, and `interrupted` (shutdown raced the
+/// command; the real outcome is better evidence).
+const OPEN: [&str; 2] = ["running", "interrupted"];
 
 pub fn finish_command(
     conn: &mut DbConnection,
@@ -411,15 +460,11 @@ pub fn finish_command(
             "a command cannot finish with status running".into(),
         ));
     }
-    let open = [
-        CommandStatus::Running.as_str(),
-        CommandStatus::Interrupted.as_str(),
-    ];
-    let updated: Option<CommandDb> = with_conn!(conn, c => {
-        diesel::update(
+    let row: CommandDb = write_tx!(conn, c => {
+        let updated = diesel::update(
             commands::table
                 .find(msg.id)
-                .filter(commands::status.eq_any(open))
+                .filter(commands::status.eq_any(OPEN))
                 .filter(commands::finished_at.is_null()),
         )
         .set((
@@ -435,17 +480,137 @@ pub fn finish_command(
         ))
         .returning(CommandDb::as_returning())
         .get_result(c)
-        .optional()?
+        .optional()?;
+        match updated {
+            Some(row) => Ok(row),
+            None => {
+                let exists = commands::table
+                    .find(msg.id)
+                    .select(commands::id)
+                    .first::<i64>(c)
+                    .optional()?;
+                Err(match exists {
+                    Some(_) => StoreError::Conflict(format!(
+                        "command {} has already finished",
+                        msg.id
+                    )),
+                    None => StoreError::NotFound,
+                })
+            }
+        }
+    })?;
+    row.into_record()
+}
+
+/// Completes a command's row in one transaction, idempotently: the row is found by `id`, or by
+/// `uid` when its start had no id. An open row is completed; a row already finished is answered
+/// as it is (a replay that already ran); no row at all gets a complete, finished row (the start
+/// was never written), so a result is never dropped.
+pub fn record_finish(
+    conn: &mut DbConnection,
+    id: Option<i64>,
+    uid: &str,
+    start: &StartCommand,
+    end: &CommandEnd,
+) -> Result<CommandRecord, StoreError> {
+    if end.status == CommandStatus::Running {
+        return Err(StoreError::Invalid(
+            "a command cannot finish with status running".into(),
+        ));
+    }
+    let row: CommandDb = write_tx!(conn, c => {
+        let existing: Option<(i64, String, Option<NaiveDateTime>)> = match id {
+            Some(id) => commands::table
+                .find(id)
+                .select((commands::id, commands::status, commands::finished_at))
+                .first(c)
+                .optional()?,
+            None => commands::table
+                .filter(commands::uid.eq(uid))
+                .select((commands::id, commands::status, commands::finished_at))
+                .first(c)
+                .optional()?,
+        };
+        let row = match existing {
+            Some((id, status, None)) if OPEN.contains(&status.as_str()) => diesel::update(
+                commands::table.find(id),
+            )
+            .set((
+                commands::status.eq(end.status.as_str()),
+                commands::exit_code.eq(end.exit_code),
+                commands::stdout.eq(&end.stdout),
+                commands::stderr.eq(&end.stderr),
+                commands::error.eq(&end.error),
+                commands::truncated.eq(end.truncated),
+                commands::finished_at.eq(Some(end.finished_at.naive_utc())),
+                commands::duration_ms.eq(Some(end.duration_ms)),
+                commands::session_restarted.eq(end.session_restarted),
+            ))
+            .returning(CommandDb::as_returning())
+            .get_result(c)?,
+            Some((id, _, _)) => commands::table
+                .find(id)
+                .select(CommandDb::as_select())
+                .first(c)?,
+            None => {
+                let row = CommandInsert {
+                    status: end.status.as_str(),
+                    exit_code: end.exit_code,
+                    stdout: &end.stdout,
+                    stderr: &end.stderr,
+                    error: end.error.as_deref(),
+                    truncated: end.truncated,
+                    finished_at: Some(end.finished_at.naive_utc()),
+                    duration_ms: Some(end.duration_ms),
+                    session_restarted: end.session_restarted,
+                    ..CommandInsert::running(start, Some(uid))
+                };
+                diesel::insert_into(commands::table)
+                    .values(&row)
+                    .returning(CommandDb::as_returning())
+                    .get_result(c)?
+            }
+        };
+        Ok::<_, StoreError>(row)
+    })?;
+    row.into_record()
+}
+
+/// The row a command with this `uid` has, if any.
+pub fn find_by_uid(
+    conn: &mut DbConnection,
+    uid: &str,
+) -> Result<Option<CommandRecord>, StoreError> {
+    let row: Option<CommandDb> = with_conn!(conn, c => {
+        commands::table
+            .filter(commands::uid.eq(uid))
+            .select(CommandDb::as_select())
+            .first(c)
+            .optional()?
     });
-    match updated {
-        Some(row) => row.into_record(),
-        None => match get_command(conn, msg.id)? {
-            Some(_) => Err(StoreError::Conflict(format!(
-                "command {} has already finished",
-                msg.id
-            ))),
-            None => Err(StoreError::NotFound),
-        },
+    row.map(CommandDb::into_record).transpose()
+}
+
+/// A write that changes a page (the database header's `user_version`, set to the value it has)
+/// and commits: proof that the database takes writes again. PostgreSQL: a round trip.
+pub fn probe_write(conn: &mut DbConnection) -> Result<(), StoreError> {
+    use diesel::connection::SimpleConnection;
+    match conn {
+        DbConnection::Sqlite(c) => {
+            #[derive(QueryableByName)]
+            struct Version {
+                #[diesel(sql_type = diesel::sql_types::Integer)]
+                user_version: i32,
+            }
+            c.immediate_transaction(|c| {
+                let v: Version = diesel::sql_query("PRAGMA user_version").get_result(c)?;
+                c.batch_execute(&format!("PRAGMA user_version = {}", v.user_version))
+            })?;
+            Ok(())
+        }
+        DbConnection::Pg(c) => c
+            .transaction(|c| c.batch_execute("SELECT 1"))
+            .map_err(StoreError::from),
     }
 }
 
@@ -570,6 +735,7 @@ pub fn insert_history(
             duration_ms: r.duration_ms,
             actor: r.actor.as_deref(),
             session_restarted: r.session_restarted,
+            uid: None,
         })
         .collect();
     write_tx!(conn, c => {

@@ -40,6 +40,7 @@ diesel::table! {
         duration_ms -> Nullable<Double>,
         actor -> Nullable<Text>,
         session_restarted -> Bool,
+        uid -> Nullable<Text>,
     }
 }
 
