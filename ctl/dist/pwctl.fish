@@ -147,7 +147,7 @@ complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l certificate-authority -r
 complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l insecure-skip-tls-verify -d 'do not verify the API server\'s TLS certificate'
 complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l prefix -r -d 'aliases become PREFIX + pod name'
 complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l tag -r -d 'tag every imported pod (repeat for more)'
-complete -c pwctl -n '__pwctl_at "pwctl exec"' -a run -d 'Run a command in one pod: its stdout to stdout, its stderr to stderr, and pwctl exits with its exit code (124 when it timed out)'
+complete -c pwctl -n '__pwctl_at "pwctl exec"' -a run -d 'Run a command in one pod: its output as it arrives, stdout to stdout and stderr to stderr, and pwctl exits with its exit code (124 when it timed out; Ctrl-C cancels it in the pod, keeping the shell, and exits 130)'
 complete -c pwctl -n '__pwctl_at "pwctl exec"' -a run-many -d 'Run one command in many pods at once; a table of results follows'
 complete -c pwctl -n '__pwctl_at "pwctl exec"' -a history -d 'Show past commands, newest first'
 complete -c pwctl -n '__pwctl_at "pwctl exec"' -a show -d 'Show one past command with its full output'

@@ -43,7 +43,8 @@ use argh::{ArgsInfo, FromArgs};
     error_code(69, "no daemon answers at the socket or URL (try --local)"),
     error_code(77, "the daemon wants a valid API key"),
     error_code(78, "a config file cannot be read or parsed"),
-    error_code(124, "the command timed out in the pod")
+    error_code(124, "the command timed out in the pod"),
+    error_code(130, "Ctrl-C cancelled the command in the pod (its shell is kept)")
 )]
 pub struct Pwctl {
     /// daemon's Unix socket (env PODWRANGLER_SOCKET)
@@ -342,8 +343,9 @@ pub enum ExecCommand {
     Show(ExecShow),
 }
 
-/// Run a command in one pod: its stdout to stdout, its stderr to stderr, and pwctl exits with
-/// its exit code (124 when it timed out).
+/// Run a command in one pod: its output as it arrives, stdout to stdout and stderr to stderr,
+/// and pwctl exits with its exit code (124 when it timed out; Ctrl-C cancels it in the pod,
+/// keeping the shell, and exits 130).
 #[derive(FromArgs, ArgsInfo, Debug)]
 #[argh(
     subcommand,

@@ -20,6 +20,7 @@ const MAX_BODY: u64 = 1 << 30;
 /// Non-exec requests get this long: the daemon answers them from memory or its database.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+#[derive(Clone)]
 pub struct Client {
     agent: Agent,
     base: String,

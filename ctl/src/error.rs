@@ -20,6 +20,8 @@ pub mod exit {
     pub const CONFIG: i32 = 78;
     /// Like timeout(1): the command ran past its timeout.
     pub const TIMEOUT: i32 = 124;
+    /// Like a shell: Ctrl-C cancelled the command.
+    pub const CANCELLED: i32 = 130;
 }
 
 /// The documented exit codes, in the order help text and the man page list them.
@@ -41,6 +43,10 @@ pub const EXIT_CODES: &[(i32, &str)] = &[
     (exit::NO_PERMISSION, "the daemon wants a valid API key"),
     (exit::CONFIG, "a config file cannot be read or parsed"),
     (exit::TIMEOUT, "the command timed out in the pod"),
+    (
+        exit::CANCELLED,
+        "Ctrl-C cancelled the command in the pod (its shell is kept)",
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use podwrangler::api::{
-    API_PREFIX, CommandPage, CommandRecord, CommandStatus, ExecRequest, FanOutRequest,
+    API_PREFIX, CommandPage, CommandRecord, CommandStatus, ExecEvent, ExecRequest, FanOutRequest,
     FanOutResponse, PodInfo,
 };
 
@@ -62,6 +62,9 @@ pub fn run(client: &Client, cmd: &ExecRun, json: bool) -> Result<i32, CtlError> 
         check: false,
     };
     let path = format!("{}/exec", pod_path(&cmd.alias));
+    if !json {
+        return run_live(client, &cmd.alias, &path, &body);
+    }
     let record: CommandRecord = match client.send("POST", &path, &body, None) {
         Ok(r) => r,
         Err(CtlError::Api(p)) if p.code == "command_timeout" && p.record.is_some() => {
@@ -92,6 +95,96 @@ pub fn run(client: &Client, cmd: &ExecRun, json: bool) -> Result<i32, CtlError> 
         write_streams(&record);
     }
     Ok(record_exit(&record, json))
+}
+
+/// `exec run` without `--json`: output is printed as it arrives; Ctrl-C cancels the command in
+/// the pod (its shell is kept) and exits 130.
+fn run_live(client: &Client, alias: &str, path: &str, body: &ExecRequest) -> Result<i32, CtlError> {
+    use std::sync::{Arc, Mutex};
+    let running: Arc<Mutex<Option<i64>>> = Arc::default();
+    let cancelled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let (running, cancelled, client) = (running.clone(), cancelled.clone(), client.clone());
+        // A second Ctrl-C while cancelling leaves at once.
+        let _ = ctrlc::set_handler(move || {
+            if cancelled.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                std::process::exit(exit::CANCELLED);
+            }
+            match *running.lock().unwrap_or_else(|e| e.into_inner()) {
+                Some(id) => {
+                    let path = format!("/api/v1/commands/{id}/cancel");
+                    let _ = client.send::<_, serde_json::Value>("POST", &path, &(), None);
+                }
+                None => std::process::exit(exit::CANCELLED),
+            }
+        });
+    }
+    let mut finished: Option<CommandRecord> = None;
+    let whole: Mutex<Option<CommandRecord>> = Mutex::new(None);
+    let mut problem: Option<podwrangler::api::Problem> = None;
+    let mut printed_stdout = String::new();
+    let result = client.post_stream::<_, ExecEvent, CommandRecord>(
+        path,
+        body,
+        |event| match event {
+            ExecEvent::Started { id, .. } => {
+                *running.lock().unwrap_or_else(|e| e.into_inner()) = Some(id);
+            }
+            ExecEvent::Stdout { data, .. } => {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(data.as_bytes());
+                let _ = out.flush();
+                printed_stdout.push_str(&data);
+            }
+            ExecEvent::Stderr { data, .. } => {
+                let _ = std::io::stderr().lock().write_all(data.as_bytes());
+            }
+            ExecEvent::Finished { record } => finished = Some(*record),
+            ExecEvent::Error { problem: p } => problem = Some(*p),
+        },
+        // An older daemon answers the whole record at once.
+        |record: CommandRecord| {
+            write_streams(&record);
+            *whole.lock().unwrap_or_else(|e| e.into_inner()) = Some(record);
+        },
+    );
+    result.map_err(pod_not_found(alias))?;
+    if let Some(record) = whole.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        finished = Some(record);
+    }
+    if let Some(p) = problem {
+        if let Some(record) = p.record.as_deref()
+            && p.code == "command_timeout"
+        {
+            if !record.stdout.is_empty()
+                && !record.stdout.ends_with('\n')
+                && std::io::stdout().is_terminal()
+            {
+                eprintln!();
+            }
+            output::error_line(&format!(
+                "{} (the output above is what it printed before)",
+                p.detail
+            ));
+            return Ok(exit::TIMEOUT);
+        }
+        return Err(pod_not_found(alias)(CtlError::Api(Box::new(p))));
+    }
+    let record = finished.ok_or_else(|| CtlError::Transport {
+        target: client.endpoint().to_string(),
+        message: "the result stream ended without the command's record".into(),
+    })?;
+    if record.status == CommandStatus::Cancelled {
+        if !printed_stdout.is_empty() && !printed_stdout.ends_with('\n') {
+            eprintln!();
+        }
+        output::error_line(&format!(
+            "cancelled command {} in {}; its shell is kept",
+            record.id, record.alias
+        ));
+        return Ok(exit::CANCELLED);
+    }
+    Ok(record_exit(&record, false))
 }
 
 fn record_exit(record: &CommandRecord, quiet: bool) -> i32 {

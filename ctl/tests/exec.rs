@@ -236,3 +236,49 @@ fn history_and_show_read_back_what_ran() {
     missing.expect_code(1);
     assert!(missing.stderr.contains("999999"), "{}", missing.stderr);
 }
+
+/// `exec run` prints output while the command runs; Ctrl-C cancels the command in the pod
+/// (recorded `cancelled`, the shell and its state kept) and pwctl exits 130.
+#[test]
+fn exec_run_streams_live_and_ctrl_c_cancels_in_the_pod() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let s = Stack::start(1);
+    s.add_all();
+    s.run(&["exec", "run", "web-0", "export KEPT=yes"]).ok();
+    let mut child = s
+        .command()
+        .args(["exec", "run", "web-0", "echo started; sleep 39"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 7];
+    stdout.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"started", "output arrives while the command runs");
+    // SAFETY: kill has no memory effects; the pid is our live child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("cancelled"), "{err}");
+    let history: CommandPage =
+        serde_json::from_str(&s.run(&["--json", "exec", "history", "--limit", "1"]).stdout)
+            .unwrap();
+    assert_eq!(history.items[0].status, CommandStatus::Cancelled);
+    let r = s.run(&[
+        "exec",
+        "run",
+        "web-0",
+        "echo $KEPT; ps -eo args | grep -cx 'sleep 39'; true",
+    ]);
+    r.ok();
+    assert_eq!(r.stdout, "yes\n0\n");
+}
