@@ -22,7 +22,7 @@ use crate::server::AppState;
 use crate::store::{FinishCommand, ListPods, ListPodsByTag, StartCommand, StoreActor};
 
 /// Largest fan-out concurrency a request may ask for.
-pub const MAX_CONCURRENCY: usize = 1024;
+pub use super::validate::MAX_CONCURRENCY;
 
 fn rejected(e: ExecRejected) -> ApiError {
     match e {
@@ -86,6 +86,7 @@ pub async fn exec_pod(
         state.config.max_command_timeout,
     )?;
     let alias = alias.into_inner();
+    validate::alias(&alias)?;
     let addr = state
         .registry
         .send(Lookup(alias.clone()))

@@ -14,6 +14,7 @@ use crate::store::Ping;
     get,
     path = "/health",
     tag = "daemon",
+    security(()),
     responses((status = 200, description = "Daemon health; `status` is `degraded` when the database does not answer", body = Health))
 )]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
