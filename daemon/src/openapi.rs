@@ -91,8 +91,8 @@ fn add(responses: &mut Map<String, Value>, status: u16, response: Value) {
 /// timeout and body size. Every status a route can answer is listed, each with its problem body.
 pub fn document(max_command_timeout_secs: f64, max_body_bytes: usize) -> Value {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
-    let alias_schema = serde_json::to_value(podwrangler::api::schema::alias().build())
-        .expect("schema serializes");
+    let alias_schema =
+        serde_json::to_value(podwrangler::api::schema::alias().build()).expect("schema serializes");
     if let Some(paths) = doc["paths"].as_object_mut() {
         for (path, item) in paths.iter_mut() {
             let Some(item) = item.as_object_mut() else {
@@ -150,8 +150,7 @@ pub fn document(max_command_timeout_secs: f64, max_body_bytes: usize) -> Value {
                     let mut unauthorized = problem(
                         "`unauthorized`: over TCP, no valid `Authorization: Bearer <key>` (the Unix socket needs none)",
                     );
-                    unauthorized["headers"] =
-                        json!({"WWW-Authenticate": header("`Bearer`")});
+                    unauthorized["headers"] = json!({"WWW-Authenticate": header("`Bearer`")});
                     add(responses, 401, unauthorized);
                 }
                 if method != "get" {

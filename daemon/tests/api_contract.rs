@@ -112,17 +112,7 @@ fn names_that_end_up_in_urls_refuse_control_characters_ampersands_and_traversal(
         "token": POD_TOKEN, "pod_name": "p",
     });
     let bad = [
-        "a\u{0}b",
-        "a\r\nb",
-        "a\nb",
-        "a\tb",
-        "../etc",
-        "a/../b",
-        "a&b",
-        "a?b",
-        "a%2Fb",
-        "A",
-        "",
+        "a\u{0}b", "a\r\nb", "a\nb", "a\tb", "../etc", "a/../b", "a&b", "a?b", "a%2Fb", "A", "",
     ];
     for field in ["pod_name", "namespace", "container"] {
         for value in bad {
@@ -172,33 +162,87 @@ fn names_that_end_up_in_urls_refuse_control_characters_ampersands_and_traversal(
     // Control characters in any other string field: 422 naming it.
     let url = &sim.info.pods[0].plaintty_url;
     for (body, field) in [
-        (json!({"alias": "a\u{0}", "provider": "plaintty", "url": url}), "alias"),
-        (json!({"alias": "x", "provider": "plaintty", "url": format!("{url}\n")}), "url"),
-        (json!({"alias": "x", "provider": "plaintty", "url": format!("{url}\t")}), "url"),
-        (json!({"alias": "x", "provider": "plaintty", "url": url, "token": "t\r\n"}), "token"),
-        (json!({"alias": "x", "provider": "plaintty", "url": url, "tags": ["ok", "b\u{7}"]}), "tags[1]"),
-        (json!({"alias": "x", "provider": "plaintty", "pod_name": "p", "server": "ws://h\n", "service_id": "s"}), "server"),
-        (json!({"alias": "x", "provider": "plaintty", "pod_name": "p", "server": "ws://h", "service_id": "../s"}), "service_id"),
-        (json!({"alias": "x", "provider": "kubernetes", "pod_name": "p", "server": server, "token": "t", "certificate_authority": "-----BEGIN\u{0}"}), "certificate_authority"),
-        (json!({"alias": "x", "provider": "kubernetes", "pod_name": "p", "server": server, "client_certificate": "c", "client_key": "k\u{1b}"}), "client_key"),
+        (
+            json!({"alias": "a\u{0}", "provider": "plaintty", "url": url}),
+            "alias",
+        ),
+        (
+            json!({"alias": "x", "provider": "plaintty", "url": format!("{url}\n")}),
+            "url",
+        ),
+        (
+            json!({"alias": "x", "provider": "plaintty", "url": format!("{url}\t")}),
+            "url",
+        ),
+        (
+            json!({"alias": "x", "provider": "plaintty", "url": url, "token": "t\r\n"}),
+            "token",
+        ),
+        (
+            json!({"alias": "x", "provider": "plaintty", "url": url, "tags": ["ok", "b\u{7}"]}),
+            "tags[1]",
+        ),
+        (
+            json!({"alias": "x", "provider": "plaintty", "pod_name": "p", "server": "ws://h\n", "service_id": "s"}),
+            "server",
+        ),
+        (
+            json!({"alias": "x", "provider": "plaintty", "pod_name": "p", "server": "ws://h", "service_id": "../s"}),
+            "service_id",
+        ),
+        (
+            json!({"alias": "x", "provider": "kubernetes", "pod_name": "p", "server": server, "token": "t", "certificate_authority": "-----BEGIN\u{0}"}),
+            "certificate_authority",
+        ),
+        (
+            json!({"alias": "x", "provider": "kubernetes", "pod_name": "p", "server": server, "client_certificate": "c", "client_key": "k\u{1b}"}),
+            "client_key",
+        ),
     ] {
-        invalid(&tcp(&d, "POST", "/api/v1/pods/", &body), field, &body.to_string());
+        invalid(
+            &tcp(&d, "POST", "/api/v1/pods/", &body),
+            field,
+            &body.to_string(),
+        );
     }
     for (body, field) in [
-        (json!({"namespace": "default", "server": server, "token": POD_TOKEN, "label_selector": "a=b\n"}), "label_selector"),
-        (json!({"namespace": "../default", "server": server, "token": POD_TOKEN}), "namespace"),
-        (json!({"namespace": "default", "server": server, "token": POD_TOKEN, "alias_prefix": "a\r"}), "alias_prefix"),
+        (
+            json!({"namespace": "default", "server": server, "token": POD_TOKEN, "label_selector": "a=b\n"}),
+            "label_selector",
+        ),
+        (
+            json!({"namespace": "../default", "server": server, "token": POD_TOKEN}),
+            "namespace",
+        ),
+        (
+            json!({"namespace": "default", "server": server, "token": POD_TOKEN, "alias_prefix": "a\r"}),
+            "alias_prefix",
+        ),
     ] {
-        invalid(&tcp(&d, "POST", "/api/v1/pods/import", &body), field, &body.to_string());
+        invalid(
+            &tcp(&d, "POST", "/api/v1/pods/import", &body),
+            field,
+            &body.to_string(),
+        );
     }
     // Commands are scripts: newlines pass, NUL does not.
     invalid(
-        &tcp(&d, "POST", "/api/v1/pods/k/exec", &json!({"command": "echo a\u{0}"})),
+        &tcp(
+            &d,
+            "POST",
+            "/api/v1/pods/k/exec",
+            &json!({"command": "echo a\u{0}"}),
+        ),
         "command",
         "NUL in a command",
     );
     invalid(
-        &tcp(&d, "POST", "/api/v1/exec", &json!({"command": "true", "tag": "a\nb"})),
+        &tcp(
+            &d,
+            "POST",
+            "/api/v1/exec",
+            &json!({"command": "true", "tag": "a\nb"}),
+        ),
         "tag",
         "LF in a tag",
     );
@@ -211,10 +255,26 @@ fn names_that_end_up_in_urls_refuse_control_characters_ampersands_and_traversal(
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["stdout"], "one\ntwo\n", "{}", r.body);
     // Path and query parameters too.
-    invalid(&d.tcp("GET", "/api/v1/pods/a%00b", None), "alias", "NUL in the path");
-    invalid(&d.tcp("DELETE", "/api/v1/pods/..%2Fk", None), "alias", "traversal in the path");
-    invalid(&d.tcp("GET", "/api/v1/commands?actor=a%0Ab", None), "actor", "LF in actor");
-    invalid(&d.tcp("GET", "/api/v1/commands?alias=a%0D", None), "alias", "CR in alias");
+    invalid(
+        &d.tcp("GET", "/api/v1/pods/a%00b", None),
+        "alias",
+        "NUL in the path",
+    );
+    invalid(
+        &d.tcp("DELETE", "/api/v1/pods/..%2Fk", None),
+        "alias",
+        "traversal in the path",
+    );
+    invalid(
+        &d.tcp("GET", "/api/v1/commands?actor=a%0Ab", None),
+        "actor",
+        "LF in actor",
+    );
+    invalid(
+        &d.tcp("GET", "/api/v1/commands?alias=a%0D", None),
+        "alias",
+        "CR in alias",
+    );
     // Nothing bad was stored.
     let pods = d.tcp("GET", "/api/v1/pods/", None).json();
     assert_eq!(pods.as_array().unwrap().len(), 2, "{pods}");
@@ -233,12 +293,19 @@ fn enforced_limits_are_the_documented_ones() {
 
     // cols: minimum and maximum, on registration and update.
     let cols = property(&doc, "PodCreate", "cols");
-    let (lo, hi) = (int(&cols["minimum"], "cols.minimum"), int(&cols["maximum"], "cols.maximum"));
+    let (lo, hi) = (
+        int(&cols["minimum"], "cols.minimum"),
+        int(&cols["maximum"], "cols.maximum"),
+    );
     assert_eq!((lo, hi), (20, 1000));
     for c in [lo - 1, hi + 1] {
         let mut b = pod("c");
         b["cols"] = json!(c);
-        invalid(&tcp(&d, "POST", "/api/v1/pods/", &b), "cols", &format!("cols {c}"));
+        invalid(
+            &tcp(&d, "POST", "/api/v1/pods/", &b),
+            "cols",
+            &format!("cols {c}"),
+        );
     }
     let mut b = pod("c");
     b["cols"] = json!(lo);
@@ -249,29 +316,44 @@ fn enforced_limits_are_the_documented_ones() {
     let r = tcp(&d, "PATCH", "/api/v1/pods/c", &json!({"cols": hi}));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["identity"]["cols"], hi);
-    invalid(&tcp(&d, "PATCH", "/api/v1/pods/c", &json!({"cols": hi + 1})), "cols", "cols max+1");
+    invalid(
+        &tcp(&d, "PATCH", "/api/v1/pods/c", &json!({"cols": hi + 1})),
+        "cols",
+        "cols max+1",
+    );
 
     // alias: maxLength, minLength and pattern.
     let alias = property(&doc, "PodCreate", "alias");
     let max = int(&alias["maxLength"], "alias.maxLength") as usize;
     assert_eq!(alias["minLength"], 1);
     assert!(alias["pattern"].is_string());
-    invalid(&tcp(&d, "POST", "/api/v1/pods/", &pod(&"a".repeat(max + 1))), "alias", "long alias");
-    invalid(&tcp(&d, "POST", "/api/v1/pods/", &pod("")), "alias", "empty alias");
-    assert_eq!(tcp(&d, "POST", "/api/v1/pods/", &pod(&"a".repeat(max))).status, 201);
+    invalid(
+        &tcp(&d, "POST", "/api/v1/pods/", &pod(&"a".repeat(max + 1))),
+        "alias",
+        "long alias",
+    );
+    invalid(
+        &tcp(&d, "POST", "/api/v1/pods/", &pod("")),
+        "alias",
+        "empty alias",
+    );
+    assert_eq!(
+        tcp(&d, "POST", "/api/v1/pods/", &pod(&"a".repeat(max))).status,
+        201
+    );
 
     // namespace, container and pod_name: maxLength.
-    for (field, max) in [
-        ("namespace", 63usize),
-        ("container", 63),
-        ("pod_name", 253),
-    ] {
+    for (field, max) in [("namespace", 63usize), ("container", 63), ("pod_name", 253)] {
         let schema = property(&doc, "PodCreate", field);
         assert_eq!(int(&schema["maxLength"], field) as usize, max, "{field}");
         assert!(schema["pattern"].is_string(), "{field} has no pattern");
         let mut b = pod("n");
         b[field] = json!("a".repeat(max + 1));
-        invalid(&tcp(&d, "POST", "/api/v1/pods/", &b), field, &format!("long {field}"));
+        invalid(
+            &tcp(&d, "POST", "/api/v1/pods/", &b),
+            field,
+            &format!("long {field}"),
+        );
     }
     let mut b = pod("n");
     b["namespace"] = json!("a".repeat(63));
@@ -288,7 +370,11 @@ fn enforced_limits_are_the_documented_ones() {
     }
     let exec = |body: Value| tcp(&d, "POST", "/api/v1/pods/t/exec", &body);
     for t in [0.0, -1.0, 90.5] {
-        invalid(&exec(json!({"command": "true", "timeout": t})), "timeout", &format!("timeout {t}"));
+        invalid(
+            &exec(json!({"command": "true", "timeout": t})),
+            "timeout",
+            &format!("timeout {t}"),
+        );
     }
     let r = exec(json!({"command": "true", "timeout": 90}));
     assert_eq!(r.status, 200, "{}", r.body);
@@ -300,20 +386,40 @@ fn enforced_limits_are_the_documented_ones() {
     let max = int(&cmd["maxLength"], "command.maxLength") as usize;
     assert_eq!(cmd["minLength"], 1);
     let over = json!({"command": "x".repeat(max + 1)});
-    invalid(&tcp(&d, "POST", "/api/v1/pods/nobody/exec", &over), "command", "long command");
+    invalid(
+        &tcp(&d, "POST", "/api/v1/pods/nobody/exec", &over),
+        "command",
+        "long command",
+    );
     let at = json!({"command": "x".repeat(max)});
-    assert_eq!(problem(&tcp(&d, "POST", "/api/v1/pods/nobody/exec", &at), 404)["code"], "pod_not_found");
+    assert_eq!(
+        problem(&tcp(&d, "POST", "/api/v1/pods/nobody/exec", &at), 404)["code"],
+        "pod_not_found"
+    );
 
     // concurrency: minimum and maximum.
     let c = property(&doc, "FanOutRequest", "concurrency");
-    let (lo, hi) = (int(&c["minimum"], "concurrency.minimum"), int(&c["maximum"], "concurrency.maximum"));
+    let (lo, hi) = (
+        int(&c["minimum"], "concurrency.minimum"),
+        int(&c["maximum"], "concurrency.maximum"),
+    );
     assert_eq!((lo, hi), (1, 1024));
     for n in [lo - 1, hi + 1] {
-        let r = tcp(&d, "POST", "/api/v1/exec", &json!({"command": "true", "all": true, "concurrency": n}));
+        let r = tcp(
+            &d,
+            "POST",
+            "/api/v1/exec",
+            &json!({"command": "true", "all": true, "concurrency": n}),
+        );
         invalid(&r, "concurrency", &format!("concurrency {n}"));
     }
     for n in [lo, hi] {
-        let r = tcp(&d, "POST", "/api/v1/exec", &json!({"command": "true", "aliases": ["t"], "concurrency": n}));
+        let r = tcp(
+            &d,
+            "POST",
+            "/api/v1/exec",
+            &json!({"command": "true", "aliases": ["t"], "concurrency": n}),
+        );
         assert_eq!(r.status, 200, "concurrency {n}: {}", r.body);
     }
 
@@ -330,7 +436,11 @@ fn enforced_limits_are_the_documented_ones() {
         );
         assert_eq!((lo, hi), (1, 1000));
         for n in [lo - 1, hi + 1] {
-            invalid(&d.tcp("GET", &format!("{path}?limit={n}"), None), "limit", path);
+            invalid(
+                &d.tcp("GET", &format!("{path}?limit={n}"), None),
+                "limit",
+                path,
+            );
         }
         for n in [lo, hi] {
             let r = d.tcp("GET", &format!("{path}?limit={n}"), None);
@@ -372,8 +482,10 @@ fn every_problem_status_is_documented_with_its_body() {
     let r = d.tcp_with("GET", "/api/v1/pods/", &[], None);
     assert_eq!(problem(&r, 401)["code"], "unauthorized");
     assert!(doc["paths"]["/api/v1/pods/"]["get"]["responses"]["401"].is_object());
-    assert!(doc["paths"]["/api/v1/pods/"]["post"]["responses"]["403"]["description"]
-        .as_str()
-        .unwrap()
-        .contains("forbidden"));
+    assert!(
+        doc["paths"]["/api/v1/pods/"]["post"]["responses"]["403"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("forbidden")
+    );
 }

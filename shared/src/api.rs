@@ -173,10 +173,18 @@ pub mod schema {
         alias_array(false, None, "Tags: alias-like names.")
     }
     pub fn tags_opt() -> ArrayBuilder {
-        alias_array(true, None, "Replaces the pod's tags when present: alias-like names.")
+        alias_array(
+            true,
+            None,
+            "Replaces the pod's tags when present: alias-like names.",
+        )
     }
     pub fn aliases_opt() -> ArrayBuilder {
-        alias_array(true, Some(1), "The pods to run in, by alias (at least one).")
+        alias_array(
+            true,
+            Some(1),
+            "The pods to run in, by alias (at least one).",
+        )
     }
 
     pub fn pod_name() -> ObjectBuilder {
@@ -840,7 +848,12 @@ mod tests {
         assert_eq!(r.cols, Some(526));
         let r: PodUpdate = serde_json::from_str(r#"{"cols":null}"#).unwrap();
         assert_eq!(r.cols, None);
-        for bad in [r#"{"cols":526.5}"#, r#"{"cols":-1}"#, r#"{"cols":70000}"#, r#"{"cols":"1"}"#] {
+        for bad in [
+            r#"{"cols":526.5}"#,
+            r#"{"cols":-1}"#,
+            r#"{"cols":70000}"#,
+            r#"{"cols":"1"}"#,
+        ] {
             assert!(serde_json::from_str::<PodUpdate>(bad).is_err(), "{bad}");
         }
     }

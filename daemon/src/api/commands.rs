@@ -12,7 +12,7 @@ use crate::store::{AuditFilter, GetCommand, HistoryFilter, ListAudit, ListComman
 /// Schemas of the query parameters, with the limits [`filter_of`] enforces.
 mod params {
     use podwrangler::api::limits::*;
-    use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, KnownFormat, Type};
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 
     pub fn alias() -> ObjectBuilder {
         ObjectBuilder::new()
@@ -88,9 +88,7 @@ fn cursor(c: Option<String>) -> Result<Option<String>, ApiError> {
     match c {
         Some(c) if c.is_empty() => Ok(None),
         Some(c) => {
-            let ok = c.len() <= 18
-                && c.bytes().all(|b| b.is_ascii_digit())
-                && !c.starts_with('0');
+            let ok = c.len() <= 18 && c.bytes().all(|b| b.is_ascii_digit()) && !c.starts_with('0');
             if ok {
                 Ok(Some(c))
             } else {
@@ -141,15 +139,12 @@ fn page_limit(limit: Option<&str>) -> Result<usize, ApiError> {
     match limit {
         None => Ok(HistoryFilter::DEFAULT_LIMIT),
         // `10.0` is an integer too, as JSON Schema counts them.
-        Some(l) => match l
-            .parse::<usize>()
-            .ok()
-            .or_else(|| {
-                l.parse::<f64>()
-                    .ok()
-                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e9)
-                    .map(|f| f as usize)
-            }) {
+        Some(l) => match l.parse::<usize>().ok().or_else(|| {
+            l.parse::<f64>()
+                .ok()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e9)
+                .map(|f| f as usize)
+        }) {
             Some(n) if (1..=validate::MAX_PAGE_LIMIT).contains(&n) => Ok(n),
             _ => Err(ApiError::validation(
                 "limit",
@@ -166,10 +161,7 @@ fn actor_filter(actor: &str) -> Result<String, ApiError> {
     if actor.is_empty() || actor.chars().count() > validate::MAX_ACTOR_LEN {
         return Err(ApiError::validation(
             "actor",
-            format!(
-                "must be 1 to {} characters",
-                validate::MAX_ACTOR_LEN
-            ),
+            format!("must be 1 to {} characters", validate::MAX_ACTOR_LEN),
         ));
     }
     if actor.starts_with("unix:") || actor.starts_with("key:") || actor == "config" {

@@ -230,13 +230,17 @@ mod tests {
         assert!(dns_label("namespace", "default").is_ok());
         assert!(dns_label("namespace", "a-1").is_ok());
         assert!(dns_label("namespace", &"a".repeat(63)).is_ok());
-        for bad in ["", "-a", "a-", "A", "a_b", "a.b", "../x", "a\0", "a\r\n", "a&b"] {
+        for bad in [
+            "", "-a", "a-", "A", "a_b", "a.b", "../x", "a\0", "a\r\n", "a&b",
+        ] {
             assert!(dns_label("namespace", bad).is_err(), "{bad:?}");
         }
         assert!(dns_label("namespace", &"a".repeat(64)).is_err());
         assert!(dns_subdomain("pod_name", "web-5d8f7-00000").is_ok());
         assert!(dns_subdomain("pod_name", "a.b-c.d").is_ok());
-        for bad in ["", ".a", "a.", "a..b", "../etc", "a/b", "a\0b", "a\nb", "a&b", "A"] {
+        for bad in [
+            "", ".a", "a.", "a..b", "../etc", "a/b", "a\0b", "a\nb", "a&b", "A",
+        ] {
             assert!(dns_subdomain("pod_name", bad).is_err(), "{bad:?}");
         }
         assert!(dns_subdomain("pod_name", &"a".repeat(254)).is_err());
