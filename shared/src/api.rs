@@ -804,7 +804,9 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     /// Stable: `pod_not_found`, `pod_exists`, `pod_connection`, `pod_busy`, `command_timeout`,
-    /// `command_failed`, `validation`, `unauthorized`, `forbidden`, `not_found`, `internal`, ...
+    /// `command_failed`, `validation`, `unauthorized`, `forbidden`, `not_found`,
+    /// `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `upstream`,
+    /// `shutting_down`, `internal`, ...
     pub code: String,
     /// The request field at fault, for validation errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
