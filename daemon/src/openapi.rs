@@ -1,11 +1,13 @@
 //! The OpenAPI document (generated from the handlers' annotations) and a self-contained `/docs`
 //! page that renders it without fetching anything from the internet.
 
-use actix_web::HttpResponse;
+use actix_web::{HttpResponse, web};
+use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::api;
+use crate::server::AppState;
 
 /// The REST API's description.
 #[derive(OpenApi)]
@@ -36,6 +38,7 @@ Errors are `application/problem+json` with a stable `code`."
     ),
     components(schemas(podwrangler::api::Problem, podwrangler::api::PodState)),
     modifiers(&BearerAuth),
+    security(("api_key" = [])),
     tags(
         (name = "pods", description = "Register, list, update and remove pods"),
         (name = "exec", description = "Run commands in one pod or many"),
@@ -58,9 +61,177 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Operations that refuse new work with 503 `shutting_down` once the drain has begun.
+const DRAINING: &[(&str, &str)] = &[
+    ("/api/v1/pods/", "post"),
+    ("/api/v1/pods/{alias}", "patch"),
+    ("/api/v1/pods/import", "post"),
+    ("/api/v1/pods/{alias}/exec", "post"),
+    ("/api/v1/exec", "post"),
+];
+
+fn problem(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    })
+}
+
+fn header(description: &str) -> Value {
+    json!({"description": description, "required": true, "schema": {"type": "string"}})
+}
+
+/// Adds `status` to `responses` unless the operation documents it already.
+fn add(responses: &mut Map<String, Value>, status: u16, response: Value) {
+    responses.entry(status.to_string()).or_insert(response);
+}
+
+/// The document as served: the handlers' annotations, plus what every operation shares (the
+/// problems of authentication, scopes, methods, bodies and the drain), the alias rule on `{alias}`,
+/// the fan-out's "exactly one of aliases, tag, all", and the daemon's configured maximum command
+/// timeout and body size. Every status a route can answer is listed, each with its problem body.
+pub fn document(max_command_timeout_secs: f64, max_body_bytes: usize) -> Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
+    let alias_schema =
+        serde_json::to_value(podwrangler::api::schema::alias().build()).expect("schema serializes");
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for (path, item) in paths.iter_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            let allow = item
+                .keys()
+                .map(|m| m.to_uppercase())
+                .collect::<Vec<_>>()
+                .join(", ");
+            for (method, op) in item.iter_mut() {
+                let op_path = path.as_str();
+                let mut has_query = false;
+                let mut has_alias = false;
+                let params = op.get_mut("parameters").and_then(Value::as_array_mut);
+                for param in params.into_iter().flatten() {
+                    match (param["in"].as_str(), param["name"].as_str()) {
+                        (Some("path"), Some("alias")) => {
+                            param["schema"] = alias_schema.clone();
+                            has_alias = true;
+                        }
+                        (Some("query"), _) => has_query = true,
+                        _ => {}
+                    }
+                }
+                let has_body = match op.get_mut("requestBody") {
+                    Some(body) => {
+                        body["description"] = json!(format!(
+                            "JSON, at most {max_body_bytes} bytes (`max_body_bytes`; larger bodies are 413). Any `Content-Type` that can be JSON is read as JSON."
+                        ));
+                        true
+                    }
+                    None => false,
+                };
+                let responses = op["responses"]
+                    .as_object_mut()
+                    .expect("every operation documents its responses");
+                if has_body || has_query {
+                    add(
+                        responses,
+                        400,
+                        problem(
+                            "`validation`: the body or query string cannot be read as the expected shape (malformed JSON, wrong type, missing or unknown field); `field` names it",
+                        ),
+                    );
+                }
+                if has_body || has_query || has_alias {
+                    add(
+                        responses,
+                        422,
+                        problem("`validation`: a field breaks a rule; `field` names it"),
+                    );
+                }
+                if op_path != "/health" {
+                    let mut unauthorized = problem(
+                        "`unauthorized`: over TCP, no valid `Authorization: Bearer <key>` (the Unix socket needs none)",
+                    );
+                    unauthorized["headers"] = json!({"WWW-Authenticate": header("`Bearer`")});
+                    add(responses, 401, unauthorized);
+                }
+                if method != "get" {
+                    add(
+                        responses,
+                        403,
+                        problem(
+                            "`forbidden`: the API key's scope does not allow this (running commands needs `exec`, changing pods `admin`)",
+                        ),
+                    );
+                }
+                let mut not_allowed = problem(
+                    "`method_not_allowed`: the path does not have this method; `Allow` lists the ones it has",
+                );
+                not_allowed["headers"] = json!({"Allow": header(&format!("`{allow}`"))});
+                add(responses, 405, not_allowed);
+                if has_body {
+                    add(
+                        responses,
+                        413,
+                        problem("`payload_too_large`: the body is larger than `max_body_bytes`"),
+                    );
+                    add(
+                        responses,
+                        415,
+                        problem(
+                            "`unsupported_media_type`: the body's `Content-Type` cannot be JSON (multipart, image, audio, video, font)",
+                        ),
+                    );
+                }
+                if let Some(busy) = responses.get_mut("429") {
+                    busy["headers"] = json!({"Retry-After": header("Seconds to wait")});
+                }
+                if DRAINING.contains(&(op_path, method.as_str())) {
+                    add(
+                        responses,
+                        503,
+                        problem("`shutting_down`: the daemon is draining and takes no new work"),
+                    );
+                }
+                if op_path != "/health" {
+                    add(
+                        responses,
+                        500,
+                        problem(
+                            "`internal`: the daemon's store or an actor failed; never expected",
+                        ),
+                    );
+                }
+                let mut sorted: Vec<(String, Value)> =
+                    std::mem::take(responses).into_iter().collect();
+                sorted.sort_by(|a, b| a.0.cmp(&b.0));
+                responses.extend(sorted);
+            }
+        }
+    }
+    let schemas = &mut doc["components"]["schemas"];
+    for name in ["ExecRequest", "FanOutRequest"] {
+        if let Some(timeout) = schemas[name]["properties"].get_mut("timeout") {
+            timeout["maximum"] = json!(max_command_timeout_secs);
+        }
+    }
+    // Exactly one of `aliases`, `tag` and `all: true` (null counts as absent, as serde reads it).
+    schemas["FanOutRequest"]["oneOf"] = json!([
+        {"required": ["aliases"], "properties": {
+            "aliases": {"type": "array"}, "tag": {"type": "null"}, "all": {"const": false}}},
+        {"required": ["tag"], "properties": {
+            "tag": {"type": "string"}, "aliases": {"type": "null"}, "all": {"const": false}}},
+        {"required": ["all"], "properties": {
+            "all": {"const": true}, "aliases": {"type": "null"}, "tag": {"type": "null"}}},
+    ]);
+    doc
+}
+
 /// `GET /api/v1/openapi.json`.
-pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+pub async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(document(
+        state.config.max_command_timeout.as_secs_f64(),
+        state.config.max_body_bytes,
+    ))
 }
 
 /// `GET /docs`: lists every operation of the document with its parameters, body and responses.
@@ -136,5 +307,33 @@ mod tests {
         }
         assert!(doc["components"]["schemas"]["PodCreate"].is_object());
         assert!(doc["components"]["schemas"]["Problem"].is_object());
+    }
+
+    #[test]
+    fn every_operation_documents_its_problems() {
+        let doc = document(60.0, 4096);
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let r = &op["responses"];
+                assert!(r["405"]["headers"]["Allow"].is_object(), "{method} {path}");
+                if path != "/health" {
+                    assert!(r["401"].is_object(), "{method} {path}");
+                    assert!(r["500"].is_object(), "{method} {path}");
+                }
+                if method != "get" {
+                    assert!(r["403"].is_object(), "{method} {path}");
+                }
+                if op.get("requestBody").is_some() {
+                    for s in ["400", "413", "415", "422"] {
+                        assert!(r[s].is_object(), "{s} {method} {path}");
+                    }
+                }
+            }
+        }
+        let exec = &doc["components"]["schemas"]["ExecRequest"]["properties"]["timeout"];
+        assert_eq!(exec["maximum"], 60.0);
+        assert_eq!(exec["exclusiveMinimum"], 0);
+        let alias = &doc["paths"]["/api/v1/pods/{alias}"]["get"]["parameters"][0]["schema"];
+        assert_eq!(alias["maxLength"], 128);
     }
 }

@@ -16,6 +16,298 @@ pub const NDJSON: &str = "application/x-ndjson";
 /// Media type of error bodies.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// The limits the daemon enforces on request fields. The OpenAPI document states the same ones
+/// (`minLength`, `maxLength`, `pattern`, `minimum`, `maximum`), built from these constants.
+pub mod limits {
+    /// Longest alias (and tag, cluster name, PlainTTY service id).
+    pub const MAX_ALIAS_LEN: usize = 128;
+    /// Aliases, tags, cluster names and PlainTTY service ids: letters, digits, `.`, `_`, `-`, not
+    /// starting with `.` or `-`.
+    pub const ALIAS_PATTERN: &str = "^[A-Za-z0-9_][A-Za-z0-9._-]*$";
+    /// Kubernetes namespaces and container names are DNS-1123 labels.
+    pub const DNS_LABEL_MAX_LEN: usize = 63;
+    pub const DNS_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+    /// Kubernetes pod names are DNS-1123 subdomains.
+    pub const DNS_SUBDOMAIN_MAX_LEN: usize = 253;
+    pub const DNS_SUBDOMAIN_PATTERN: &str =
+        "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+    /// One-line text (URLs, tokens, selectors, filters): no control character at all (Unicode
+    /// category Cc: U+0000 to U+001F and U+007F to U+009F).
+    pub const SINGLE_LINE_PATTERN: &str = "^[^\\x00-\\x1f\\x7f-\\x9f]*$";
+    /// Multi-line text (PEM blocks): control characters other than tab, LF and CR are refused.
+    pub const MULTI_LINE_PATTERN: &str = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$";
+    /// Characters `str::trim` removes (Unicode White_Space) that are not control characters.
+    const SPACES: &str = " \u{a0}\u{1680}\u{2000}-\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}";
+    /// Longest command, in characters. Small enough that any command within it fits the default
+    /// body limit (1 MiB) even with every character escaped in JSON (12 bytes for `\uXXXX\uXXXX`),
+    /// so a request the schema accepts is never a 413 for its command.
+    pub const MAX_COMMAND_LEN: usize = 64 * 1024;
+    /// Terminal width bounds.
+    pub const MIN_COLS: u16 = 20;
+    pub const MAX_COLS: u16 = 1000;
+    /// Fan-out concurrency bounds.
+    pub const MAX_CONCURRENCY: usize = 1024;
+    /// Page size bounds of the history and the audit log.
+    pub const MAX_PAGE_LIMIT: usize = 1000;
+    /// Longest `actor` filter, in characters.
+    pub const MAX_ACTOR_LEN: usize = 200;
+    /// Cursors are the positive id a page's `next_cursor` gave (empty: the first page).
+    pub const CURSOR_PATTERN: &str = "^([1-9][0-9]{0,17})?$";
+    /// The daemon's default maximum command timeout, in seconds (`max_command_timeout_secs`);
+    /// the served document states the configured one.
+    pub const DEFAULT_MAX_COMMAND_TIMEOUT_SECS: f64 = 3600.0;
+
+    /// Commands are scripts: newlines, CR and tabs are allowed, other control characters (NUL
+    /// first of all) are not, and there must be something other than white space.
+    pub fn command_pattern() -> String {
+        let text = "[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]";
+        format!("^{text}*[^\\x00-\\x20\\x7f-\\x9f{SPACES}]{text}*$")
+    }
+
+    /// One-line text with something other than white space in it (tokens).
+    pub fn non_blank_pattern() -> String {
+        let text = "[^\\x00-\\x1f\\x7f-\\x9f]";
+        format!("^{text}*[^\\x00-\\x20\\x7f-\\x9f{SPACES}]{text}*$")
+    }
+
+    /// Whether `c` is a control character the field kind refuses.
+    pub fn refused_control(c: char, multi_line: bool) -> bool {
+        c.is_control() && !(multi_line && matches!(c, '\t' | '\n' | '\r'))
+    }
+}
+
+/// An optional integer that may be written as a number with a zero fraction (`526.0`): JSON
+/// Schema's `integer` includes those, so the API does too. Fractions and values out of `T`'s
+/// range are errors.
+fn integral<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64> + TryFrom<u64>,
+{
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let out_of_range = || D::Error::custom(format!("{n} is out of range"));
+    if let Some(u) = n.as_u64() {
+        return T::try_from(u).map(Some).map_err(|_| out_of_range());
+    }
+    if let Some(i) = n.as_i64() {
+        return T::try_from(i).map(Some).map_err(|_| out_of_range());
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+            T::try_from(f as i64).map(Some).map_err(|_| out_of_range())
+        }
+        _ => Err(D::Error::custom(format!(
+            "invalid type: {n} is not an integer"
+        ))),
+    }
+}
+
+/// Schemas of constrained fields, built from [`limits`].
+#[cfg(feature = "openapi")]
+pub mod schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+
+    use super::limits::*;
+
+    fn string(nullable: bool) -> ObjectBuilder {
+        let t = if nullable {
+            SchemaType::from_iter([Type::String, Type::Null])
+        } else {
+            SchemaType::Type(Type::String)
+        };
+        ObjectBuilder::new().schema_type(t)
+    }
+
+    fn alias_like(nullable: bool, description: &str) -> ObjectBuilder {
+        string(nullable)
+            .min_length(Some(1))
+            .max_length(Some(MAX_ALIAS_LEN))
+            .pattern(Some(ALIAS_PATTERN))
+            .description(Some(description))
+    }
+
+    pub fn alias() -> ObjectBuilder {
+        alias_like(
+            false,
+            "Letters, digits, `.`, `_`, `-`; 1 to 128 characters; not starting with `.` or `-`.",
+        )
+    }
+    pub fn alias_opt(description: &str) -> ObjectBuilder {
+        alias_like(true, description)
+    }
+    pub fn cluster() -> ObjectBuilder {
+        alias_opt(
+            "A cluster named in the daemon's configuration (`GET /api/v1/clusters`); its server and credentials come from there. Not with `server` or caller credentials.",
+        )
+    }
+    pub fn service_id() -> ObjectBuilder {
+        alias_opt("PlainTTY service id (the `{service_id}` path segment): an alias-like name.")
+    }
+    pub fn tag_opt() -> ObjectBuilder {
+        alias_opt("Pods with this tag.")
+    }
+    pub fn alias_prefix() -> ObjectBuilder {
+        string(true)
+            .max_length(Some(MAX_ALIAS_LEN))
+            .pattern(Some("^([A-Za-z0-9_][A-Za-z0-9._-]*)?$"))
+            .description(Some(
+                "Aliases become `{alias_prefix}{pod name}`; empty or an alias-like prefix.",
+            ))
+    }
+
+    fn alias_array(nullable: bool, min_items: Option<usize>, description: &str) -> ArrayBuilder {
+        let mut t = vec![Type::Array];
+        if nullable {
+            t.push(Type::Null);
+        }
+        ArrayBuilder::new()
+            .schema_type(SchemaType::from_iter(t))
+            .items(alias_like(false, "An alias-like name."))
+            .min_items(min_items)
+            .description(Some(description))
+    }
+    pub fn tags() -> ArrayBuilder {
+        alias_array(false, None, "Tags: alias-like names.")
+    }
+    pub fn tags_opt() -> ArrayBuilder {
+        alias_array(
+            true,
+            None,
+            "Replaces the pod's tags when present: alias-like names.",
+        )
+    }
+    pub fn aliases_opt() -> ArrayBuilder {
+        alias_array(
+            true,
+            Some(1),
+            "The pods to run in, by alias (at least one).",
+        )
+    }
+
+    pub fn pod_name() -> ObjectBuilder {
+        string(true)
+            .min_length(Some(1))
+            .max_length(Some(DNS_SUBDOMAIN_MAX_LEN))
+            .pattern(Some(DNS_SUBDOMAIN_PATTERN))
+            .description(Some(
+                "The pod's name, a Kubernetes DNS-1123 subdomain (lower-case letters, digits, `-`, `.`).",
+            ))
+    }
+    pub fn namespace_opt() -> ObjectBuilder {
+        string(true)
+            .min_length(Some(1))
+            .max_length(Some(DNS_LABEL_MAX_LEN))
+            .pattern(Some(DNS_LABEL_PATTERN))
+            .description(Some(
+                "Kubernetes namespace, a DNS-1123 label (lower-case letters, digits, `-`).",
+            ))
+    }
+    pub fn container_opt() -> ObjectBuilder {
+        string(true)
+            .min_length(Some(1))
+            .max_length(Some(DNS_LABEL_MAX_LEN))
+            .pattern(Some(DNS_LABEL_PATTERN))
+            .description(Some(
+                "Kubernetes container name, a DNS-1123 label (lower-case letters, digits, `-`).",
+            ))
+    }
+    pub fn import_namespace() -> ObjectBuilder {
+        string(false)
+            .max_length(Some(DNS_LABEL_MAX_LEN))
+            .pattern(Some("^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$"))
+            .description(Some(
+                "Kubernetes namespace to list, a DNS-1123 label; empty lists every namespace.",
+            ))
+    }
+
+    fn text(nullable: bool, description: &str) -> ObjectBuilder {
+        string(nullable)
+            .min_length(Some(1))
+            .pattern(Some(SINGLE_LINE_PATTERN))
+            .description(Some(description))
+    }
+    pub fn url() -> ObjectBuilder {
+        text(
+            true,
+            "A provider URL: PlainTTY `wss://HOST/exec/{service_id}/?token=JWT&cols=220&pod=POD`, or a Kubernetes exec URL `https://SERVER/api/v1/namespaces/NS/pods/POD/exec`. No control characters.",
+        )
+    }
+    pub fn server() -> ObjectBuilder {
+        text(
+            true,
+            "PlainTTY base URL (`wss://host[:port]`) or Kubernetes API server URL. No control characters.",
+        )
+    }
+    pub fn label_selector() -> ObjectBuilder {
+        string(true)
+            .pattern(Some(SINGLE_LINE_PATTERN))
+            .description(Some("Kubernetes label selector; empty selects every pod."))
+    }
+    /// A credential: one line with something other than white space.
+    pub fn token() -> ObjectBuilder {
+        string(true)
+            .min_length(Some(1))
+            .pattern(Some(non_blank_pattern()))
+            .description(Some(
+                "A credential (bearer token); overrides one carried in `url`. Never shown in responses.",
+            ))
+    }
+    fn pem(description: &str) -> ObjectBuilder {
+        string(true)
+            .min_length(Some(1))
+            .pattern(Some(MULTI_LINE_PATTERN))
+            .description(Some(description))
+    }
+    pub fn certificate_authority() -> ObjectBuilder {
+        pem("PEM certificates the Kubernetes API server's certificate must chain to.")
+    }
+    pub fn client_certificate() -> ObjectBuilder {
+        pem("PEM client certificate for the Kubernetes API server (with `client_key`).")
+    }
+    pub fn client_key() -> ObjectBuilder {
+        pem("PEM private key of `client_certificate`. Stored as a secret, never shown.")
+    }
+
+    pub fn command() -> ObjectBuilder {
+        string(false)
+            .min_length(Some(1))
+            .max_length(Some(MAX_COMMAND_LEN))
+            .pattern(Some(command_pattern()))
+            .description(Some(
+                "Shell text run in the pod's shell (a script: newlines allowed; no NUL or other control characters but tab, LF and CR; not only white space).",
+            ))
+    }
+    pub fn cols() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+            .minimum(Some(MIN_COLS))
+            .maximum(Some(MAX_COLS))
+            .description(Some("Terminal width for TTY pods, 20 to 1000."))
+    }
+    /// The maximum is the daemon's configured `max_command_timeout_secs`.
+    pub fn timeout() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::Number, Type::Null]))
+            .exclusive_minimum(Some(0))
+            .maximum(Some(DEFAULT_MAX_COMMAND_TIMEOUT_SECS))
+            .description(Some(
+                "Seconds, more than 0 and at most the daemon's maximum command timeout; the daemon's default command timeout when absent.",
+            ))
+    }
+    pub fn concurrency() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+            .minimum(Some(1))
+            .maximum(Some(MAX_CONCURRENCY as u32))
+            .description(Some(
+                "How many pods run at once, 1 to 1024; the daemon's default when absent.",
+            ))
+    }
+}
+
 /// `POST /api/v1/pods/`: register a pod from a provider URL, or from fields. Kubernetes pods
 /// name a configured `cluster`, or bring their own credentials (`token`, or `client_certificate`
 /// with `client_key`); the API takes no kubeconfig path.
@@ -24,11 +316,13 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 #[serde(deny_unknown_fields)]
 pub struct PodCreate {
     /// Unique name for the pod: letters, digits, `.`, `_`, `-`; at most 128 characters.
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::alias))]
     pub alias: String,
     pub provider: ProviderKind,
     /// A provider URL: PlainTTY `wss://HOST/exec/{service_id}/?token=JWT&cols=220&pod=POD`, or a
     /// Kubernetes exec URL `https://SERVER/api/v1/namespaces/NS/pods/POD/exec`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::url))]
     pub url: Option<String>,
     /// Token; overrides one carried in `url`.
     #[serde(
@@ -36,28 +330,37 @@ pub struct PodCreate {
         skip_serializing_if = "Option::is_none",
         serialize_with = "Secret::serialize_exposed"
     )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::token))]
     pub token: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::pod_name))]
     pub pod_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::namespace_opt))]
     pub namespace: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::container_opt))]
     pub container: Option<String>,
     /// PlainTTY service id (the `{service_id}` path segment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::service_id))]
     pub service_id: Option<String>,
     /// PlainTTY base URL (`wss://host[:port]`) or Kubernetes API server URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::server))]
     pub server: Option<String>,
     /// A cluster named in the daemon's configuration (`GET /api/v1/clusters`); its server and
     /// credentials come from there. Not with `server` or caller credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::cluster))]
     pub cluster: Option<String>,
     /// PEM certificates the Kubernetes API server's certificate must chain to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::certificate_authority))]
     pub certificate_authority: Option<String>,
     /// PEM client certificate for the Kubernetes API server (with `client_key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::client_certificate))]
     pub client_certificate: Option<String>,
     /// PEM private key of `client_certificate`. Stored as a secret, never shown.
     #[serde(
@@ -65,12 +368,19 @@ pub struct PodCreate {
         skip_serializing_if = "Option::is_none",
         serialize_with = "Secret::serialize_exposed"
     )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::client_key))]
     pub client_key: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure_skip_tls_verify: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "integral"
+    )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::cols))]
     pub cols: Option<u16>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::tags))]
     pub tags: Vec<String>,
 }
 
@@ -82,32 +392,42 @@ pub struct PodUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<ProviderKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::url))]
     pub url: Option<String>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         serialize_with = "Secret::serialize_exposed"
     )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::token))]
     pub token: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::pod_name))]
     pub pod_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::namespace_opt))]
     pub namespace: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::container_opt))]
     pub container: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::service_id))]
     pub service_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::server))]
     pub server: Option<String>,
     /// A cluster named in the daemon's configuration (`GET /api/v1/clusters`); its server and
     /// credentials come from there. Not with `server` or caller credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::cluster))]
     pub cluster: Option<String>,
     /// PEM certificates the Kubernetes API server's certificate must chain to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::certificate_authority))]
     pub certificate_authority: Option<String>,
     /// PEM client certificate for the Kubernetes API server (with `client_key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::client_certificate))]
     pub client_certificate: Option<String>,
     /// PEM private key of `client_certificate`. Stored as a secret, never shown.
     #[serde(
@@ -115,13 +435,20 @@ pub struct PodUpdate {
         skip_serializing_if = "Option::is_none",
         serialize_with = "Secret::serialize_exposed"
     )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::client_key))]
     pub client_key: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure_skip_tls_verify: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "integral"
+    )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::cols))]
     pub cols: Option<u16>,
     /// Replaces the pod's tags when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::tags_opt))]
     pub tags: Option<Vec<String>>,
 }
 
@@ -188,9 +515,12 @@ pub struct PodInfo {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExecRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::command))]
     pub command: String,
-    /// Seconds; the daemon's default (30) when absent.
+    /// Seconds, more than 0 and at most the daemon's maximum command timeout; the daemon's
+    /// default command timeout when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::timeout))]
     pub timeout: Option<f64>,
     /// Answer `422 command_failed` (with the record) when the exit code is not 0.
     #[serde(default)]
@@ -202,17 +532,26 @@ pub struct ExecRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FanOutRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::command))]
     pub command: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::aliases_opt))]
     pub aliases: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::tag_opt))]
     pub tag: Option<String>,
     #[serde(default)]
     pub all: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::timeout))]
     pub timeout: Option<f64>,
     /// How many pods run at once; the daemon's default when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "integral"
+    )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::concurrency))]
     pub concurrency: Option<usize>,
 }
 
@@ -356,26 +695,33 @@ pub struct CommandPage {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ImportRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::import_namespace))]
     pub namespace: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::label_selector))]
     pub label_selector: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::server))]
     pub server: Option<String>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         serialize_with = "Secret::serialize_exposed"
     )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::token))]
     pub token: Option<Secret>,
     /// A cluster named in the daemon's configuration (`GET /api/v1/clusters`); its server and
     /// credentials come from there. Not with `server` or caller credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::cluster))]
     pub cluster: Option<String>,
     /// PEM certificates the Kubernetes API server's certificate must chain to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::certificate_authority))]
     pub certificate_authority: Option<String>,
     /// PEM client certificate for the Kubernetes API server (with `client_key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::client_certificate))]
     pub client_certificate: Option<String>,
     /// PEM private key of `client_certificate`. Stored as a secret, never shown.
     #[serde(
@@ -383,13 +729,16 @@ pub struct ImportRequest {
         skip_serializing_if = "Option::is_none",
         serialize_with = "Secret::serialize_exposed"
     )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::client_key))]
     pub client_key: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure_skip_tls_verify: Option<bool>,
     /// Aliases become `{alias_prefix}{pod name}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::alias_prefix))]
     pub alias_prefix: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::tags))]
     pub tags: Vec<String>,
 }
 
@@ -510,7 +859,8 @@ pub struct Problem {
     pub detail: String,
     /// Stable: `pod_not_found`, `pod_exists`, `pod_connection`, `pod_busy`, `command_timeout`,
     /// `command_failed`, `validation`, `unauthorized`, `forbidden`, `not_found`,
-    /// `database_unavailable`, `internal`, ...
+    /// `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `upstream`,
+    /// `database_unavailable`, `command_not_running`, `shutting_down`, `internal`, ...
     pub code: String,
     /// The request field at fault, for validation errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -545,6 +895,25 @@ mod tests {
         let json = serde_json::to_string(&body).unwrap();
         assert!(json.contains("tok-123"), "{json}");
         assert!(!format!("{body:?}").contains("tok-123"));
+    }
+
+    #[test]
+    fn integers_may_have_a_zero_fraction() {
+        let r: FanOutRequest =
+            serde_json::from_str(r#"{"command":"ls","all":true,"concurrency":4.0}"#).unwrap();
+        assert_eq!(r.concurrency, Some(4));
+        let r: PodUpdate = serde_json::from_str(r#"{"cols":526}"#).unwrap();
+        assert_eq!(r.cols, Some(526));
+        let r: PodUpdate = serde_json::from_str(r#"{"cols":null}"#).unwrap();
+        assert_eq!(r.cols, None);
+        for bad in [
+            r#"{"cols":526.5}"#,
+            r#"{"cols":-1}"#,
+            r#"{"cols":70000}"#,
+            r#"{"cols":"1"}"#,
+        ] {
+            assert!(serde_json::from_str::<PodUpdate>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -3,6 +3,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use std::ops::Not;
+
 use actix_web::{FromRequest, HttpRequest, dev, web};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
@@ -34,26 +36,24 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
             .and_then(|v| v.parse::<usize>().ok());
         // Bodies are JSON whatever the client labelled them (`curl -d` says form-urlencoded);
         // only a type that cannot be JSON is refused.
-        let content_type_ok = match req.headers().get(actix_web::http::header::CONTENT_TYPE) {
-            None => true,
-            Some(v) => v
-                .to_str()
-                .map(|s| {
-                    let s = s.to_ascii_lowercase();
-                    !(s.starts_with("multipart/") || s.starts_with("image/"))
-                })
-                .unwrap_or(false),
+        let refused_type = match req.headers().get(actix_web::http::header::CONTENT_TYPE) {
+            None => None,
+            Some(v) => match v.to_str() {
+                Ok(s) => {
+                    let lower = s.to_ascii_lowercase();
+                    let media = lower.split(';').next().unwrap_or("").trim();
+                    json_capable(media).not().then(|| s.to_owned())
+                }
+                Err(_) => Some(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            },
         };
         let mut payload = payload.take();
         Box::pin(async move {
             if declared.is_some_and(|n| n > limit) {
                 return Err(ApiError::PayloadTooLarge { limit });
             }
-            if !content_type_ok {
-                return Err(ApiError::BadRequest {
-                    field: None,
-                    message: "Content-Type must be application/json".into(),
-                });
+            if let Some(t) = refused_type {
+                return Err(ApiError::UnsupportedMediaType(t));
             }
             let mut body = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
@@ -69,6 +69,15 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
             parse_json(&body).map(ApiJson)
         })
     }
+}
+
+/// Whether a body labelled `media` (lower case, no parameters) may be JSON. Clients label JSON
+/// loosely (`curl -d` says form-urlencoded, some say text/plain), so only the families that
+/// cannot be JSON are refused: multipart, images, audio, video, fonts.
+fn json_capable(media: &str) -> bool {
+    !["multipart/", "image/", "audio/", "video/", "font/"]
+        .iter()
+        .any(|p| media.starts_with(p))
 }
 
 /// Deserializes `body`, reporting the path of the field that failed.

@@ -9,24 +9,98 @@ use super::{mailbox, store_err, validate};
 use crate::server::AppState;
 use crate::store::{AuditFilter, GetCommand, HistoryFilter, ListAudit, ListCommands};
 
+/// Schemas of the query parameters, with the limits [`filter_of`] enforces.
+mod params {
+    use podwrangler::api::limits::*;
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+
+    pub fn alias() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_ALIAS_LEN))
+            .pattern(Some(ALIAS_PATTERN))
+            .description(Some("Only this pod's commands (an alias)."))
+    }
+    pub fn since() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some(
+                "RFC 3339 instant: only commands started at or after it.",
+            ))
+    }
+    pub fn actor() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_ACTOR_LEN))
+            .pattern(Some(SINGLE_LINE_PATTERN))
+            .description(Some(
+                "Only what this caller did: `unix:UID(NAME)`, `key:NAME`, or a bare user or key name; 1 to 200 characters, no control characters.",
+            ))
+    }
+    pub fn limit() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(MAX_PAGE_LIMIT as u32))
+            .description(Some("Page size, 1 to 1000 (default 50)."))
+    }
+    pub fn cursor() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(CURSOR_PATTERN))
+            .description(Some(
+                "`next_cursor` of the previous page (empty: the first page).",
+            ))
+    }
+}
+
 /// Query of `GET /api/v1/commands`.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// Only this pod's commands.
+    #[param(schema_with = params::alias)]
     pub alias: Option<String>,
     /// running, succeeded, failed, timeout, error or interrupted.
+    #[param(value_type = Option<CommandStatus>)]
     pub status: Option<String>,
     /// RFC 3339 instant: only commands started at or after it.
+    #[param(schema_with = params::since)]
     pub since: Option<String>,
     /// Only commands this caller asked for: `unix:UID(NAME)`, `key:NAME`, or a bare user or key
-    /// name.
+    /// name; 1 to 200 characters, no control characters.
+    #[param(schema_with = params::actor)]
     pub actor: Option<String>,
     /// Page size, 1..=1000 (default 50).
+    #[param(schema_with = params::limit)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(schema_with = params::cursor)]
     pub cursor: Option<String>,
+}
+
+/// A cursor as a page's `next_cursor` gives it: a positive id (empty: the first page).
+fn cursor(c: Option<String>) -> Result<Option<String>, ApiError> {
+    match c {
+        Some(c) if c.is_empty() => Ok(None),
+        Some(c) => {
+            let ok = c.len() <= 18 && c.bytes().all(|b| b.is_ascii_digit()) && !c.starts_with('0');
+            if ok {
+                Ok(Some(c))
+            } else {
+                let shown: String = c.chars().take(40).collect();
+                Err(ApiError::validation(
+                    "cursor",
+                    format!("invalid cursor {shown:?}: pass back a page's next_cursor"),
+                ))
+            }
+        }
+        None => Ok(None),
+    }
 }
 
 fn filter_of(q: HistoryQuery) -> Result<HistoryFilter, ApiError> {
@@ -57,18 +131,24 @@ fn filter_of(q: HistoryQuery) -> Result<HistoryFilter, ApiError> {
         actor: q.actor.as_deref().map(actor_filter).transpose()?,
         since,
         limit,
-        cursor: q.cursor.filter(|c| !c.is_empty()),
+        cursor: cursor(q.cursor)?,
     })
 }
 
 fn page_limit(limit: Option<&str>) -> Result<usize, ApiError> {
     match limit {
         None => Ok(HistoryFilter::DEFAULT_LIMIT),
-        Some(l) => match l.parse::<usize>() {
-            Ok(n) if (1..=HistoryFilter::MAX_LIMIT).contains(&n) => Ok(n),
+        // `10.0` is an integer too, as JSON Schema counts them.
+        Some(l) => match l.parse::<usize>().ok().or_else(|| {
+            l.parse::<f64>()
+                .ok()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e9)
+                .map(|f| f as usize)
+        }) {
+            Some(n) if (1..=validate::MAX_PAGE_LIMIT).contains(&n) => Ok(n),
             _ => Err(ApiError::validation(
                 "limit",
-                format!("{l:?} is not a number in 1..={}", HistoryFilter::MAX_LIMIT),
+                format!("{l:?} is not a number in 1..={}", validate::MAX_PAGE_LIMIT),
             )),
         },
     }
@@ -77,10 +157,11 @@ fn page_limit(limit: Option<&str>) -> Result<usize, ApiError> {
 /// An actor filter as stored: `unix:...` and `key:...` as given; a bare name is the user of
 /// that name on this host (`alice` -> `unix:1000(alice)`), else the key of that name.
 fn actor_filter(actor: &str) -> Result<String, ApiError> {
-    if actor.is_empty() || actor.len() > 200 || actor.chars().any(char::is_control) {
+    validate::no_control("actor", actor, false)?;
+    if actor.is_empty() || actor.chars().count() > validate::MAX_ACTOR_LEN {
         return Err(ApiError::validation(
             "actor",
-            "must be 1 to 200 printable characters",
+            format!("must be 1 to {} characters", validate::MAX_ACTOR_LEN),
         ));
     }
     if actor.starts_with("unix:") || actor.starts_with("key:") || actor == "config" {
@@ -164,10 +245,13 @@ pub async fn cancel_command(
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only events by this caller (same forms as the history's `actor`).
+    #[param(schema_with = params::actor)]
     pub actor: Option<String>,
     /// Page size, 1..=1000 (default 50).
+    #[param(schema_with = params::limit)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(schema_with = params::cursor)]
     pub cursor: Option<String>,
 }
 
@@ -191,7 +275,7 @@ pub async fn list_audit(
     let filter = AuditFilter {
         actor: q.actor.as_deref().map(actor_filter).transpose()?,
         limit: page_limit(q.limit.as_deref())?,
-        cursor: q.cursor.filter(|c| !c.is_empty()),
+        cursor: cursor(q.cursor)?,
     };
     let page = state
         .store
@@ -237,6 +321,7 @@ pub async fn list_commands(
     responses(
         (status = 200, description = "The record", body = CommandRecord),
         (status = 404, description = "`command_not_found`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation`: the id is not a number", body = podwrangler::api::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_command(

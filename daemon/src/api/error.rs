@@ -26,8 +26,16 @@ pub enum ApiError {
     CommandNotFound(i64),
     #[error("no such endpoint: {0}")]
     NotFound(String),
-    #[error("method {method} is not allowed on {path}")]
-    MethodNotAllowed { method: String, path: String },
+    /// `allow` lists the methods the resource has, for the `Allow` header.
+    #[error("method {method} is not allowed on {path} (allowed: {allow})")]
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allow: &'static str,
+    },
+    /// The request body's `Content-Type` cannot be JSON.
+    #[error("Content-Type {0:?} is not accepted; send application/json")]
+    UnsupportedMediaType(String),
     #[error("missing or wrong API key (send Authorization: Bearer <key>)")]
     Unauthorized,
     /// Cancel was asked of a command that is not running (finished, or never started).
@@ -92,6 +100,7 @@ impl ApiError {
             ApiError::CommandNotFound(_) => "command_not_found",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden { .. } => "forbidden",
             ApiError::NotRunning(_) => "command_not_running",
@@ -117,6 +126,7 @@ impl ApiError {
             ApiError::CommandNotFound(_) => "Command not found",
             ApiError::NotFound(_) => "Not found",
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
+            ApiError::UnsupportedMediaType(_) => "Unsupported media type",
             ApiError::Unauthorized => "Unauthorized",
             ApiError::Forbidden { .. } => "Forbidden",
             ApiError::NotRunning(_) => "Command not running",
@@ -173,6 +183,7 @@ impl ResponseError for ApiError {
             }
             ApiError::PodExists(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotRunning(_) => StatusCode::CONFLICT,
@@ -200,6 +211,9 @@ impl ResponseError for ApiError {
         }
         if matches!(self, ApiError::DatabaseUnavailable { .. }) {
             resp.insert_header(("Retry-After", crate::store::RETRY_AFTER_SECS.to_string()));
+        }
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            resp.insert_header((actix_web::http::header::ALLOW, *allow));
         }
         resp.json(self.problem())
     }

@@ -25,7 +25,7 @@ use crate::store::{
 };
 
 /// Largest fan-out concurrency a request may ask for.
-pub const MAX_CONCURRENCY: usize = 1024;
+pub use super::validate::MAX_CONCURRENCY;
 
 fn rejected(e: ExecRejected) -> ApiError {
     match e {
@@ -103,6 +103,7 @@ pub async fn exec_pod(
         state.config.max_command_timeout,
     )?;
     let alias = alias.into_inner();
+    validate::alias(&alias)?;
     let addr = state
         .registry
         .send(Lookup(alias.clone()))

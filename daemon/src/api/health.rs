@@ -15,6 +15,7 @@ use crate::store::Ping;
     get,
     path = "/health",
     tag = "daemon",
+    security(()),
     responses((status = 200, description = "Daemon health; `status` is `degraded` when the database does not answer or does not take writes (`database.ok` false, `database.error` says why), or while history waits in the spool (`database.spool_pending`)", body = Health))
 )]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {

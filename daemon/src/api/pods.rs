@@ -155,6 +155,107 @@ fn endpoint_from_fields(kind: ProviderKind, f: &Fields<'_>) -> Result<PodEndpoin
     })
 }
 
+/// Checks the form of every field the caller gave, before anything is built from them: no
+/// control characters anywhere, Kubernetes names where they end up in URLs, alias-like names,
+/// the terminal width range. Errors name the field.
+fn check_fields(url: Option<&str>, f: &Fields<'_>) -> Result<(), ApiError> {
+    if let Some(url) = url {
+        validate::text("url", url)?;
+    }
+    if let Some(v) = f.pod_name {
+        validate::dns_subdomain("pod_name", v)?;
+    }
+    if let Some(v) = f.namespace {
+        validate::dns_label("namespace", v)?;
+    }
+    if let Some(v) = f.container {
+        validate::dns_label("container", v)?;
+    }
+    if let Some(v) = f.service_id {
+        validate::alias_in("service_id", v)?;
+    }
+    if let Some(v) = f.server {
+        validate::text("server", v)?;
+    }
+    if let Some(v) = f.cluster {
+        validate::alias_in("cluster", v)?;
+    }
+    if let Some(token) = f.token {
+        validate::text("token", token.expose())?;
+        if token.expose().trim().is_empty() {
+            return Err(ApiError::validation("token", "must not be empty"));
+        }
+    }
+    for (field, value) in [
+        ("certificate_authority", f.certificate_authority),
+        ("client_certificate", f.client_certificate),
+        ("client_key", f.client_key.map(Secret::expose)),
+    ] {
+        if let Some(v) = value {
+            validate::no_control(field, v, true)?;
+        }
+    }
+    if let Some(cols) = f.cols
+        && !(validate::MIN_COLS..=validate::MAX_COLS).contains(&cols)
+    {
+        return Err(ApiError::validation(
+            "cols",
+            format!(
+                "{cols} is outside {}..={}",
+                validate::MIN_COLS,
+                validate::MAX_COLS
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks what a URL brought into the identity (pod name, namespace, container, PlainTTY
+/// service id, width): the same rules as the fields, blaming `url` for what the caller did not
+/// send as a field. Parts equal to `before` (the stored identity) are not checked again.
+fn check_identity(
+    ep: &PodEndpoint,
+    f: &Fields<'_>,
+    before: Option<&PodIdentity>,
+) -> Result<(), ApiError> {
+    let id = &ep.identity;
+    let blame = |given: bool, field: &'static str| if given { field } else { "url" };
+    let changed = |now: &Option<String>, old: Option<&Option<String>>| old != Some(now);
+    if before.is_none_or(|b| b.pod_name != id.pod_name) {
+        validate::dns_subdomain(blame(f.pod_name.is_some(), "pod_name"), &id.pod_name)?;
+    }
+    if changed(&id.namespace, before.map(|b| &b.namespace))
+        && let Some(ns) = &id.namespace
+    {
+        validate::dns_label(blame(f.namespace.is_some(), "namespace"), ns)?;
+    }
+    if changed(&id.container, before.map(|b| &b.container))
+        && let Some(c) = &id.container
+    {
+        validate::dns_label(blame(f.container.is_some(), "container"), c)?;
+    }
+    if let ProviderConfig::PlainTty { .. } = ep.provider
+        && changed(&id.cluster, before.map(|b| &b.cluster))
+        && let Some(service) = &id.cluster
+    {
+        validate::alias_in(blame(f.service_id.is_some(), "service_id"), service)?;
+    }
+    if before.is_none_or(|b| b.cols != id.cols)
+        && !(validate::MIN_COLS..=validate::MAX_COLS).contains(&id.cols)
+    {
+        return Err(ApiError::validation(
+            blame(f.cols.is_some(), "cols"),
+            format!(
+                "{} is outside {}..={}",
+                id.cols,
+                validate::MIN_COLS,
+                validate::MAX_COLS
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Applies explicit fields over an endpoint (they win over what a URL said).
 fn apply_fields(ep: &mut PodEndpoint, f: &Fields<'_>) -> Result<(), ApiError> {
     if let Some(name) = non_empty("pod_name", f.pod_name)? {
@@ -166,19 +267,12 @@ fn apply_fields(ep: &mut PodEndpoint, f: &Fields<'_>) -> Result<(), ApiError> {
         ep.identity.container = keep.container;
     }
     if let Some(ns) = non_empty("namespace", f.namespace)? {
-        validate::alias_in("namespace", ns)?;
         ep.identity.namespace = Some(ns.to_owned());
     }
     if let Some(c) = non_empty("container", f.container)? {
         ep.identity.container = Some(c.to_owned());
     }
     if let Some(cols) = f.cols {
-        if !(20..=1000).contains(&cols) {
-            return Err(ApiError::validation(
-                "cols",
-                format!("{cols} is outside 20..=1000"),
-            ));
-        }
         ep.identity.cols = cols;
     }
     if let Some(token) = f.token {
@@ -344,11 +438,13 @@ pub fn check_credentials(ep: &PodEndpoint, clusters: &ClusterSet) -> Result<(), 
 /// The endpoint a `PodCreate` describes.
 pub fn endpoint_for_create(body: &PodCreate) -> Result<PodEndpoint, ApiError> {
     let fields = Fields::of_create(body);
+    check_fields(body.url.as_deref(), &fields)?;
     let mut ep = match body.url.as_deref() {
         Some(url) => endpoint_from_url(body.provider, url)?,
         None => endpoint_from_fields(body.provider, &fields)?,
     };
     apply_fields(&mut ep, &fields)?;
+    check_identity(&ep, &fields, None)?;
     Ok(ep)
 }
 
@@ -560,7 +656,12 @@ pub async fn apply_config_pods(state: &AppState, pods: &[PodCreate]) -> usize {
 #[serde(deny_unknown_fields)]
 pub struct PodListQuery {
     /// Only pods with this tag.
+    #[param(schema_with = tag_param)]
     pub tag: Option<String>,
+}
+
+fn tag_param() -> utoipa::openapi::schema::ObjectBuilder {
+    podwrangler::api::schema::tag_opt().schema_type(utoipa::openapi::schema::Type::String)
 }
 
 /// List registered pods with their live state.
@@ -605,7 +706,7 @@ pub async fn list_pods(
     tag = "pods",
     request_body = PodCreate,
     responses(
-        (status = 201, description = "Registered", body = PodInfo),
+        (status = 201, description = "Registered", body = PodInfo, headers(("Location" = String, description = "`/api/v1/pods/{alias}` of the new pod"))),
         (status = 400, description = "Malformed body", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Alias taken (`pod_exists`)", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field (`validation`)", body = podwrangler::api::Problem, content_type = "application/problem+json"),
@@ -658,6 +759,7 @@ pub async fn get_pod(
     state: web::Data<AppState>,
     alias: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    validate::alias(&alias)?;
     let row = get_row(&state, &alias).await?;
     let st = state_of(&state, &alias).await?;
     Ok(HttpResponse::Ok().json(pod_info(&row, st)))
@@ -684,10 +786,12 @@ pub async fn update_pod(
     body: ApiJson<PodUpdate>,
 ) -> Result<HttpResponse, ApiError> {
     check_running(&state)?;
+    validate::alias(&alias)?;
     let body = body.0;
     let row = get_row(&state, &alias).await?;
     let kind = body.provider.unwrap_or(row.provider);
     let fields = Fields::of_update(&body);
+    check_fields(body.url.as_deref(), &fields)?;
     let mut endpoint = match body.url.as_deref() {
         Some(url) => {
             let mut ep = endpoint_from_url(kind, url)?;
@@ -706,6 +810,7 @@ pub async fn update_pod(
         None => row.endpoint(),
     };
     apply_fields(&mut endpoint, &fields)?;
+    check_identity(&endpoint, &fields, Some(&row.identity))?;
     check_credentials(&endpoint, &state.clusters)?;
     let tags = body.tags.as_deref().map(dedup_tags).transpose()?;
     let reconnect = endpoint != row.endpoint();
@@ -795,6 +900,7 @@ pub async fn delete_pod(
     actor: Actor,
 ) -> Result<HttpResponse, ApiError> {
     let alias = alias.into_inner();
+    validate::alias(&alias)?;
     state
         .store
         .send(DeletePod {
@@ -845,20 +951,16 @@ pub async fn import_pods(
     check_running(&state)?;
     let req = body.0;
     if !req.namespace.is_empty() {
-        validate::alias_in("namespace", &req.namespace)?;
+        validate::dns_label("namespace", &req.namespace)?;
+    }
+    if let Some(s) = &req.label_selector {
+        validate::no_control("label_selector", s, false)?;
     }
     let tags = dedup_tags(&req.tags)?;
     if let Some(p) = &req.alias_prefix
         && !p.is_empty()
     {
         validate::alias_in("alias_prefix", p)?;
-    }
-    if req
-        .token
-        .as_ref()
-        .is_some_and(|t| t.expose().trim().is_empty())
-    {
-        return Err(ApiError::validation("token", "must not be empty"));
     }
     // The pods share one connection template: a configured cluster, or the caller's server
     // and credentials, checked as a registration would check them.
@@ -878,6 +980,7 @@ pub async fn import_pods(
         insecure_skip_tls_verify: req.insecure_skip_tls_verify,
         ..Default::default()
     };
+    check_fields(None, &fields)?;
     apply_fields(&mut template, &fields)?;
     check_credentials(&template, &state.clusters)?;
     let ProviderConfig::Kubernetes(target) = template.provider.clone() else {
