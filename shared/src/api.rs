@@ -672,6 +672,15 @@ pub enum ExecEvent {
     },
 }
 
+/// `POST /api/v1/commands/{id}/cancel` answer: the command is being interrupted; its caller
+/// gets the record, status `cancelled`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CancelAccepted {
+    pub id: i64,
+    pub cancelling: bool,
+}
+
 /// `POST /api/v1/exec` answer (without NDJSON streaming).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

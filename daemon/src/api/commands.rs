@@ -201,9 +201,10 @@ fn user_id(name: &str) -> Option<u32> {
     tag = "exec",
     params(("id" = i64, Path, description = "History record id of the running command")),
     responses(
-        (status = 202, description = "Cancelling: the command's caller gets its record, status `cancelled`"),
+        (status = 202, description = "Cancelling: the command's caller gets its record, status `cancelled`", body = podwrangler::api::CancelAccepted),
         (status = 404, description = "`command_not_found`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 409, description = "`command_not_running`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation`: the id is not a number", body = podwrangler::api::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn cancel_command(
@@ -236,7 +237,12 @@ pub async fn cancel_command(
     if !cancelled {
         return Err(ApiError::NotRunning(id));
     }
-    Ok(HttpResponse::Accepted().json(serde_json::json!({"id": id, "cancelling": true})))
+    Ok(
+        HttpResponse::Accepted().json(podwrangler::api::CancelAccepted {
+            id,
+            cancelling: true,
+        }),
+    )
 }
 
 /// Query of `GET /api/v1/audit`.

@@ -78,7 +78,7 @@ fn answer(done: ExecDone, check: bool) -> Result<HttpResponse, ApiError> {
     params(("alias" = String, Path, description = "The pod's alias")),
     request_body = ExecRequest,
     responses(
-        (status = 200, description = "Finished (a non-zero exit is status `failed` unless `check`)", body = CommandRecord),
+        (status = 200, description = "Finished (a non-zero exit is status `failed` unless `check`); with `Accept: application/x-ndjson`, one ExecEvent per line as it happens (`started`, `stdout`, `stderr`, then `finished` or `error`)", content((CommandRecord = "application/json"), (ExecEvent = "application/x-ndjson"))),
         (status = 404, description = "`pod_not_found`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation`, or `command_failed` with `check` (with `record`)", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 429, description = "`pod_busy`: the pod's queue is full", body = podwrangler::api::Problem, content_type = "application/problem+json"),
