@@ -936,6 +936,37 @@ mod tests {
     }
 
     #[test]
+    fn in_cluster_clusters_from_the_file() {
+        let file: FileConfig = toml::from_str(
+            "[clusters.local]\nin_cluster = true\n\
+             [clusters.test]\nin_cluster = true\nservice_account_dir = \"/tmp/sa\"\n",
+        )
+        .unwrap();
+        let c = Config::resolve(&args(), &[("X", "y")], Mode::User, file, None).unwrap();
+        assert!(c.clusters["local"].in_cluster);
+        assert!(
+            c.summary().contains("clusters: local, test"),
+            "{}",
+            c.summary()
+        );
+        for extra in [
+            "kubeconfig = \"/k\"",
+            "server = \"https://10.0.0.1\"",
+            "token_file = \"/t\"",
+        ] {
+            let bad: FileConfig =
+                toml::from_str(&format!("[clusters.local]\nin_cluster = true\n{extra}\n")).unwrap();
+            let err = Config::resolve(&args(), &[("X", "y")], Mode::User, bad, None).unwrap_err();
+            assert!(err.to_string().contains("clusters.local"), "{err}");
+        }
+        let stray: FileConfig = toml::from_str(
+            "[clusters.local]\nkubeconfig = \"/k\"\nservice_account_dir = \"/tmp/sa\"\n",
+        )
+        .unwrap();
+        assert!(Config::resolve(&args(), &[("X", "y")], Mode::User, stray, None).is_err());
+    }
+
+    #[test]
     fn unknown_file_keys_and_bad_values_are_errors() {
         assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
         let file: FileConfig = toml::from_str("grace_period_secs = -1.0").unwrap();
