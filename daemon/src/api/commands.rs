@@ -211,16 +211,8 @@ pub async fn cancel_command(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id: i64 = id.parse().map_err(|_| {
-        ApiError::validation("id", format!("{:?} is not a command id", id.as_str()))
-    })?;
-    let record = state
-        .store
-        .send(GetCommand { id })
-        .await
-        .map_err(mailbox)?
-        .map_err(store_err)?
-        .ok_or(ApiError::CommandNotFound(id))?;
+    let record = find_command(&state, &id).await?;
+    let id = record.id;
     if record.status != CommandStatus::Running {
         return Err(ApiError::NotRunning(id));
     }
@@ -243,6 +235,20 @@ pub async fn cancel_command(
             cancelling: true,
         }),
     )
+}
+
+/// The history row a path's `{id}` names: 422 when it is not a number, 404 when there is none.
+async fn find_command(state: &AppState, id: &str) -> Result<CommandRecord, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::validation("id", format!("{id:?} is not a command id")))?;
+    state
+        .store
+        .send(GetCommand { id })
+        .await
+        .map_err(mailbox)?
+        .map_err(store_err)?
+        .ok_or(ApiError::CommandNotFound(id))
 }
 
 /// Query of `GET /api/v1/audit`.
@@ -334,16 +340,7 @@ pub async fn get_command(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id: i64 = id.parse().map_err(|_| {
-        ApiError::validation("id", format!("{:?} is not a command id", id.as_str()))
-    })?;
-    let record = state
-        .store
-        .send(GetCommand { id })
-        .await
-        .map_err(mailbox)?
-        .map_err(store_err)?
-        .ok_or(ApiError::CommandNotFound(id))?;
+    let record = find_command(&state, &id).await?;
     Ok(HttpResponse::Ok().json(record))
 }
 
