@@ -195,6 +195,8 @@ pub struct FileConfig {
     pub spool_retry_secs: Option<f64>,
     pub pod_arbiters: Option<usize>,
     pub max_body_bytes: Option<usize>,
+    /// Serve `GET /metrics` on TCP too (it is always served on the Unix socket).
+    pub metrics_on_tcp: Option<bool>,
     /// Pods to register (or update) at start-up and on SIGHUP.
     #[serde(default)]
     pub pods: Vec<PodCreate>,
@@ -285,6 +287,8 @@ pub struct Config {
     pub spool_retry: Duration,
     pub pod_arbiters: usize,
     pub max_body_bytes: usize,
+    /// Whether `GET /metrics` answers on TCP (with a key) as well as on the Unix socket.
+    pub metrics_on_tcp: bool,
     pub pods: PodSettings,
     pub config_pods: Vec<PodCreate>,
 }
@@ -796,6 +800,7 @@ impl Config {
             )?,
             pod_arbiters: positive("pod_arbiters", file.pod_arbiters, cores)?,
             max_body_bytes: positive("max_body_bytes", file.max_body_bytes, 1024 * 1024)?,
+            metrics_on_tcp: file.metrics_on_tcp.unwrap_or(false),
             pods,
             config_pods: file.pods,
         })

@@ -8,6 +8,7 @@ pub mod config;
 pub mod files;
 pub mod keys;
 pub mod logging;
+pub mod metrics;
 pub mod openapi;
 pub mod server;
 pub mod store;

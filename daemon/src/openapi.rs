@@ -22,6 +22,7 @@ Errors are `application/problem+json` with a stable `code`."
     ),
     paths(
         api::health::health,
+        crate::metrics::metrics,
         api::pods::list_pods,
         api::pods::create_pod,
         api::pods::get_pod,

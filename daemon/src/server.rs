@@ -213,7 +213,26 @@ pub fn configure_app(
         .app_data(crate::api::query_config())
         .configure(crate::api::routes)
         .wrap(middleware::from_fn(auth::authenticate))
+        .wrap(middleware::from_fn(count_responses))
         .wrap(middleware::Logger::new("%r %s %Dms").log_target("podwranglerd::http"))
+}
+
+/// Middleware: counts every response by status code for `/metrics` (outermost, so refusals by
+/// the authentication layer count too).
+async fn count_responses(
+    req: actix_web::dev::ServiceRequest,
+    next: middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let res = next.call(req).await;
+    let code = match &res {
+        Ok(r) => r.status(),
+        Err(e) => e.as_response_error().status_code(),
+    };
+    crate::metrics::METRICS
+        .responses
+        .with_label_values(&[code.as_str()])
+        .inc();
+    res
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Call inside an actix `System`.

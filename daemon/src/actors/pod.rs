@@ -11,12 +11,14 @@ use actix::prelude::*;
 use chrono::Utc;
 use futures_util::FutureExt;
 use podwrangler::api::{CommandRecord, CommandStatus, ExecEvent, PodState};
-use podwrangler::session::{CancelToken, OutputChunk, PodSession, RunOptions, SessionOptions};
+use podwrangler::session::{
+    Backoff, CancelToken, OutputChunk, PodSession, RunOptions, SessionOptions,
+};
 use podwrangler::{CommandResult, PodEndpoint, PodError};
-use rand::Rng;
 use tokio::sync::oneshot;
 
 use crate::config::PodSettings;
+use crate::metrics::{METRICS, QueuedCommand};
 use crate::store::{
     CommandEnd, INTERRUPTED_ERROR, Kept, RecordFinish, RecordStart, Recorded, StartCommand,
     StoreActor, new_uid, record_of,
@@ -98,6 +100,8 @@ struct Job {
     actor: String,
     events: Option<tokio::sync::mpsc::Sender<ExecEvent>>,
     reply: oneshot::Sender<Result<ExecDone, ExecRejected>>,
+    /// Counts the job in the queue-depth gauge until it starts or is dropped.
+    queued: QueuedCommand,
 }
 
 /// The command running now, as far as history knows it.
@@ -256,8 +260,13 @@ impl PodActor {
             drop(permit);
             result
         };
+        if self.attempt > 0 || self.shell_replaced {
+            METRICS.reconnects.inc();
+        }
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
             act.connecting = false;
+            let result = if matches!(res, Ok(Ok(_))) { "ok" } else { "error" };
+            METRICS.connects.with_label_values(&[result]).inc();
             match res {
                 Ok(Ok(session)) => {
                     if act.retired {
@@ -302,7 +311,7 @@ impl PodActor {
             return;
         }
         self.attempt += 1;
-        let delay = backoff_delay(self.settings.reconnect_base, self.attempt);
+        let delay = Backoff::new(self.settings.reconnect_base).delay(self.attempt);
         let next_retry_at = Utc::now()
             + chrono::Duration::from_std(delay).unwrap_or_else(|_| chrono::Duration::zero());
         self.set_state(PodState::BackingOff {
@@ -390,7 +399,9 @@ impl PodActor {
             actor,
             events,
             reply,
+            queued,
         } = job;
+        drop(queued);
         let uid = new_uid();
         let start_row = StartCommand {
             alias: self.alias.clone(),
@@ -449,6 +460,7 @@ impl PodActor {
                 ..RunOptions::default()
             };
             let label_for_retired = act.alias.clone();
+            let provider = act.endpoint.provider.kind().as_str();
             let replaced = std::mem::take(&mut act.shell_replaced);
             let run = async move {
                 let outcome = AssertUnwindSafe(session.run(&command, opts))
@@ -459,6 +471,13 @@ impl PodActor {
                     Err(PodError::Protocol("internal error: the session panicked".into()))
                 });
                 let (status, mut result, failure) = classify(outcome);
+                if let Some(r) = &result {
+                    METRICS.observe_exec(
+                        provider,
+                        Duration::from_secs_f64(r.duration_ms.max(0.0) / 1000.0),
+                    );
+                }
+                METRICS.commands.with_label_values(&[status.as_str()]).inc();
                 if let Some(r) = result.as_mut() {
                     r.session_restarted |= replaced;
                 }
@@ -563,15 +582,6 @@ fn failure_message(failure: &Option<ExecFailure>) -> Option<String> {
         | ExecFailure::Cancelled(m)
         | ExecFailure::Other(_, m) => m.clone(),
     })
-}
-
-/// Exponential backoff from `base`, doubling per attempt up to a minute, with +-25% jitter so
-/// many pods dropped at once do not reconnect in lockstep.
-pub fn backoff_delay(base: Duration, attempt: u32) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-    let capped = exp.min(Duration::from_secs(60));
-    let jitter = rand::rng().random_range(0.75..=1.25);
-    capped.mul_f64(jitter)
 }
 
 /// Status, the result to record (full or partial), and the failure reason.
@@ -751,6 +761,7 @@ impl Handler<Exec> for PodActor {
             actor: msg.actor,
             events: msg.events,
             reply: tx,
+            queued: QueuedCommand::new(),
         });
         if self.busy {
             self.settle_state();
@@ -832,16 +843,6 @@ impl Handler<Retire> for PodActor {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let base = Duration::from_millis(100);
-        let d1 = backoff_delay(base, 1);
-        assert!(d1 >= Duration::from_millis(75) && d1 <= Duration::from_millis(125));
-        let d4 = backoff_delay(base, 4);
-        assert!(d4 >= Duration::from_millis(600) && d4 <= Duration::from_millis(1000));
-        assert!(backoff_delay(base, 40) <= Duration::from_secs(75));
-    }
 
     #[test]
     fn classify_maps_exit_codes_and_errors() {

@@ -340,6 +340,9 @@ pub async fn fan_out(
         }
     };
     let targets = targets(&state, &req).await?;
+    crate::metrics::METRICS
+        .fanout_pods
+        .observe(targets.len() as f64);
     let streaming = wants_ndjson(&http);
     let started = Instant::now();
     let store = state.store.clone();

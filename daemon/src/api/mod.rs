@@ -59,6 +59,7 @@ fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
 /// Every route of the API.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/health", "GET").get(health::health))
+        .service(resource("/metrics", "GET").get(crate::metrics::metrics))
         .service(resource("/docs", "GET").get(crate::openapi::docs_page))
         .service(resource("/docs/", "GET").get(crate::openapi::docs_page))
         .service(resource("/api/v1/openapi.json", "GET").get(crate::openapi::openapi_json))

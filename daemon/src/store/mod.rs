@@ -577,10 +577,15 @@ impl Store {
                 }
             },
         };
+        let began = std::time::Instant::now();
         let result = match f(conn) {
             Err(StoreError::Query(m)) if conn.ping().is_err() => Err(StoreError::Unavailable(m)),
             other => other,
         };
+        crate::metrics::METRICS
+            .database_seconds
+            .with_label_values(&[if write { "write" } else { "read" }])
+            .observe(began.elapsed().as_secs_f64());
         match &result {
             Err(e @ StoreError::Unavailable(_)) => {
                 tracing::debug!(database = %self.target.redacted(), error = %e, "database request failed; reconnecting on next use");
@@ -831,6 +836,7 @@ impl StoreActor {
             }
             Err(e) => e,
         };
+        crate::metrics::METRICS.history_write_failures.inc();
         tracing::error!(alias = %msg.start.alias, uid = %msg.uid, %error, "history cannot record a command's start");
         let Some(spool) = &self.spool else {
             return Err(StoreError::Unavailable(format!(
@@ -874,6 +880,7 @@ impl StoreActor {
                     };
                 }
                 Err(error) => {
+                    crate::metrics::METRICS.history_write_failures.inc();
                     tracing::error!(alias = %msg.start.alias, id = ?msg.id, uid = %msg.uid, %error, "history cannot record a command's result");
                     error.to_string()
                 }

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod ansi;
+pub mod backoff;
 pub mod limits;
 pub mod marker;
 pub mod script;
@@ -31,11 +32,11 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use rand::Rng;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 pub use ansi::AnsiStripper;
+pub use backoff::Backoff;
 pub use limits::raise_fd_limit;
 pub use marker::{CappedBuffer, MarkerParser, Markers};
 pub use transport::{Output, Transport};
@@ -167,16 +168,6 @@ impl RunOptions {
         self.check = true;
         self
     }
-}
-
-/// The delay before reconnect attempt `attempt` (1-based; attempt 1 goes at once):
-/// `base * 2^(attempt-2)`, scaled by `jitter` (expected in `0.5..1.5`).
-pub fn backoff_delay(base: Duration, attempt: u32, jitter: f64) -> Duration {
-    if attempt <= 1 {
-        return Duration::ZERO;
-    }
-    let factor = 2f64.powi((attempt - 2).min(16) as i32);
-    base.mul_f64(factor * jitter.clamp(0.0, 2.0))
 }
 
 /// A connected shell and its per-connection state.
@@ -719,8 +710,8 @@ impl PodSession {
         let attempts = self.options.max_reconnect_attempts.max(1);
         let mut last = None;
         for attempt in 1..=attempts {
-            let jitter = rand::rng().random_range(0.5..1.5);
-            let delay = backoff_delay(self.options.backoff_base, attempt, jitter);
+            // The first attempt goes at once; retries back off.
+            let delay = Backoff::new(self.options.backoff_base).delay(attempt - 1);
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
@@ -960,17 +951,6 @@ mod tests {
         );
         assert_eq!(exit_status_in("shell exited"), None);
         assert_eq!(exit_status_in("connection reset"), None);
-    }
-
-    #[test]
-    fn backoff_doubles_with_jitter() {
-        let base = Duration::from_secs(2);
-        assert_eq!(backoff_delay(base, 1, 1.0), Duration::ZERO);
-        assert_eq!(backoff_delay(base, 2, 1.0), Duration::from_secs(2));
-        assert_eq!(backoff_delay(base, 3, 1.0), Duration::from_secs(4));
-        assert_eq!(backoff_delay(base, 4, 1.0), Duration::from_secs(8));
-        assert_eq!(backoff_delay(base, 3, 0.5), Duration::from_secs(2));
-        assert_eq!(backoff_delay(base, 3, 1.5), Duration::from_secs(6));
     }
 
     #[test]
