@@ -363,13 +363,77 @@ fn a_timeout_keeps_the_shell_and_its_state() {
             rec["stdout"].as_str().unwrap().starts_with("before"),
             "{rec}"
         );
+        // The answer comes before the interrupt; history learns how the shell came out of it.
         assert!(
-            rec["error"].as_str().unwrap().contains("shell kept"),
+            rec["error"].as_str().unwrap().contains("interrupting"),
             "{rec}"
         );
         let next = exec_ok(&d, Via::Unix, alias, "echo ${KEPT:-lost} $(pwd)");
         assert_eq!(next["stdout"], "yes /tmp\n", "{alias}: {next}");
         assert_eq!(next["session_restarted"], false, "{next}");
+        let id = rec["id"].as_i64().unwrap();
+        let stored = d
+            .unix("GET", &format!("/api/v1/commands/{id}"), None)
+            .json();
+        assert!(
+            stored["error"].as_str().unwrap().contains("shell kept"),
+            "{stored}"
+        );
+    }
+}
+
+/// A stalled pod (its output held back) and a timeout of 2 s: the caller's answer comes at the
+/// timeout plus a small constant, not after the interrupt, resync or reconnect, which go on in
+/// the background; the pod's next command waits for them and runs correctly. Both providers.
+#[test]
+fn a_timeout_bounds_the_callers_wait_on_a_stalled_pod() {
+    let sim = podsim(2);
+    let d = fast_daemon();
+    register(&d, Via::Unix, &plaintty_body(&sim, "tty", 0, &[]));
+    register(&d, Via::Unix, &kubernetes_body(&sim, "k8s", 1, &[]));
+    wait_ready(&d, 2);
+    for (alias, pod) in [("tty", 0usize), ("k8s", 1)] {
+        let name = sim.info.pods[pod].name.clone();
+        exec_ok(&d, Via::Unix, alias, "true");
+        sim.admin(&name, r#"{"stall":true}"#);
+        let t0 = std::time::Instant::now();
+        let r = call(
+            &d,
+            Via::Unix,
+            "POST",
+            &format!("/api/v1/pods/{alias}/exec"),
+            Some(&json!({"command": "echo stalled", "timeout": 2})),
+        );
+        let waited = t0.elapsed();
+        sim.clear_faults(&name);
+        assert_eq!(r.status, 504, "{alias}: {}", r.body);
+        // The one timed assertion: timeout 2 s, answer well under 5 s.
+        assert!(
+            waited < Duration::from_secs(5),
+            "{alias}: answered after {waited:?}"
+        );
+        let rec = &r.json()["record"];
+        assert_eq!(rec["status"], "timeout", "{rec}");
+        let duration = rec["duration_ms"].as_f64().unwrap();
+        assert!(duration >= 2000.0, "{alias}: duration_ms {duration}");
+        assert!(
+            rec["error"].as_str().unwrap().contains("interrupting"),
+            "{rec}"
+        );
+        let next = exec_ok(&d, Via::Unix, alias, "echo next $((6*7))");
+        assert_eq!(next["stdout"], "next 42\n", "{alias}: {next}");
+        // Once the interrupt has ended, the record says how the shell came out of it.
+        let id = rec["id"].as_i64().unwrap();
+        let stored = d
+            .unix("GET", &format!("/api/v1/commands/{id}"), None)
+            .json();
+        let error = stored["error"].as_str().unwrap().to_owned();
+        assert!(
+            !error.contains("interrupting")
+                && (error.contains("shell kept") || error.contains("cd/export state is lost")),
+            "{alias}: {stored}"
+        );
+        assert_eq!(stored["duration_ms"], rec["duration_ms"], "{stored}");
     }
 }
 

@@ -13,6 +13,7 @@ use futures_util::FutureExt;
 use podwrangler::api::{CommandRecord, CommandStatus, ExecEvent, PodState};
 use podwrangler::session::{
     Backoff, CancelToken, OutputChunk, PodSession, RunOptions, SessionOptions,
+    interrupted_message,
 };
 use podwrangler::{CommandResult, PodEndpoint, PodError};
 use tokio::sync::oneshot;
@@ -20,8 +21,8 @@ use tokio::sync::oneshot;
 use crate::config::PodSettings;
 use crate::metrics::{METRICS, QueuedCommand};
 use crate::store::{
-    CommandEnd, INTERRUPTED_ERROR, Kept, RecordFinish, RecordStart, Recorded, StartCommand,
-    StoreActor, new_uid, record_of,
+    AmendCommandError, CommandEnd, INTERRUPTED_ERROR, Kept, RecordFinish, RecordStart, Recorded,
+    StartCommand, StoreActor, new_uid, record_of,
 };
 
 /// Run one command in the pod. Answered when the command has finished (or could not run).
@@ -457,6 +458,8 @@ impl PodActor {
                 check: false,
                 output,
                 cancel: Some(cancel),
+                // The caller's wait ends at the timeout; the interrupt runs after the answer.
+                defer_recovery: true,
                 ..RunOptions::default()
             };
             let label_for_retired = act.alias.clone();
@@ -490,38 +493,48 @@ impl PodActor {
                     end.status = CommandStatus::Interrupted;
                     end.error = Some(INTERRUPTED_ERROR.into());
                     record(&store, uid, id, start_row, end).await;
-                    return (Err(ExecRejected::Retired(label_for_retired)), lost, panicked);
+                    let _ = reply.send(Err(ExecRejected::Retired(label_for_retired)));
+                    return (String::new(), lost, panicked);
                 }
-                // A timeout's or cancel's own account says whether the shell was kept.
-                let message = match (&failure, &result) {
-                    (Some(ExecFailure::Timeout(_) | ExecFailure::Cancelled(_)), Some(r)) => {
-                        r.error.clone().or_else(|| failure_message(&failure))
-                    }
+                // A timeout's or cancel's own account says whether the shell was kept (or
+                // that the interrupt is under way).
+                let interrupted = match &failure {
+                    Some(ExecFailure::Timeout(_)) => Some(Some(timeout)),
+                    Some(ExecFailure::Cancelled(_)) => Some(None),
+                    _ => None,
+                };
+                let message = match (&interrupted, &result) {
+                    (Some(_), Some(r)) => r.error.clone().or_else(|| failure_message(&failure)),
                     _ => failure_message(&failure),
                 };
                 let end = match &result {
                     Some(r) => end_of(status, r, message),
                     None => end_without_result(status, message, &start_row),
                 };
-                let recorded = record(&store, uid, id, start_row, end).await;
-                let done = ExecDone {
+                let recorded = record(&store, uid.clone(), id, start_row, end).await;
+                let mut error = recorded.record.error.clone().unwrap_or_default();
+                let _ = reply.send(Ok(ExecDone {
                     record: recorded.record,
                     failure,
                     kept: recorded.kept,
-                };
-                (Ok(done), lost, panicked)
+                }));
+                // The caller has its answer; the pod's next command waits for the interrupt
+                // and resync (or reconnect), and history learns how the shell came out of it.
+                if let Some(timeout) = interrupted
+                    && !panicked
+                    && !retired_flag.load(Ordering::SeqCst)
+                    && let Some(recovery) = session.recover().await
+                {
+                    error = interrupted_message(timeout, Some(recovery));
+                    amend_error(&store, uid, id, error.clone()).await;
+                }
+                (error, lost, panicked)
             };
-            ctx.spawn(run.into_actor(act).map(move |(res, lost, panicked), act, ctx| {
+            ctx.spawn(run.into_actor(act).map(move |(error, lost, panicked), act, ctx| {
                 act.running = None;
                 act.running_cancel = None;
                 act.busy = false;
                 act.last_data = std::time::Instant::now();
-                let error = res
-                    .as_ref()
-                    .ok()
-                    .and_then(|d| d.record.error.clone())
-                    .unwrap_or_default();
-                let _ = reply.send(res);
                 if panicked {
                     tracing::error!(alias = %act.alias, "panic in the session; restarting the pod actor");
                     ctx.stop();
@@ -655,6 +668,19 @@ fn end_without_result(
         finished_at,
         duration_ms,
         session_restarted: false,
+    }
+}
+
+/// Tells history how an interrupt that ended after the command's row was written came out.
+async fn amend_error(store: &Addr<StoreActor>, uid: String, id: Option<i64>, error: String) {
+    let row = id;
+    match store.send(AmendCommandError { id, uid, error }).await {
+        Ok(Ok(true)) => {}
+        // The row waits in the spool (or the database is down): it keeps the first account,
+        // which says the interrupt was under way.
+        Ok(Ok(false)) | Ok(Err(_)) | Err(_) => {
+            tracing::warn!(id = ?row, "history could not record how an interrupted command's shell came out of it");
+        }
     }
 }
 

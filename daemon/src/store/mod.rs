@@ -513,6 +513,16 @@ impl AuditFilter {
 #[rtype(result = "Result<AuditPage, StoreError>")]
 pub struct ListAudit(pub AuditFilter);
 
+/// Replaces the error of a finished command's row (by `id`, else by `uid`): how an interrupt
+/// that ran after the row was written ended. Answers whether a row changed.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<bool, StoreError>")]
+pub struct AmendCommandError {
+    pub id: Option<i64>,
+    pub uid: String,
+    pub error: String,
+}
+
 /// A database round trip, for `/health`.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), StoreError>")]
@@ -655,6 +665,15 @@ impl Store {
         end: &CommandEnd,
     ) -> Result<CommandRecord, StoreError> {
         self.with(true, |c| queries::record_finish(c, id, uid, start, end))
+    }
+    /// [`queries::amend_error`].
+    pub fn amend_error(
+        &mut self,
+        id: Option<i64>,
+        uid: &str,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        self.with(true, |c| queries::amend_error(c, id, uid, error))
     }
     /// The row of the command with this `uid`.
     pub fn find_by_uid(&mut self, uid: &str) -> Result<Option<CommandRecord>, StoreError> {
@@ -1028,6 +1047,13 @@ impl Handler<InterruptRunning> for StoreActor {
     type Result = Result<usize, StoreError>;
     fn handle(&mut self, msg: InterruptRunning, _: &mut Self::Context) -> Self::Result {
         self.store.interrupt_running(msg.ids.as_deref())
+    }
+}
+
+impl Handler<AmendCommandError> for StoreActor {
+    type Result = Result<bool, StoreError>;
+    fn handle(&mut self, msg: AmendCommandError, _: &mut Self::Context) -> Self::Result {
+        self.store.amend_error(msg.id, &msg.uid, &msg.error)
     }
 }
 

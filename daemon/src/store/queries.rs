@@ -576,6 +576,27 @@ pub fn record_finish(
     row.into_record()
 }
 
+/// Replaces the `error` of a finished row, found by `id` or else by `uid` (an interrupt that
+/// ended after the row was written says how it ended). Answers whether a row changed.
+pub fn amend_error(
+    conn: &mut DbConnection,
+    id: Option<i64>,
+    uid: &str,
+    error: &str,
+) -> Result<bool, StoreError> {
+    write_tx!(conn, c => {
+        let changed = match id {
+            Some(id) => diesel::update(commands::table.find(id))
+                .set(commands::error.eq(Some(error)))
+                .execute(c)?,
+            None => diesel::update(commands::table.filter(commands::uid.eq(uid)))
+                .set(commands::error.eq(Some(error)))
+                .execute(c)?,
+        };
+        Ok::<_, StoreError>(changed > 0)
+    })
+}
+
 /// The row a command with this `uid` has, if any.
 pub fn find_by_uid(
     conn: &mut DbConnection,

@@ -95,6 +95,10 @@ pub struct RunOptions {
     pub output: Option<tokio::sync::mpsc::Sender<OutputChunk>>,
     /// Interrupts the command as a timeout would (the shell is kept where possible).
     pub cancel: Option<CancelToken>,
+    /// On a timeout or cancel, answer at once and leave the interrupt and resync (or the
+    /// reconnect) to [`PodSession::recover`], or to the next command, which does it first. The
+    /// partial result's error then says the interrupt is under way instead of how it ended.
+    pub defer_recovery: bool,
 }
 
 impl Default for RunOptions {
@@ -105,6 +109,7 @@ impl Default for RunOptions {
             max_output: DEFAULT_MAX_OUTPUT,
             output: None,
             cancel: None,
+            defer_recovery: false,
         }
     }
 }
@@ -169,6 +174,46 @@ impl RunOptions {
         self
     }
 }
+
+/// How a shell came out of an interrupted (timed-out or cancelled) command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// The command was interrupted and the shell, with its `cd`/`export` state, kept.
+    Kept,
+    /// The shell did not come back and was replaced by a new connection.
+    Replaced,
+    /// The shell did not come back and no new connection could be opened yet.
+    Closed,
+}
+
+impl fmt::Display for Recovery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Recovery::Kept => "the command was interrupted and the shell kept",
+            Recovery::Replaced => "the shell was replaced (cd/export state is lost)",
+            Recovery::Closed => {
+                "the shell was closed and is reopened on the next command (cd/export state is lost)"
+            }
+        })
+    }
+}
+
+/// What the error of a timed-out (`timeout` set) or cancelled command says: how the shell came
+/// out of it, or, with `recovery` unset, that the interrupt is still under way.
+pub fn interrupted_message(timeout: Option<Duration>, recovery: Option<Recovery>) -> String {
+    let what = match timeout {
+        Some(t) => format!("timed out after {:.1}s", t.as_secs_f64()),
+        None => "cancelled".to_owned(),
+    };
+    match recovery {
+        Some(r) => format!("{what}; {r}"),
+        None => format!("{what}; {RECOVERY_PENDING}"),
+    }
+}
+
+/// The end of an interrupted command's error while its interrupt runs in the background.
+pub const RECOVERY_PENDING: &str =
+    "interrupting the command in the background (history says whether the shell was kept)";
 
 /// A connected shell and its per-connection state.
 struct Conn {
@@ -407,35 +452,19 @@ impl PodSession {
                 }
                 Ok(result)
             }
-            End::Cancelled => {
-                let kept = self.recover_after_timeout(&mut state).await;
-                let why = format!(
-                    "cancelled; {}",
-                    if kept {
-                        "the command was interrupted and the shell kept"
-                    } else {
-                        "the shell was replaced (cd/export state is lost)"
-                    }
-                );
-                Err(PodError::Cancelled {
-                    partial: Box::new(finish(None, Some(why))),
-                })
-            }
-            End::Timeout => {
-                let kept = self.recover_after_timeout(&mut state).await;
-                let why = format!(
-                    "timed out after {:.1}s; {}",
-                    opts.timeout.as_secs_f64(),
-                    if kept {
-                        "the command was interrupted and the shell kept"
-                    } else {
-                        "the shell was replaced (cd/export state is lost)"
-                    }
-                );
-                let partial = finish(None, Some(why));
-                Err(PodError::Timeout {
-                    timeout: opts.timeout,
-                    partial: Box::new(partial),
+            End::Cancelled | End::Timeout => {
+                let timeout = matches!(end, End::Timeout).then_some(opts.timeout);
+                let recovery = if opts.defer_recovery {
+                    // The next command (or `recover`) interrupts and resyncs first.
+                    state.dirty = true;
+                    None
+                } else {
+                    Some(self.recover_after_timeout(&mut state).await)
+                };
+                let partial = Box::new(finish(None, Some(interrupted_message(timeout, recovery))));
+                Err(match timeout {
+                    Some(timeout) => PodError::Timeout { timeout, partial },
+                    None => PodError::Cancelled { partial },
                 })
             }
             End::Lost(ref reason) => {
@@ -496,6 +525,17 @@ impl PodSession {
             }
         }
         Ok(results)
+    }
+
+    /// Finish what a command run with `defer_recovery` left: interrupt it and resync the shell,
+    /// or replace the connection when the shell does not come back. `None` when nothing was
+    /// left to do. Commands wait for it (they run after it, in order).
+    pub async fn recover(&self) -> Option<Recovery> {
+        let mut state = self.state.lock().await;
+        if !state.dirty || state.closed || state.conn.is_none() {
+            return None;
+        }
+        Some(self.recover_after_timeout(&mut state).await)
     }
 
     /// Send harmless data to the shell (an empty line on its stdin) so that servers whose idle
@@ -632,9 +672,8 @@ impl PodSession {
 
     /// After a timeout (or an abandoned command): interrupt the command and resync, keeping
     /// the shell and its state: Ctrl-C on a TTY; without one, a second short exec signals the
-    /// shell's children. When that fails, replace the connection. Answers whether the shell
-    /// was kept.
-    async fn recover_after_timeout(&self, state: &mut State) -> bool {
+    /// shell's children. When that fails, replace the connection.
+    async fn recover_after_timeout(&self, state: &mut State) -> Recovery {
         state.dirty = false;
         if let Some(conn) = state.conn.as_mut() {
             // An interrupt can land between two parts of the command (after `echo`, before
@@ -654,7 +693,7 @@ impl PodSession {
                 let deadline = (Instant::now() + RESYNC_TIMEOUT / INTERRUPT_ATTEMPTS).min(until);
                 let resync = exec(conn, ":", 0, deadline, Live::default()).await;
                 match resync.end {
-                    End::Exit(_) => return true,
+                    End::Exit(_) => return Recovery::Kept,
                     End::Timeout if Instant::now() < until => continue,
                     _ => break,
                 }
@@ -663,8 +702,9 @@ impl PodSession {
         self.drop_conn(state).await;
         if self.open_into(state).await.is_err() {
             tracing::warn!(pod = %self.label(), "could not reconnect after a timeout");
+            return Recovery::Closed;
         }
-        false
+        Recovery::Replaced
     }
 
     /// Kubernetes exec has no signal channel without a TTY: a second exec in the same
