@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use crate::cluster::PodStatus;
 use crate::state::{Pod, State};
 
 pub fn version() -> Value {
@@ -39,7 +40,7 @@ pub fn core_v1_resources() -> Value {
             {"name": "namespaces", "singularName": "namespace", "namespaced": false, "kind": "Namespace",
              "verbs": ["get", "list"], "shortNames": ["ns"]},
             {"name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod",
-             "verbs": ["get", "list"], "shortNames": ["po"], "categories": ["all"]},
+             "verbs": ["delete", "get", "list", "watch"], "shortNames": ["po"], "categories": ["all"]},
             {"name": "pods/exec", "singularName": "", "namespaced": true, "kind": "PodExecOptions",
              "verbs": ["create", "get"]}
         ]
@@ -50,24 +51,54 @@ fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-fn metadata(pod: &Pod, state: &State) -> Value {
-    json!({
+fn metadata(pod: &Pod, status: &PodStatus, state: &State) -> Value {
+    let hash = pod
+        .labels
+        .get("pod-template-hash")
+        .map(String::as_str)
+        .unwrap_or("5d8f7");
+    let mut m = json!({
         "name": pod.name,
-        "generateName": format!("{}-5d8f7-", state.app),
+        "generateName": format!("{}-{hash}-", state.app),
         "namespace": state.namespace,
         "uid": pod.uid,
-        "resourceVersion": "1",
+        "resourceVersion": status.resource_version.max(1).to_string(),
         "creationTimestamp": ts(pod.created),
         "labels": pod.labels,
-    })
+    });
+    if let Some(d) = status.deletion {
+        m["deletionTimestamp"] = json!(ts(d));
+        m["deletionGracePeriodSeconds"] = json!(status.grace_seconds);
+    }
+    m
 }
 
-pub fn pod_json(pod: &Pod, state: &State) -> Value {
-    let started = ts(pod.created);
+/// The STATUS column of `kubectl get pods`.
+fn status_word(status: &PodStatus) -> &'static str {
+    if status.deletion.is_some() {
+        "Terminating"
+    } else if status.ready_at.is_some() {
+        "Running"
+    } else {
+        "ContainerCreating"
+    }
+}
+
+pub fn pod_json(pod: &Pod, status: &PodStatus, state: &State) -> Value {
+    let created = ts(pod.created);
+    let ready = if status.ready { "True" } else { "False" };
+    let since = status.ready_at.map(ts).unwrap_or_else(|| created.clone());
+    let started = status.ready_at.is_some();
+    let container_state = if started {
+        json!({"running": {"startedAt": since}})
+    } else {
+        json!({"waiting": {"reason": "ContainerCreating"}})
+    };
+    let phase = if started { "Running" } else { "Pending" };
     json!({
         "kind": "Pod",
         "apiVersion": "v1",
-        "metadata": metadata(pod, state),
+        "metadata": metadata(pod, status, state),
         "spec": {
             "containers": [{
                 "name": state.app,
@@ -83,38 +114,38 @@ pub fn pod_json(pod: &Pod, state: &State) -> Value {
             "schedulerName": "default-scheduler"
         },
         "status": {
-            "phase": "Running",
+            "phase": phase,
             "conditions": [
-                {"type": "Initialized", "status": "True", "lastTransitionTime": started},
-                {"type": "Ready", "status": "True", "lastTransitionTime": started},
-                {"type": "ContainersReady", "status": "True", "lastTransitionTime": started},
-                {"type": "PodScheduled", "status": "True", "lastTransitionTime": started}
+                {"type": "Initialized", "status": "True", "lastTransitionTime": created},
+                {"type": "Ready", "status": ready, "lastTransitionTime": since},
+                {"type": "ContainersReady", "status": ready, "lastTransitionTime": since},
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": created}
             ],
             "hostIP": "10.0.0.1",
             "podIP": pod.ip,
             "podIPs": [{"ip": pod.ip}],
-            "startTime": started,
+            "startTime": created,
             "containerStatuses": [{
                 "name": state.app,
-                "state": {"running": {"startedAt": started}},
-                "ready": true,
+                "state": container_state,
+                "ready": status.ready,
                 "restartCount": 0,
                 "image": "podsim/shell:latest",
                 "imageID": "podsim/shell@sha256:0000000000000000000000000000000000000000000000000000000000000000",
                 "containerID": format!("containerd://{}", pod.uid.replace('-', "")),
-                "started": true
+                "started": started
             }],
             "qosClass": "BestEffort"
         }
     })
 }
 
-pub fn pod_list(pods: &[&Pod], state: &State) -> Value {
+pub fn pod_list(pods: &[(&Pod, &PodStatus)], resource_version: u64, state: &State) -> Value {
     json!({
         "kind": "PodList",
         "apiVersion": "v1",
-        "metadata": {"resourceVersion": "1"},
-        "items": pods.iter().map(|p| pod_json(p, state)).collect::<Vec<_>>()
+        "metadata": {"resourceVersion": resource_version.to_string()},
+        "items": pods.iter().map(|(p, s)| pod_json(p, s, state)).collect::<Vec<_>>()
     })
 }
 
@@ -129,13 +160,13 @@ pub fn human_age(secs: i64) -> String {
     }
 }
 
-pub fn pod_table(pods: &[&Pod], state: &State) -> Value {
+pub fn pod_table(pods: &[(&Pod, &PodStatus)], resource_version: u64, state: &State) -> Value {
     let now = chrono::Utc::now();
     let col = |name: &str, ty: &str, format: &str, priority: u8, description: &str| json!({"name": name, "type": ty, "format": format, "description": description, "priority": priority});
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
-        "metadata": {"resourceVersion": "1"},
+        "metadata": {"resourceVersion": resource_version.to_string()},
         "columnDefinitions": [
             col("Name", "string", "name", 0, "Name must be unique within a namespace."),
             col("Ready", "string", "", 0, "The aggregate readiness state of this pod for accepting traffic."),
@@ -145,12 +176,13 @@ pub fn pod_table(pods: &[&Pod], state: &State) -> Value {
             col("IP", "string", "", 1, "IP address allocated to the pod."),
             col("Node", "string", "", 1, "NodeName is a request to schedule this pod onto a specific node."),
         ],
-        "rows": pods.iter().map(|p| json!({
-            "cells": [p.name, "1/1", "Running", "0", human_age((now - p.created).num_seconds()), p.ip, "podsim-node"],
+        "rows": pods.iter().map(|(p, s)| json!({
+            "cells": [p.name, if s.ready { "1/1" } else { "0/1" }, status_word(s), "0",
+                      human_age((now - p.created).num_seconds()), p.ip, "podsim-node"],
             "object": {
                 "kind": "PartialObjectMetadata",
                 "apiVersion": "meta.k8s.io/v1",
-                "metadata": metadata(p, state)
+                "metadata": metadata(p, s, state)
             }
         })).collect::<Vec<_>>()
     })

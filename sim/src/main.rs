@@ -4,6 +4,7 @@
 //! client certificates, and injects faults on demand. Test peer, benchmark target and demo.
 
 mod auth;
+mod cluster;
 mod files;
 mod k8s;
 mod kubeconfig;
@@ -17,7 +18,6 @@ mod state;
 mod stats;
 mod tls;
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,7 +26,7 @@ use anyhow::{Context, bail};
 use argh::FromArgs;
 use serde_json::json;
 
-use crate::state::{Pod, State};
+use crate::state::State;
 
 /// A fake Kubernetes cluster of real shells.
 #[derive(FromArgs)]
@@ -61,6 +61,14 @@ struct Args {
     /// --streaming-connection-idle-timeout does (WebSocket pings do not count; default: never)
     #[argh(option)]
     idle_timeout: Option<f64>,
+    /// how long a deleted pod stays Terminating, its shells still running, before they are
+    /// killed and it is gone (default 1; a delete may ask for less)
+    #[argh(option, default = "1.0")]
+    termination_grace: f64,
+    /// how many pod events a watch can resume from; an older resourceVersion gets 410 Gone, as
+    /// from the API server's watch cache (default 50000)
+    #[argh(option, default = "50_000")]
+    watch_cache_size: usize,
     /// app label and pod name prefix (default "web")
     #[argh(option, default = "String::from(\"web\")")]
     app: String,
@@ -185,11 +193,16 @@ async fn main() -> anyhow::Result<()> {
     let http_base = format!("{http}://{address}");
     let ws_base = format!("{ws}://{address}");
 
-    let pods: Vec<Arc<Pod>> = (0..args.pods)
-        .map(|i| Arc::new(Pod::new(&args.app, i)))
-        .collect();
-    let by_name: HashMap<String, Arc<Pod>> =
-        pods.iter().map(|p| (p.name.clone(), p.clone())).collect();
+    if !(args.termination_grace >= 0.0 && args.termination_grace < 86_400.0) {
+        bail!("--termination-grace must be between 0 and 86400 seconds");
+    }
+    let cluster = Arc::new(cluster::Cluster::new(
+        &args.app,
+        args.pods,
+        workdir.clone(),
+        std::time::Duration::from_secs_f64(args.termination_grace),
+        args.watch_cache_size,
+    ));
 
     if let Some(path) = &args.kubeconfig_out {
         let text = kubeconfig::render(&http_base, &token, &args.namespace, pki.as_ref());
@@ -203,8 +216,7 @@ async fn main() -> anyhow::Result<()> {
         tls: tls_on,
         workdir,
         address: address.clone(),
-        pods,
-        by_name,
+        cluster,
         started: chrono::Utc::now(),
         idle_timeout: args
             .idle_timeout
@@ -225,7 +237,7 @@ async fn main() -> anyhow::Result<()> {
         "client_cert_pem": pki.as_ref().map(|p| &p.client_cert_pem),
         "client_key_pem": pki.as_ref().map(|p| &p.client_key_pem),
         "kubeconfig": args.kubeconfig_out.as_ref().map(|p| p.display().to_string()),
-        "pods": state.pods.iter().map(|p| json!({
+        "pods": state.cluster.pods().iter().map(|p| json!({
             "name": p.name,
             "namespace": state.namespace,
             "plaintty_url": format!("{ws_base}/exec/{}-5d8f7/?token={token}&cols=220&pod={}", state.app, p.name),

@@ -4,9 +4,12 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -19,13 +22,14 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::auth::{self, Peer};
+use crate::cluster::{CreateRequest, Event, PodStatus, RolloutRequest, WatchStart};
 use crate::k8s;
 use crate::selector::Selector;
 use crate::session::{self, Protocol, SessionParams};
 use crate::shell::StreamSpec;
 use crate::state::{FaultRequest, Pod, State};
 
-type Resp = Response<Full<Bytes>>;
+type Resp = Response<BoxBody<Bytes, Infallible>>;
 
 /// Terminal rows of a PlainTTY window (the URL only carries the width).
 const TTY_ROWS: u16 = 50;
@@ -96,7 +100,7 @@ fn json_resp(status: StatusCode, v: &Value) -> Resp {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(v.to_string())))
+        .body(Full::new(Bytes::from(v.to_string())).boxed())
         .expect("static response parts are valid")
 }
 
@@ -177,12 +181,17 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: Peer, admin_onl
         (Method::GET, ["api", "v1", "namespaces", ns, "pods"]) => list_pods(&req, &state, Some(ns)),
         (Method::GET, ["api", "v1", "namespaces", ns, "pods", name]) => {
             match find_pod(&state, ns, name) {
-                Some(pod) => json_resp(StatusCode::OK, &k8s::pod_json(pod, &state)),
+                Some(pod) => json_resp(StatusCode::OK, &k8s::pod_json(&pod, &pod.status(), &state)),
                 None => json_resp(StatusCode::NOT_FOUND, &k8s::pod_not_found(name)),
             }
         }
+        (Method::DELETE, ["api", "v1", "namespaces", ns, "pods", name]) => {
+            let ns = ns.to_string();
+            let name = name.to_string();
+            delete_pod(req, &state, &ns, &name).await
+        }
         (_, ["api", "v1", "namespaces", ns, "pods", name, "exec"]) => {
-            let Some(pod) = find_pod(&state, ns, name).cloned() else {
+            let Some(pod) = find_pod(&state, ns, name) else {
                 return json_resp(StatusCode::NOT_FOUND, &k8s::pod_not_found(name));
             };
             exec_upgrade(req, pod, &state)
@@ -200,50 +209,257 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: Peer, admin_onl
     }
 }
 
-fn find_pod<'a>(state: &'a State, ns: &str, name: &str) -> Option<&'a Arc<Pod>> {
+fn find_pod(state: &State, ns: &str, name: &str) -> Option<Arc<Pod>> {
     if ns != state.namespace {
         return None;
     }
     state.pod(name)
 }
 
-fn list_pods(req: &Request<Incoming>, state: &State, ns: Option<&str>) -> Resp {
-    let q = query_pairs(req);
-    let selector = match Selector::parse(query_get(&q, "labelSelector").unwrap_or("")) {
-        Ok(s) => s,
-        Err(e) => return k8s_error(400, "BadRequest", &e.to_string()),
-    };
-    let fields = match parse_field_selector(query_get(&q, "fieldSelector").unwrap_or("")) {
-        Ok(f) => f,
-        Err(msg) => return k8s_error(400, "BadRequest", &msg),
-    };
-    let ns_ok = ns.is_none_or(|n| n == state.namespace);
-    let pods: Vec<&Pod> = state
-        .pods
-        .iter()
-        .filter(|_| ns_ok)
-        .filter(|p| selector.matches(&p.labels))
-        .filter(|p| {
-            fields.iter().all(|(k, v, eq)| {
+/// The label and field selectors of a list or watch.
+struct PodFilter {
+    labels: Selector,
+    fields: Vec<(String, String, bool)>,
+    namespace_ok: bool,
+}
+
+impl PodFilter {
+    fn parse(q: &[(String, String)], state: &State, ns: Option<&str>) -> Result<PodFilter, Resp> {
+        let labels = Selector::parse(query_get(q, "labelSelector").unwrap_or(""))
+            .map_err(|e| k8s_error(400, "BadRequest", &e.to_string()))?;
+        let fields = parse_field_selector(query_get(q, "fieldSelector").unwrap_or(""))
+            .map_err(|msg| k8s_error(400, "BadRequest", &msg))?;
+        Ok(PodFilter {
+            labels,
+            fields,
+            namespace_ok: ns.is_none_or(|n| n == state.namespace),
+        })
+    }
+
+    fn matches(&self, pod: &Pod, status: &PodStatus, state: &State) -> bool {
+        self.namespace_ok
+            && self.labels.matches(&pod.labels)
+            && self.fields.iter().all(|(k, v, eq)| {
                 let actual = match k.as_str() {
-                    "metadata.name" => p.name.as_str(),
+                    "metadata.name" => pod.name.as_str(),
                     "metadata.namespace" => state.namespace.as_str(),
-                    _ => "Running",
+                    _ if status.ready_at.is_some() => "Running",
+                    _ => "Pending",
                 };
                 (actual == v) == *eq
             })
-        })
-        .map(|p| p.as_ref())
-        .collect();
-    let wants_table = req
-        .headers()
+    }
+}
+
+fn wants_table(req: &Request<Incoming>) -> bool {
+    req.headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("as=Table"));
-    if wants_table {
-        json_resp(StatusCode::OK, &k8s::pod_table(&pods, state))
+        .is_some_and(|a| a.contains("as=Table"))
+}
+
+fn list_pods(req: &Request<Incoming>, state: &Arc<State>, ns: Option<&str>) -> Resp {
+    let q = query_pairs(req);
+    let filter = match PodFilter::parse(&q, state, ns) {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    if query_bool(&q, "watch") {
+        return watch_pods(req, state, filter, &q);
+    }
+    let (resource_version, snapshot) = state.cluster.snapshot();
+    let pods: Vec<(&Pod, &PodStatus)> = snapshot
+        .iter()
+        .filter(|(p, s)| filter.matches(p, s, state))
+        .map(|(p, s)| (p.as_ref(), s))
+        .collect();
+    if wants_table(req) {
+        json_resp(
+            StatusCode::OK,
+            &k8s::pod_table(&pods, resource_version, state),
+        )
     } else {
-        json_resp(StatusCode::OK, &k8s::pod_list(&pods, state))
+        json_resp(
+            StatusCode::OK,
+            &k8s::pod_list(&pods, resource_version, state),
+        )
+    }
+}
+
+/// How long a watch stays open when the client does not say (the API server's
+/// `--min-request-timeout`).
+const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// How often a watch that allows bookmarks gets one.
+const BOOKMARK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// `watch=true`: one JSON event per line (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR), as the
+/// API server streams them, until `timeoutSeconds` or the client goes away.
+fn watch_pods(
+    req: &Request<Incoming>,
+    state: &Arc<State>,
+    filter: PodFilter,
+    q: &[(String, String)],
+) -> Resp {
+    let from = match query_get(q, "resourceVersion").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(v) => match v.parse::<u64>() {
+            Ok(rv) => Some(rv),
+            Err(_) => {
+                return k8s_error(
+                    400,
+                    "BadRequest",
+                    &format!("invalid resource version: {v:?}"),
+                );
+            }
+        },
+    };
+    let timeout = match query_get(q, "timeoutSeconds") {
+        None => DEFAULT_WATCH_TIMEOUT,
+        Some(v) => match v.parse::<u64>() {
+            Ok(secs) => Duration::from_secs(secs),
+            Err(_) => return k8s_error(400, "BadRequest", "timeoutSeconds: not a whole number"),
+        },
+    };
+    let bookmarks = query_bool(q, "allowWatchBookmarks");
+    let send_initial = query_bool(q, "sendInitialEvents");
+    let table = wants_table(req);
+    let (current, start, mut live) = state.cluster.watch(if send_initial { None } else { from });
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(256);
+    let state = state.clone();
+    tokio::spawn(async move {
+        let line = |v: Value| {
+            let mut s = v.to_string();
+            s.push('\n');
+            Bytes::from(s)
+        };
+        let render = |e: &Event| {
+            let object = if table {
+                k8s::pod_table(&[(&e.pod, &e.status)], e.resource_version(), &state)
+            } else {
+                k8s::pod_json(&e.pod, &e.status, &state)
+            };
+            line(json!({"type": e.kind.as_str(), "object": object}))
+        };
+        let bookmark = |rv: u64, initial_end: bool| {
+            let mut metadata = json!({"resourceVersion": rv.to_string()});
+            if initial_end {
+                metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+            }
+            line(
+                json!({"type": "BOOKMARK", "object": {"kind": "Pod", "apiVersion": "v1", "metadata": metadata}}),
+            )
+        };
+        let mut last_rv = current;
+        let initial = match start {
+            WatchStart::Expired { oldest } => {
+                let status = k8s::status_error(
+                    410,
+                    "Expired",
+                    &format!(
+                        "too old resource version: {} ({})",
+                        from.unwrap_or(0),
+                        oldest.saturating_sub(1)
+                    ),
+                    None,
+                );
+                let _ = tx
+                    .send(line(json!({"type": "ERROR", "object": status})))
+                    .await;
+                return;
+            }
+            WatchStart::Current(events) | WatchStart::Backlog(events) => events,
+        };
+        for e in &initial {
+            if filter.matches(&e.pod, &e.status, &state) && tx.send(render(e)).await.is_err() {
+                return;
+            }
+        }
+        if send_initial && bookmarks && tx.send(bookmark(current, true)).await.is_err() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                ev = live.recv() => match ev {
+                    Ok(e) => {
+                        last_rv = e.resource_version();
+                        if filter.matches(&e.pod, &e.status, &state) && tx.send(render(&e)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        // This watcher fell behind the event stream: it must list again.
+                        let status = k8s::status_error(410, "Expired", "watch fell behind; list again", None);
+                        let _ = tx.send(line(json!({"type": "ERROR", "object": status}))).await;
+                        return;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = ticker.tick(), if bookmarks => {
+                    if tx.send(bookmark(last_rv, false)).await.is_err() {
+                        return;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-cache, private")
+        .body(BodyExt::boxed(StreamBody::new(stream)))
+        .expect("static response parts are valid")
+}
+
+/// Reads a small JSON body; an empty body is `None`.
+async fn read_json_body(req: Request<Incoming>) -> Result<Option<Value>, String> {
+    let body = Limited::new(req.into_body(), 64 * 1024)
+        .collect()
+        .await
+        .map_err(|e| format!("could not read the body: {e}"))?
+        .to_bytes();
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|e| format!("invalid JSON body: {e}"))
+}
+
+/// `DELETE .../pods/{name}`: the pod turns Terminating (the answer shows it) and is gone after
+/// its grace period (`gracePeriodSeconds` in the query or the DeleteOptions body, at most
+/// podsim's `--termination-grace`).
+async fn delete_pod(req: Request<Incoming>, state: &Arc<State>, ns: &str, name: &str) -> Resp {
+    let q = query_pairs(&req);
+    let mut grace = query_get(&q, "gracePeriodSeconds").and_then(|v| v.parse::<u64>().ok());
+    match read_json_body(req).await {
+        Ok(Some(body)) => {
+            if let Some(g) = body.get("gracePeriodSeconds").and_then(Value::as_u64) {
+                grace = Some(g);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => return k8s_error(400, "BadRequest", &e),
+    }
+    if ns != state.namespace {
+        return json_resp(StatusCode::NOT_FOUND, &k8s::pod_not_found(name));
+    }
+    let Some(pod) = state.pod(name) else {
+        return json_resp(StatusCode::NOT_FOUND, &k8s::pod_not_found(name));
+    };
+    match state.cluster.delete(name, grace.map(Duration::from_secs)) {
+        Some(status) => json_resp(StatusCode::OK, &k8s::pod_json(&pod, &status, state)),
+        None => json_resp(StatusCode::NOT_FOUND, &k8s::pod_not_found(name)),
     }
 }
 
@@ -311,7 +527,7 @@ fn plaintty_upgrade(req: Request<Incoming>, state: &Arc<State>) -> Resp {
     let Some(name) = query_get(&q, "pod") else {
         return k8s_error(400, "BadRequest", "missing query parameter: pod");
     };
-    let Some(pod) = state.pod(name).cloned() else {
+    let Some(pod) = state.pod(name) else {
         return json_resp(StatusCode::NOT_FOUND, &k8s::pod_not_found(name));
     };
     let cols = query_get(&q, "cols")
@@ -443,7 +659,7 @@ fn upgrade(
         .header(header::UPGRADE, "websocket")
         .header(header::CONNECTION, "Upgrade")
         .header(header::SEC_WEBSOCKET_ACCEPT, accept)
-        .body(Full::new(Bytes::new()))
+        .body(Full::new(Bytes::new()).boxed())
         .expect("static response parts are valid");
     if let Some(p) = subprotocol {
         resp.headers_mut()
@@ -452,12 +668,80 @@ fn upgrade(
     resp
 }
 
-async fn admin(req: Request<Incoming>, segs: &[&str], state: &State) -> Resp {
+async fn admin(req: Request<Incoming>, segs: &[&str], state: &Arc<State>) -> Resp {
     let method = req.method().clone();
     match (method, segs) {
         (Method::GET, ["stats"]) => json_resp(StatusCode::OK, &crate::stats::global(state)),
+        (Method::GET, ["pods"]) => {
+            let (resource_version, pods) = state.cluster.snapshot();
+            json_resp(
+                StatusCode::OK,
+                &json!({
+                    "resource_version": resource_version,
+                    "pods": pods.iter().map(|(p, s)| json!({
+                        "name": p.name,
+                        "labels": p.labels,
+                        "ready": s.ready,
+                        "terminating": s.deletion.is_some(),
+                    })).collect::<Vec<_>>(),
+                }),
+            )
+        }
+        (Method::POST, ["pods"]) => {
+            let create: CreateRequest = match admin_body(req).await {
+                Ok(c) => c,
+                Err(resp) => return resp,
+            };
+            if create.count == 0 || create.count > 100_000 {
+                return json_resp(
+                    StatusCode::BAD_REQUEST,
+                    &json!({"error": "count must be between 1 and 100000"}),
+                );
+            }
+            let pods = state.cluster.create(&create, None);
+            json_resp(
+                StatusCode::CREATED,
+                &json!({"pods": pods.iter().map(|p| &p.name).collect::<Vec<_>>()}),
+            )
+        }
+        (Method::DELETE, ["pods", name]) => {
+            let q = query_pairs(&req);
+            let grace = query_get(&q, "grace_ms")
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(Duration::from_millis);
+            match state.cluster.delete(name, grace) {
+                Some(_) => json_resp(StatusCode::OK, &json!({"deleted": name})),
+                None => json_resp(
+                    StatusCode::NOT_FOUND,
+                    &json!({"error": format!("no pod named {name:?}")}),
+                ),
+            }
+        }
+        (Method::POST, ["rollout"]) => {
+            let roll: RolloutRequest = match admin_body(req).await {
+                Ok(r) => r,
+                Err(resp) => return resp,
+            };
+            let selector = match Selector::parse(&roll.selector) {
+                Ok(s) => s,
+                Err(e) => {
+                    return json_resp(
+                        StatusCode::BAD_REQUEST,
+                        &json!({"error": format!("selector: {e}")}),
+                    );
+                }
+            };
+            let (hash, replacing, task) = state.cluster.start_rollout(&selector, &roll);
+            if roll.wait {
+                let _ = task.await;
+            }
+            json_resp(
+                StatusCode::OK,
+                &json!({"template_hash": hash, "replacing": replacing, "finished": roll.wait}),
+            )
+        }
         (m, ["pods", name, what]) => {
-            let Some(pod) = state.pod(name).cloned() else {
+            let Some(pod) = state.pod(name) else {
                 return json_resp(
                     StatusCode::NOT_FOUND,
                     &json!({"error": format!("no pod named {name:?}")}),
@@ -509,5 +793,17 @@ async fn admin(req: Request<Incoming>, segs: &[&str], state: &State) -> Resp {
             StatusCode::NOT_FOUND,
             &json!({"error": "unknown admin endpoint"}),
         ),
+    }
+}
+
+/// An admin request body (an empty body is the defaults), or the 400 answer.
+async fn admin_body<T: serde::de::DeserializeOwned + Default>(
+    req: Request<Incoming>,
+) -> Result<T, Resp> {
+    let bad = |msg: String| json_resp(StatusCode::BAD_REQUEST, &json!({ "error": msg }));
+    match read_json_body(req).await {
+        Ok(None) => Ok(T::default()),
+        Ok(Some(v)) => serde_json::from_value(v).map_err(|e| bad(format!("invalid JSON: {e}"))),
+        Err(e) => Err(bad(e)),
     }
 }

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
+use crate::cluster::{Cluster, PodStatus};
+
 /// Faults that stay in force until cleared (the one-shot actions are applied immediately).
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Faults {
@@ -48,16 +50,16 @@ pub struct Pod {
     pub faults: watch::Sender<Faults>,
     live: Mutex<HashMap<u64, Arc<LiveConn>>>,
     pub connections_total: AtomicU64,
+    status: Mutex<PodStatus>,
 }
 
 impl Pod {
-    pub fn new(app: &str, index: usize) -> Pod {
-        let name = format!("{app}-5d8f7-{index:05}");
-        let mut labels = BTreeMap::new();
-        labels.insert("app".to_string(), app.to_string());
-        labels.insert("index".to_string(), index.to_string());
-        let parity = if index % 2 == 0 { "even" } else { "odd" };
-        labels.insert("parity".to_string(), parity.to_string());
+    pub fn new(
+        name: String,
+        index: usize,
+        labels: BTreeMap<String, String>,
+        status: PodStatus,
+    ) -> Pod {
         let r: u128 = rand::random();
         let h = format!("{r:032x}");
         let uid = format!(
@@ -68,7 +70,7 @@ impl Pod {
             &h[17..20],
             &h[20..32]
         );
-        let ip = format!("10.244.{}.{}", index / 250, index % 250 + 2);
+        let ip = format!("10.244.{}.{}", (index / 250) % 256, index % 250 + 2);
         Pod {
             name,
             labels,
@@ -78,6 +80,27 @@ impl Pod {
             faults: watch::channel(Faults::default()).0,
             live: Mutex::new(HashMap::new()),
             connections_total: AtomicU64::new(0),
+            status: Mutex::new(status),
+        }
+    }
+
+    /// The pod's current status.
+    pub fn status(&self) -> PodStatus {
+        self.status.lock().unwrap().clone()
+    }
+
+    /// Changes the status; returns the new one.
+    pub fn update_status(&self, f: impl FnOnce(&mut PodStatus)) -> PodStatus {
+        let mut s = self.status.lock().unwrap();
+        f(&mut s);
+        s.clone()
+    }
+
+    /// Kills every shell of the pod and cuts its connections (the container stops).
+    pub fn kill_all(&self) {
+        for c in self.live_conns() {
+            crate::shell::kill_group(c.pgid.load(Ordering::SeqCst));
+            c.drop.notify_one();
         }
     }
 
@@ -160,8 +183,8 @@ pub struct State {
     pub tls: bool,
     pub workdir: PathBuf,
     pub address: String,
-    pub pods: Vec<Arc<Pod>>,
-    pub by_name: HashMap<String, Arc<Pod>>,
+    /// The pods, as they come and go.
+    pub cluster: Arc<Cluster>,
     pub started: chrono::DateTime<chrono::Utc>,
     /// Close a connection that carried no data frame, either way, for this long (the
     /// kubelet's `--streaming-connection-idle-timeout`; WebSocket pings do not count).
@@ -169,13 +192,14 @@ pub struct State {
 }
 
 impl State {
-    pub fn pod(&self, name: &str) -> Option<&Arc<Pod>> {
-        self.by_name.get(name)
+    pub fn pod(&self, name: &str) -> Option<Arc<Pod>> {
+        self.cluster.pod(name)
     }
 
     /// Every live process group of every pod (to kill them all at exit).
     pub fn all_pgids(&self) -> Vec<i32> {
-        self.pods
+        self.cluster
+            .pods()
             .iter()
             .flat_map(|p| p.live_conns())
             .map(|c| c.pgid.load(Ordering::SeqCst))

@@ -76,14 +76,14 @@ pub fn global(state: &State) -> Value {
     let kids_rss: u64 = kids.iter().map(|&p| rss_of(p)).sum();
     let pss = pss_of(me);
     let kids_pss: u64 = kids.iter().map(|&p| pss_of(p)).sum();
-    let total: u64 = state
-        .pods
+    let pods = state.cluster.pods();
+    let total: u64 = pods
         .iter()
         .map(|p| p.connections_total.load(Ordering::SeqCst))
         .sum();
-    let live: usize = state.pods.iter().map(|p| p.live_count()).sum();
+    let live: usize = pods.iter().map(|p| p.live_count()).sum();
     json!({
-        "pods": state.pods.len(),
+        "pods": pods.len(),
         "connections_total": total,
         "connections_live": live,
         "rss_bytes": rss,

@@ -50,15 +50,52 @@ struct Output {
 
 impl Cluster {
     fn start(test: &str, pods: usize) -> Option<Cluster> {
+        Cluster::start_with(test, pods, &[])
+    }
+
+    fn start_with(test: &str, pods: usize, extra: &[&str]) -> Option<Cluster> {
         let kubectl = kubectl_or_skip(test)?;
         let dir = TempDirGuard::new("podsim-kubectl");
         let sim = Podsim::start_with(PodsimOptions {
             pods,
             tls: true,
             kubeconfig_out: Some(dir.path().join("kubeconfig")),
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
         });
         Some(Cluster { sim, dir, kubectl })
+    }
+
+    /// A long-running kubectl (a watch, an exec) whose stdout is collected as it arrives.
+    fn spawn(&self, args: &[&str]) -> Background {
+        let mut child = Command::new(&self.kubectl)
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("cache"))
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .env("HOME", self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn kubectl");
+        let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut pipe = child.stdout.take().unwrap();
+        let sink = out.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Background { child, out }
     }
 
     fn kubeconfig(&self) -> PathBuf {
@@ -122,6 +159,28 @@ impl Cluster {
             stderr: t_err.join().unwrap(),
             code: status.code().unwrap_or(-1),
         }
+    }
+}
+
+struct Background {
+    child: std::process::Child,
+    out: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Background {
+    fn output(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    fn finished(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -319,4 +378,90 @@ fn kubectl_with_the_client_certificate_context_lists_and_execs() {
     );
     assert_eq!(out.code, 0, "stderr: {}", out.stderr);
     assert_eq!(out.stdout, "BY CERTIFICATE\n");
+}
+
+/// `kubectl get pods -w` sees a pod deleted with `kubectl delete pod` go Terminating then
+/// away, and a rollout's new pods arrive; the deleted pod's shell is killed.
+#[test]
+fn kubectl_delete_pod_and_get_pods_watch() {
+    let Some(c) = Cluster::start_with(
+        "kubectl_delete_pod_and_get_pods_watch",
+        2,
+        &["--termination-grace", "0.5"],
+    ) else {
+        return;
+    };
+    let pods = c.sim.pod_names();
+    let victim = pods[1].clone();
+    let watch = c.spawn(&["get", "pods", "-w", "--output-watch-events"]);
+    assert!(
+        testkit::wait_until(Duration::from_secs(30), || pods
+            .iter()
+            .all(|p| watch.output().contains(p.as_str()))),
+        "the watch never listed the pods: {}",
+        watch.output()
+    );
+    let mut shell = c.spawn(&["exec", &victim, "--", "sh", "-c", "echo up; sleep 600"]);
+    assert!(testkit::wait_until(Duration::from_secs(30), || shell
+        .output()
+        .contains("up")));
+
+    let out = c.run(&["delete", "pod", &victim], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains(&format!("pod \"{victim}\" deleted")),
+        "{}",
+        out.stdout
+    );
+    // kubectl delete waits until the pod is gone.
+    let out = c.run(&["get", "pods"], None);
+    assert_eq!(names_in(&out.stdout), vec![pods[0].clone()]);
+    assert!(
+        testkit::wait_until(Duration::from_secs(30), || shell.finished()),
+        "the deleted pod's shell is still running"
+    );
+    let out = c.run(&["get", "pod", &victim], None);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("NotFound") || out.stderr.contains("not found"),
+        "{}",
+        out.stderr
+    );
+
+    let roll = c
+        .sim
+        .admin_request("POST", "/_podsim/rollout", Some(r#"{"wait": true}"#));
+    assert_eq!(roll.0, 200, "{}", roll.1);
+    let hash = serde_json::from_str::<serde_json::Value>(&roll.1).unwrap()["template_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        testkit::wait_until(Duration::from_secs(30), || {
+            let o = watch.output();
+            o.lines()
+                .any(|l| l.starts_with("DELETED") && l.contains(&pods[0]))
+                && o.lines().any(|l| {
+                    l.starts_with("MODIFIED")
+                        && l.contains(&format!("web-{hash}-"))
+                        && l.contains("1/1")
+                })
+        }),
+        "{}",
+        watch.output()
+    );
+    let events = watch.output();
+    let about_victim: Vec<&str> = events
+        .lines()
+        .filter(|l| l.contains(victim.as_str()))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(about_victim.first(), Some(&"ADDED"), "{events}");
+    assert_eq!(about_victim.last(), Some(&"DELETED"), "{events}");
+    assert!(
+        events.lines().any(|l| l.starts_with("MODIFIED")
+            && l.contains(victim.as_str())
+            && l.contains("Terminating")),
+        "{events}"
+    );
 }
