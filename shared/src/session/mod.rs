@@ -21,6 +21,7 @@
 
 pub mod ansi;
 pub mod backoff;
+pub mod input;
 pub mod limits;
 pub mod marker;
 pub mod script;
@@ -37,6 +38,7 @@ use tokio::time::Instant;
 
 pub use ansi::AnsiStripper;
 pub use backoff::Backoff;
+pub use input::{Input, InputRole};
 pub use limits::raise_fd_limit;
 pub use marker::{CappedBuffer, MarkerParser, Markers};
 pub use transport::{Output, Transport};
@@ -252,6 +254,11 @@ enum End {
     ShellExited(i32),
     Timeout,
     Lost(String),
+    /// The command's input could not be put in the pod, so the command did not run.
+    InputFailed {
+        code: Option<i32>,
+        reason: String,
+    },
 }
 
 struct Collected {
@@ -375,28 +382,75 @@ impl PodSession {
 
     /// Run one command in the shell. A non-zero exit is `Ok` unless `opts.check`.
     pub async fn run(&self, command: &str, opts: RunOptions) -> Result<CommandResult> {
+        self.run_inner(command, None, opts).await
+    }
+
+    /// Run one command with bytes from `input` (see [`input`]): they are staged into a private
+    /// file in the pod first, through this same shell, then given to the command as its stdin
+    /// (or named by `$__pw_in`). The timeout counts from when the input is in place. When the
+    /// input cannot be staged (no space, no `base64`, the input broke off), the command does
+    /// not run, and the result says why with `exit_code` set to the staging step's status.
+    pub async fn run_with_input(
+        &self,
+        command: &str,
+        input: Input,
+        opts: RunOptions,
+    ) -> Result<CommandResult> {
+        self.run_inner(command, Some(input), opts).await
+    }
+
+    async fn run_inner(
+        &self,
+        command: &str,
+        input: Option<Input>,
+        opts: RunOptions,
+    ) -> Result<CommandResult> {
         let mut state = self.state.lock().await;
         self.ensure_ready(&mut state).await?;
         let started_at = Utc::now();
         let t0 = Instant::now();
-        let deadline = t0 + opts.timeout;
         state.dirty = true;
         let collected = {
             let conn = state
                 .conn
                 .as_mut()
                 .expect("ensure_ready leaves a connection");
-            exec(
-                conn,
-                command,
-                opts.max_output,
-                deadline,
-                Live {
-                    output: opts.output.as_ref(),
-                    cancel: opts.cancel.as_ref(),
+            let live = Live {
+                output: opts.output.as_ref(),
+                cancel: opts.cancel.as_ref(),
+            };
+            let nonce = Markers::random().nonce().to_owned();
+            let staged = match input {
+                None => input::Staged::Ready {
+                    stdin: "/dev/null".into(),
+                    after: String::new(),
                 },
-            )
-            .await
+                Some(input) => input::stage(conn, input, &nonce, live).await,
+            };
+            match staged {
+                input::Staged::Ready { stdin, after } => {
+                    let deadline = Instant::now() + opts.timeout;
+                    exec_with(
+                        conn,
+                        command,
+                        (&stdin, &after),
+                        opts.max_output,
+                        deadline,
+                        live,
+                    )
+                    .await
+                }
+                input::Staged::Failed { code, reason } => Collected {
+                    out: CappedBuffer::new(0),
+                    err: CappedBuffer::new(0),
+                    end: End::InputFailed { code, reason },
+                },
+                input::Staged::Ended(end) => Collected {
+                    out: CappedBuffer::new(0),
+                    err: CappedBuffer::new(0),
+                    end,
+                },
+            }
         };
         let Collected { out, err, end } = collected;
         let truncated = out.truncated() || err.truncated();
@@ -447,6 +501,17 @@ impl PodSession {
                 if opts.check && code != 0 {
                     return Err(PodError::CommandFailed {
                         exit_code: code,
+                        result: Box::new(result),
+                    });
+                }
+                Ok(result)
+            }
+            End::InputFailed { code, reason } => {
+                state.dirty = false;
+                let result = finish(code.or(Some(1)), Some(reason));
+                if opts.check {
+                    return Err(PodError::CommandFailed {
+                        exit_code: result.exit_code.unwrap_or(1),
                         result: Box::new(result),
                     });
                 }
@@ -814,7 +879,7 @@ impl PodSession {
                     timeout.as_secs_f64()
                 )));
             }
-            End::Lost(reason) => return Err(fail(reason)),
+            End::Lost(reason) | End::InputFailed { reason, .. } => return Err(fail(reason)),
             End::ShellExited(code) => {
                 return Err(fail(format!("the shell exited at once (status {code})")));
             }
@@ -859,9 +924,21 @@ async fn exec(
     deadline: Instant,
     live: Live<'_>,
 ) -> Collected {
+    exec_with(conn, command, ("/dev/null", ""), max_output, deadline, live).await
+}
+
+/// [`exec`] with the command's stdin (a shell word) and clean-up text run after it.
+async fn exec_with(
+    conn: &mut Conn,
+    command: &str,
+    (stdin, after): (&str, &str),
+    max_output: usize,
+    deadline: Instant,
+    live: Live<'_>,
+) -> Collected {
     let markers = Markers::random();
     let split = conn.binary_framed;
-    let text = script::build(command, &markers, conn.tty, split);
+    let text = script::build_with(command, &markers, conn.tty, split, stdin, after);
     let mut out_parser = MarkerParser::new(&markers);
     let mut err_parser = MarkerParser::new_started(&markers);
     let mut c = Collected {

@@ -36,6 +36,19 @@ pub fn single_quote_escape(text: &str) -> String {
 /// The text to send to run `command` framed by `markers`. `tty` selects the terminal-safe form;
 /// `split_stderr` adds an end marker on stderr too (endpoints that keep stderr apart).
 pub fn build(command: &str, markers: &Markers, tty: bool, split_stderr: bool) -> String {
+    build_with(command, markers, tty, split_stderr, "/dev/null", "")
+}
+
+/// [`build`] with another stdin for the command (a shell word, e.g. `"$__pw_in"`) and shell
+/// text run after it, once its status is saved (clean-up that must not change that status).
+pub fn build_with(
+    command: &str,
+    markers: &Markers,
+    tty: bool,
+    split_stderr: bool,
+    stdin: &str,
+    after: &str,
+) -> String {
     // stderr gets only an end marker: a pipe-fed shell prints no prompt or echo there, and
     // every byte up to the previous end marker was consumed, so that is one write fewer.
     let start = markers.start_snippet("");
@@ -63,7 +76,12 @@ pub fn build(command: &str, markers: &Markers, tty: bool, split_stderr: bool) ->
     );
     let end = format!("trap - EXIT; {end}");
     let escaped = single_quote_escape(command);
-    let direct = format!("{start}; command eval '{escaped}' </dev/null; __pw_rc=$?; {end}\n");
+    let after = if after.is_empty() {
+        String::new()
+    } else {
+        format!("{after}; ")
+    };
+    let direct = format!("{start}; command eval '{escaped}' <{stdin}; __pw_rc=$?; {after}{end}\n");
     if !tty || !needs_file(&direct) {
         return direct;
     }
@@ -76,7 +94,7 @@ pub fn build(command: &str, markers: &Markers, tty: bool, split_stderr: bool) ->
         out.push_str("' >>\"$__pw_f\"\n");
     }
     out.push_str(&format!(
-        "{start}; command . \"$__pw_f\" </dev/null; __pw_rc=$?; rm -f \"$__pw_f\"; {end}\n"
+        "{start}; command . \"$__pw_f\" <{stdin}; __pw_rc=$?; rm -f \"$__pw_f\"; {after}{end}\n"
     ));
     out
 }

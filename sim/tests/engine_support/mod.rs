@@ -651,6 +651,94 @@ pub async fn output_streams_live_and_cancel_keeps_the_shell(kind: Kind) {
     assert_eq!(r.stdout, "yes\n0\n", "{r:?}");
 }
 
+/// Bytes fed to a command: random binary data staged through the shell reaches the command's
+/// stdin byte for byte; a script staged as a file is sourced in the same shell (its `cd` and
+/// `export` carry over); a staging directory that cannot be written fails the command with a
+/// reason, without running it, and the shell is kept.
+pub async fn input_reaches_the_command_exactly(kind: Kind) {
+    use podwrangler::session::{Input, InputRole};
+    use rand::RngCore;
+    use sha2::Digest;
+
+    fn feed(data: Vec<u8>) -> tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            for piece in data.chunks(50_000) {
+                if tx.send(Ok(piece.to_vec())).await.is_err() {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+
+    let sim = Podsim::start(1);
+    let s = connect(&sim, kind, false).await;
+    run_ok(&s, "cd /tmp && export KEPT=yes").await;
+    let size = if kind == Kind::PlainTty {
+        600_000
+    } else {
+        3 << 20
+    };
+    let mut data = vec![0u8; size];
+    rand::rng().fill_bytes(&mut data);
+    data[..4].copy_from_slice(b"\0\r\x03\x04");
+    let want = hex::encode(sha2::Sha256::digest(&data));
+    let r = s
+        .run_with_input("sha256sum; echo $KEPT", Input::stdin(feed(data)), secs(120))
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(0), "{r:?}");
+    assert_eq!(r.stdout, format!("{want}  -\nyes\n"));
+    // The staging file is gone.
+    let r = run_ok(&s, "ls -a \"${TMPDIR:-/tmp}\" | grep -c '^.pw-in-'; true").await;
+    assert_eq!(r.stdout.trim(), "0", "{r:?}");
+
+    // Empty input: the command reads an empty stdin.
+    let r = s
+        .run_with_input("wc -c", Input::stdin(feed(Vec::new())), secs(30))
+        .await
+        .unwrap();
+    assert_eq!(r.stdout.trim(), "0");
+
+    // A long script with long lines, quotes and a here-document, sourced in this shell.
+    let mut script =
+        String::from("cd /\nexport FROM_SCRIPT='it'\\''s'\ncat <<'EOF'\nheredoc $HOME\nEOF\n");
+    for i in 0..2000 {
+        script.push_str(&format!("x{i}=\"{}\"\n", "y".repeat(i % 300)));
+    }
+    script.push_str(&format!(": '{}'\necho done\n", "z".repeat(20_000)));
+    let input = Input {
+        data: feed(script.into_bytes()),
+        role: InputRole::Named,
+        stage_dir: None,
+    };
+    let r = s
+        .run_with_input("command . \"$__pw_in\"", input, secs(120))
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(0), "{r:?}");
+    assert_eq!(r.stdout, "heredoc $HOME\ndone\n");
+    let r = run_ok(&s, "pwd; echo \"$FROM_SCRIPT $KEPT\"").await;
+    assert_eq!(r.stdout, "/\nit's yes\n");
+
+    // A directory nobody can write: the command does not run, the reason says why.
+    let input = Input {
+        data: feed(b"data".to_vec()),
+        role: InputRole::Stdin,
+        stage_dir: Some("/proc".into()),
+    };
+    let r = s.run_with_input("echo RAN", input, secs(30)).await.unwrap();
+    assert_ne!(r.exit_code, Some(0), "{r:?}");
+    assert!(!r.stdout.contains("RAN"), "{r:?}");
+    assert!(
+        r.error.as_deref().unwrap_or("").contains("staging"),
+        "{r:?}"
+    );
+    let r = run_ok(&s, "pwd; echo $KEPT").await;
+    assert_eq!(r.stdout, "/\nyes\n");
+}
+
 /// The scenarios every provider must pass, as `#[tokio::test]`s for `$kind`. Some run on a
 /// current-thread runtime on purpose: the engine must work there too (actix arbiters are one).
 macro_rules! provider_scenarios {
@@ -660,7 +748,8 @@ macro_rules! provider_scenarios {
             output_streams_live_and_cancel_keeps_the_shell,
             timeout_then_next_command, output_cap_and_binary, drop_between_commands,
             exit_kills_the_shell, tokens_are_redacted, abandoned_command_is_cleaned_up,
-            shell_killed_mid_command, run_many_in_one_shell);
+            shell_killed_mid_command, run_many_in_one_shell,
+            input_reaches_the_command_exactly);
         provider_scenarios!(@current $kind;
             exit_codes_and_check, stdin_is_isolated, concurrent_runs_queue_in_order,
             ping_close_reconnect);

@@ -1,0 +1,256 @@
+//! Bytes for a command: staged into a private file in the pod through the session's own shell,
+//! then given to the command as its stdin (or named by `$__pw_in`, for scripts and copies).
+//!
+//! Why staged, and why as base64 here-documents:
+//! - The long-lived shell reads its commands from the same stdin. Raw bytes after a command
+//!   line would be read by the shell itself: dash and busybox ash read their input in blocks,
+//!   so `head -c N` after a command line gets nothing (POSIX asks for byte-wise reads, few
+//!   shells do it). Bytes inside a here-document are read by the shell's parser, the one
+//!   reader that always knows where they end.
+//! - Here-documents cannot carry NUL bytes, and a TTY line discipline acts on control
+//!   characters and cuts lines near 4096 bytes: base64 in 76-character lines passes both.
+//! - Each piece is one framed command (`base64 -d >>FILE <<EOF`), so a write that fails (full
+//!   or read-only disk, no `base64`) stops the transfer at that piece, with the shell's message.
+//! - Memory stays bounded: one piece (`PIECE` bytes) is encoded and sent at a time, and the
+//!   sender blocks on the WebSocket when the pod reads slowly.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use tokio::sync::mpsc::Receiver;
+use tokio::time::Instant;
+
+use super::{Conn, End, Live, exec};
+use crate::models::DEFAULT_COMMAND_TIMEOUT;
+
+/// Raw bytes per here-document: about 340 KiB of shell text per piece.
+pub const PIECE: usize = 256 * 1024;
+/// Base64 characters per line (as `base64` writes them).
+const LINE: usize = 76;
+/// Shell variable that names the staged file.
+pub const STAGED_VAR: &str = "__pw_in";
+/// The longest a single piece may take to reach the pod's disk.
+const PIECE_TIMEOUT: Duration = DEFAULT_COMMAND_TIMEOUT;
+/// Output kept from the staging commands (only error messages are expected).
+const STAGE_OUTPUT: usize = 4096;
+
+/// What the staged bytes are to the command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputRole {
+    /// The command's stdin.
+    Stdin,
+    /// A file the command names as `"$__pw_in"` (its stdin stays `/dev/null`). The file is
+    /// removed after the command unless the command moved it away.
+    Named,
+}
+
+/// Bytes to give a command: pieces as they arrive (an `Err` aborts the transfer, and the
+/// command does not run), what they are to the command, and where they are staged.
+#[derive(Debug)]
+pub struct Input {
+    pub data: Receiver<std::io::Result<Vec<u8>>>,
+    pub role: InputRole,
+    /// Directory for the staged file, as a shell word (quoted by the caller); default
+    /// `${TMPDIR:-/tmp}`. A copy stages beside its destination, so its rename stays on one
+    /// filesystem.
+    pub stage_dir: Option<String>,
+}
+
+impl Input {
+    /// The command's stdin, staged in the pod's temp directory.
+    pub fn stdin(data: Receiver<std::io::Result<Vec<u8>>>) -> Input {
+        Input {
+            data,
+            role: InputRole::Stdin,
+            stage_dir: None,
+        }
+    }
+}
+
+/// How staging ended: the file is complete, or why not.
+pub(super) enum Staged {
+    /// The command may run with this stdin and this clean-up after it.
+    Ready { stdin: String, after: String },
+    /// The shell refused a piece (status and what it said), or the input broke off.
+    Failed { code: Option<i32>, reason: String },
+    /// The session ended, timed out or was cancelled while staging.
+    Ended(End),
+}
+
+/// `'` quoted for the shell.
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", super::script::single_quote_escape(text))
+}
+
+/// Writes `input` into a new private file in the pod, piece by piece.
+pub(super) async fn stage(
+    conn: &mut Conn,
+    mut input: Input,
+    nonce: &str,
+    live: Live<'_>,
+) -> Staged {
+    let dir = input
+        .stage_dir
+        .clone()
+        .unwrap_or_else(|| "\"${TMPDIR:-/tmp}\"".to_owned());
+    let create = format!("{STAGED_VAR}={dir}/.pw-in-$$-{nonce}; (umask 077; : >\"${STAGED_VAR}\")");
+    let piece_deadline = || Instant::now() + PIECE_TIMEOUT;
+    if let Some(failed) = step(
+        conn,
+        &create,
+        piece_deadline(),
+        live,
+        "cannot create the staging file",
+    )
+    .await
+    {
+        return failed;
+    }
+    let mut raw = Vec::with_capacity(PIECE);
+    let mut done = false;
+    while !done {
+        raw.clear();
+        while raw.len() < PIECE {
+            match input.data.recv().await {
+                Some(Ok(bytes)) => raw.extend_from_slice(&bytes),
+                Some(Err(e)) => {
+                    cleanup(conn).await;
+                    return Staged::Failed {
+                        code: None,
+                        reason: format!("the input broke off: {e}"),
+                    };
+                }
+                None => {
+                    done = true;
+                    break;
+                }
+            }
+        }
+        // Pieces larger than PIECE (a sender's big buffer) go out whole; still bounded by it.
+        if raw.is_empty() {
+            continue;
+        }
+        let text = piece_command(&raw);
+        if let Some(failed) = step(
+            conn,
+            &text,
+            piece_deadline(),
+            live,
+            "cannot write the input into the pod",
+        )
+        .await
+        {
+            if !matches!(failed, Staged::Ended(_)) {
+                cleanup(conn).await;
+            }
+            return failed;
+        }
+    }
+    let (stdin, after) = match input.role {
+        InputRole::Stdin => (
+            format!("\"${STAGED_VAR}\""),
+            format!("rm -f \"${STAGED_VAR}\""),
+        ),
+        InputRole::Named => ("/dev/null".to_owned(), format!("rm -f \"${STAGED_VAR}\"")),
+    };
+    Staged::Ready { stdin, after }
+}
+
+/// `base64 -d >>"$__pw_in" <<__PW_B64` with `raw` as 76-character lines.
+fn piece_command(raw: &[u8]) -> String {
+    let encoded = BASE64.encode(raw);
+    let mut text = String::with_capacity(encoded.len() + encoded.len() / LINE + 64);
+    text.push_str(&format!("base64 -d >>\"${STAGED_VAR}\" <<__PW_B64\n"));
+    for line in encoded.as_bytes().chunks(LINE) {
+        // Base64 is ASCII, so every chunk is valid UTF-8.
+        text.push_str(std::str::from_utf8(line).unwrap_or_default());
+        text.push('\n');
+    }
+    text.push_str("__PW_B64\n");
+    text
+}
+
+/// Runs one staging command; `None` when it succeeded.
+async fn step(
+    conn: &mut Conn,
+    command: &str,
+    deadline: Instant,
+    live: Live<'_>,
+    what: &str,
+) -> Option<Staged> {
+    let live = Live {
+        output: None,
+        cancel: live.cancel,
+    };
+    let c = exec(conn, command, STAGE_OUTPUT, deadline, live).await;
+    match c.end {
+        End::Exit(0) => None,
+        End::Exit(code) => {
+            let said = format!(
+                "{} {}",
+                c.err.to_string_lossy().trim(),
+                c.out.to_string_lossy().trim()
+            );
+            let said = said.trim();
+            let hint = if code == 127 {
+                " (the pod needs `base64`)"
+            } else {
+                ""
+            };
+            Some(Staged::Failed {
+                code: Some(code),
+                reason: if said.is_empty() {
+                    format!("{what}: status {code}{hint}")
+                } else {
+                    format!("{what}: {said}{hint}")
+                },
+            })
+        }
+        other => Some(Staged::Ended(other)),
+    }
+}
+
+/// Removes a half-written staging file (best effort: the shell may be gone).
+async fn cleanup(conn: &mut Conn) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let _ = exec(
+        conn,
+        &format!("rm -f \"${STAGED_VAR}\""),
+        0,
+        deadline,
+        Live::default(),
+    )
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_are_short_base64_lines_in_a_here_document() {
+        let raw: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+        let text = piece_command(&raw);
+        assert!(text.starts_with("base64 -d >>\"$__pw_in\" <<__PW_B64\n"));
+        assert!(text.ends_with("\n__PW_B64\n"));
+        let body: String = text
+            .lines()
+            .skip(1)
+            .take_while(|l| *l != "__PW_B64")
+            .collect();
+        assert!(
+            text.lines()
+                .all(|l| l.len() <= 76 || l.starts_with("base64"))
+        );
+        assert_eq!(BASE64.decode(body).unwrap(), raw);
+        // Nothing the shell would expand inside an unquoted here-document.
+        assert!(!text.contains('$') || text.matches('$').count() == 1);
+        assert!(!text.contains('`') && !text.contains('\\'));
+    }
+
+    #[test]
+    fn quoting_survives_quotes() {
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+}
