@@ -2,7 +2,8 @@
 # PodWrangler in one go, on a fresh machine: build, start podsim (5 simulated pods) and a
 # user-mode podwranglerd on embedded SQLite in a temp dir, register the pods (PlainTTY URLs with
 # `pwctl pod add`, and the Kubernetes API with `pwctl pod import`), run a command, fan one out
-# to every pod, show the history, and stop everything. Touches none of the user's real state.
+# to every pod (as a table, grouped by output, and streamed), show the history, and stop
+# everything. Touches none of the user's real state.
 # Exits non-zero if any step fails. `make demo` runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -100,6 +101,14 @@ pw exec run k8s-web-5d8f7-00004 -- 'cd /tmp && echo "cwd is now $(pwd)"'
 
 say "fan-out to every pod"
 pw exec run-many 'echo $POD_NAME; uname -s' --all
+
+say "grouped fan-out: pods with the same output fold into one block, largest first"
+# Pods 00001 and 00003 answer differently; --diff shows how, against the largest group.
+pw exec run-many --tag k8s --group --diff -- \
+  'case $POD_NAME in *00001|*00003) echo "release 2.4.1";; *) echo "release 2.4.0";; esac'
+
+say "live lines, prefixed by their pod"
+pw exec run-many --tag k8s --stream -- 'echo starting; sleep 0.2; echo done'
 
 say "history: every command names who ran it"
 pw exec history --limit 10

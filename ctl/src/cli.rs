@@ -341,6 +341,8 @@ pub enum ExecCommand {
     RunMany(ExecRunMany),
     History(ExecHistory),
     Show(ExecShow),
+    Job(ExecJob),
+    Jobs(ExecJobs),
 }
 
 /// Run a command in one pod: its output as it arrives, stdout to stdout and stderr to stderr,
@@ -366,17 +368,24 @@ pub struct ExecRun {
     pub timeout: Option<f64>,
 }
 
-/// Run one command in many pods at once; a table of results follows. Exits 0 only when every
-/// pod succeeded.
+/// Run one command in many pods at once, as a job; a table of results follows (or live lines
+/// with --stream, groups of identical output with --group). Exit status: 0 only when every pod
+/// succeeded, else the largest of the pods' exit codes, where a pod that timed out counts 124,
+/// one cancelled 130 and one that could not run or lost its connection 255 (pods skipped by
+/// --max-failures or --canary count nothing themselves; 1 if only skips remain).
 #[derive(FromArgs, ArgsInfo, Debug)]
 #[argh(
     subcommand,
     name = "run-many",
     example = "pwctl exec run-many 'df -h' --aliases web-0,web-1",
-    example = "pwctl exec run-many 'echo $POD_NAME; uname -s' --all --show-output"
+    example = "pwctl exec run-many 'echo $POD_NAME; uname -s' --all --show-output",
+    example = "pwctl exec run-many 'cat /etc/os-release' --all --group --diff",
+    example = "pwctl exec run-many 'tail -n 5 /var/log/app.log' --tag web --stream",
+    example = "pwctl exec run-many ./deploy.sh --all --canary 1 --batch 10% --max-failures 2",
+    example = "pwctl exec run-many --rerun-failed 12"
 )]
 pub struct ExecRunMany {
-    /// the shell command
+    /// the shell command (left out with --rerun-failed)
     #[argh(positional, arg_name = "command")]
     pub command: Vec<String>,
     /// comma-separated aliases
@@ -397,6 +406,51 @@ pub struct ExecRunMany {
     /// print each pod's output under a header after the table
     #[argh(switch)]
     pub show_output: bool,
+    /// print output lines as they arrive, each prefixed by its pod (one colour per pod)
+    #[argh(switch)]
+    pub stream: bool,
+    /// fold pods with identical output and exit code into one block, largest first
+    #[argh(switch)]
+    pub group: bool,
+    /// with the groups, show how each smaller group's output differs from the largest's
+    #[argh(switch)]
+    pub diff: bool,
+    /// run in waves of N pods or P% of them, each after the previous one ended
+    #[argh(option, arg_name = "n|p%")]
+    pub batch: Option<String>,
+    /// stop starting pods once more than N pods (or P% of them) failed; the rest are skipped
+    #[argh(option, arg_name = "n|p%")]
+    pub max_failures: Option<String>,
+    /// run N pods first; if any of them fails, skip the rest
+    #[argh(option, arg_name = "n")]
+    pub canary: Option<usize>,
+    /// run on N of the pods, chosen at random
+    #[argh(option, arg_name = "n")]
+    pub pick: Option<usize>,
+    /// run job JOB's command again on its pods that failed, timed out or could not run
+    #[argh(option, arg_name = "job")]
+    pub rerun_failed: Option<i64>,
+}
+
+/// Show a fan-out job again: its pods folded into groups of identical output, largest first.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "job", example = "pwctl exec job 12 --diff")]
+pub struct ExecJob {
+    /// the job's id (printed by run-many, listed by exec jobs)
+    #[argh(positional, arg_name = "id")]
+    pub id: i64,
+    /// show how each smaller group's output differs from the largest's
+    #[argh(switch)]
+    pub diff: bool,
+}
+
+/// List recent fan-out jobs, newest first.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "jobs")]
+pub struct ExecJobs {
+    /// how many (default 20)
+    #[argh(option, arg_name = "n", default = "20")]
+    pub limit: usize,
 }
 
 /// Show past commands, newest first.
@@ -418,6 +472,9 @@ pub struct ExecHistory {
     /// only commands started at or after this RFC 3339 time
     #[argh(option, arg_name = "time")]
     pub since: Option<String>,
+    /// only the commands of this fan-out job
+    #[argh(option, arg_name = "id")]
+    pub job: Option<i64>,
     /// how many (default 20)
     #[argh(option, arg_name = "n", default = "20")]
     pub limit: usize,

@@ -47,6 +47,10 @@ pub const EXIT_CODES: &[(i32, &str)] = &[
         exit::CANCELLED,
         "Ctrl-C cancelled the command in the pod (its shell is kept)",
     ),
+    (
+        crate::fanout::CONNECTION_FAILURE,
+        "exec run-many: a pod's command could not run or lost its connection (otherwise run-many exits with the largest exit code of its pods)",
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

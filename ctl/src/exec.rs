@@ -6,14 +6,15 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use podwrangler::api::{
     API_PREFIX, CommandPage, CommandRecord, CommandStatus, ExecEvent, ExecRequest, FanOutRequest,
-    FanOutResponse, PodInfo,
+    FanOutResponse, JobPage, JobSummary,
 };
 
-use crate::cli::{ExecHistory, ExecRun, ExecRunMany, ExecShow};
+use crate::cli::{ExecHistory, ExecJob, ExecJobs, ExecRun, ExecRunMany, ExecShow};
 use crate::client::Client;
 use crate::error::{CtlError, exit};
+use crate::fanout;
 use crate::output::{self, print_json, print_rows};
-use crate::pods::{pod_not_found, pod_path, pods_path};
+use crate::pods::{pod_not_found, pod_path};
 
 fn command_text(words: &[String], what: &str) -> Result<String, CtlError> {
     let text = words.join(" ");
@@ -141,6 +142,8 @@ fn run_live(client: &Client, alias: &str, path: &str, body: &ExecRequest) -> Res
             }
             ExecEvent::Finished { record } => finished = Some(*record),
             ExecEvent::Error { problem: p } => problem = Some(*p),
+            // Fan-out events; a single exec has none.
+            ExecEvent::Job { .. } | ExecEvent::JobFinished { .. } => {}
         },
         // An older daemon answers the whole record at once.
         |record: CommandRecord| {
@@ -205,16 +208,6 @@ fn record_exit(record: &CommandRecord, quiet: bool) -> i32 {
     }
 }
 
-/// How many pods a fan-out will reach, for the progress bar.
-fn expected_pods(client: &Client, cmd: &ExecRunMany) -> Result<usize, CtlError> {
-    if let Some(aliases) = &cmd.aliases {
-        return Ok(split_aliases(aliases).len());
-    }
-    let query: Vec<(&str, String)> = cmd.tag.iter().map(|t| ("tag", t.clone())).collect();
-    let pods: Vec<PodInfo> = client.get(&pods_path(), &query)?;
-    Ok(pods.len())
-}
-
 fn split_aliases(list: &str) -> Vec<String> {
     list.split(',')
         .map(str::trim)
@@ -260,65 +253,55 @@ fn output_preview(r: &CommandRecord) -> String {
         .unwrap_or_default()
 }
 
-pub fn run_many(client: &Client, cmd: &ExecRunMany, json: bool) -> Result<i32, CtlError> {
-    let command = command_text(&cmd.command, "pwctl exec run-many COMMAND --all")?;
+fn fan_out_request(cmd: &ExecRunMany) -> Result<FanOutRequest, CtlError> {
+    let rerun = cmd.rerun_failed.is_some();
+    let command = if rerun {
+        if !cmd.command.is_empty() {
+            return Err(CtlError::Usage(
+                "--rerun-failed runs the job's own command again; give no command".into(),
+            ));
+        }
+        String::new()
+    } else {
+        command_text(&cmd.command, "pwctl exec run-many COMMAND --all")?
+    };
     check_timeout(cmd.timeout)?;
-    let chosen = [cmd.aliases.is_some(), cmd.tag.is_some(), cmd.all]
+    let chosen = [cmd.aliases.is_some(), cmd.tag.is_some(), cmd.all, rerun]
         .iter()
         .filter(|b| **b)
         .count();
     if chosen != 1 {
         return Err(CtlError::Usage(
-            "say which pods: exactly one of --aliases a,b, --tag T or --all".into(),
+            "say which pods: exactly one of --aliases a,b, --tag T, --all or --rerun-failed JOB"
+                .into(),
         ));
     }
     let aliases = cmd.aliases.as_deref().map(split_aliases);
     if aliases.as_ref().is_some_and(Vec::is_empty) {
         return Err(CtlError::Usage("--aliases names no pods".into()));
     }
-    let body = FanOutRequest {
+    if cmd.diff && !cmd.group {
+        return Err(CtlError::Usage("--diff goes with --group".into()));
+    }
+    Ok(FanOutRequest {
         command,
         aliases,
         tag: cmd.tag.clone(),
         all: cmd.all,
         timeout: cmd.timeout,
         concurrency: cmd.concurrency,
-    };
+        batch: cmd.batch.clone(),
+        max_failures: cmd.max_failures.clone(),
+        canary: cmd.canary,
+        pick: cmd.pick,
+        rerun_failed: cmd.rerun_failed,
+    })
+}
 
-    let show_progress = std::io::stderr().is_terminal();
-    let bar = if show_progress {
-        let total = expected_pods(client, cmd)?;
-        Some(progress_bar(total))
-    } else {
-        None
-    };
-    let started = Instant::now();
-    let mut records: Vec<CommandRecord> = Vec::new();
-    let mut whole: Option<FanOutResponse> = None;
-    let mut failed = 0usize;
-    let result = client.post_stream(
-        &format!("{API_PREFIX}/exec"),
-        &body,
-        |r: CommandRecord| {
-            if r.status != CommandStatus::Succeeded {
-                failed += 1;
-            }
-            if let Some(bar) = &bar {
-                bar.inc(1);
-                bar.set_message(if failed > 0 {
-                    format!("{failed} failed")
-                } else {
-                    String::new()
-                });
-            }
-            records.push(r);
-        },
-        |w: FanOutResponse| whole = Some(w),
-    );
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
-    result.map_err(|e| match (&e, &body.aliases) {
+pub fn run_many(client: &Client, cmd: &ExecRunMany, json: bool) -> Result<i32, CtlError> {
+    let body = fan_out_request(cmd)?;
+    let path = format!("{API_PREFIX}/exec");
+    let friendly = |e: CtlError| match (&e, &body.aliases) {
         // The daemon names the missing pod in its detail; keep the friendly wording.
         (CtlError::Api(p), Some(list)) if p.code == "pod_not_found" => list
             .iter()
@@ -326,67 +309,149 @@ pub fn run_many(client: &Client, cmd: &ExecRunMany, json: bool) -> Result<i32, C
             .map(|a| CtlError::no_pod(a))
             .unwrap_or(e),
         _ => e,
-    })?;
+    };
+    if json {
+        let response: FanOutResponse = client.send("POST", &path, &body, None).map_err(friendly)?;
+        print_json(&response);
+        return Ok(fanout::rollup(
+            response.results.iter().map(|r| (r.status, r.exit_code)),
+        ));
+    }
 
+    let show_progress = !cmd.stream && std::io::stderr().is_terminal();
+    let mut bar: Option<ProgressBar> = None;
+    let started = Instant::now();
+    let mut records: Vec<CommandRecord> = Vec::new();
+    let mut whole: Option<FanOutResponse> = None;
+    let mut summary: Option<JobSummary> = None;
+    let mut job_id: Option<i64> = None;
+    let mut problem: Option<podwrangler::api::Problem> = None;
+    let mut failed = 0usize;
+    let mut printer = fanout::LinePrinter::new();
+    let result = client.post_stream(
+        &path,
+        &body,
+        |event: ExecEvent| match event {
+            ExecEvent::Job { id, pods } => {
+                job_id = Some(id);
+                if show_progress {
+                    bar = Some(progress_bar(pods));
+                }
+            }
+            ExecEvent::Started { .. } => {}
+            ExecEvent::Stdout { alias, data } if cmd.stream => printer.chunk(&alias, false, &data),
+            ExecEvent::Stderr { alias, data } if cmd.stream => printer.chunk(&alias, true, &data),
+            ExecEvent::Stdout { .. } | ExecEvent::Stderr { .. } => {}
+            ExecEvent::Finished { record } => {
+                if cmd.stream {
+                    printer.finish(&record.alias);
+                }
+                if !matches!(
+                    record.status,
+                    CommandStatus::Succeeded | CommandStatus::Skipped
+                ) {
+                    failed += 1;
+                }
+                if let Some(bar) = &bar {
+                    bar.inc(1);
+                    bar.set_message(if failed > 0 {
+                        format!("{failed} failed")
+                    } else {
+                        String::new()
+                    });
+                }
+                records.push(*record);
+            }
+            ExecEvent::JobFinished { summary: s } => summary = Some(*s),
+            ExecEvent::Error { problem: p } => problem = Some(*p),
+        },
+        |w: FanOutResponse| whole = Some(w),
+    );
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    result.map_err(friendly)?;
+    if let Some(p) = problem {
+        return Err(CtlError::Api(Box::new(p)));
+    }
     let mut response = match whole {
         Some(w) => w,
         None => {
-            let succeeded = records
-                .iter()
-                .filter(|r| r.status == CommandStatus::Succeeded)
-                .count();
+            let count = |s: CommandStatus| records.iter().filter(|r| r.status == s).count();
+            let (succeeded, skipped) = (
+                count(CommandStatus::Succeeded),
+                count(CommandStatus::Skipped),
+            );
             FanOutResponse {
-                failed: records.len() - succeeded,
+                failed: records.len() - succeeded - skipped,
                 succeeded,
+                skipped,
                 results: records,
                 duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                job_id,
+                stopped: summary.as_ref().and_then(|s| s.job.stopped.clone()),
             }
         }
     };
     response.results.sort_by(|a, b| a.alias.cmp(&b.alias));
-    let code = if response.failed == 0 && !response.results.is_empty() {
-        exit::OK
-    } else {
-        exit::FAILURE
-    };
-    if json {
-        print_json(&response);
-        return Ok(code);
-    }
+    let code = fanout::rollup(response.results.iter().map(|r| (r.status, r.exit_code)));
     if response.results.is_empty() {
         output::error_line("no pods matched, nothing ran");
         return Ok(exit::FAILURE);
     }
 
-    let rows = response
-        .results
-        .iter()
-        .map(|r| {
-            vec![
-                r.alias.clone(),
-                status_word(r),
-                output::duration(r.duration_ms),
-                output_preview(r),
-            ]
-        })
-        .collect();
-    print_rows(&["POD", "EXIT", "DURATION", "OUTPUT"], rows);
-    let summary = format!(
-        "{} pod{}: {} succeeded, {} failed in {}",
+    if cmd.group {
+        let grouped = podwrangler::groups::group(&response.results);
+        fanout::print_groups(&grouped.groups, &grouped.skipped);
+        if cmd.diff {
+            fanout::print_diffs(&grouped.groups);
+        }
+    } else if !cmd.stream {
+        let rows = response
+            .results
+            .iter()
+            .map(|r| {
+                vec![
+                    r.alias.clone(),
+                    status_word(r),
+                    output::duration(r.duration_ms),
+                    output_preview(r),
+                ]
+            })
+            .collect();
+        print_rows(&["POD", "EXIT", "DURATION", "OUTPUT"], rows);
+    }
+    let mut line = format!(
+        "{} pod{}: {} succeeded, {} failed",
         response.results.len(),
         if response.results.len() == 1 { "" } else { "s" },
         response.succeeded,
         response.failed,
+    );
+    if response.skipped > 0 {
+        line.push_str(&format!(", {} skipped", response.skipped));
+    }
+    line.push_str(&format!(
+        " in {}",
         output::duration(Some(response.duration_ms))
-    );
-    println!(
-        "{}",
-        if response.failed == 0 {
-            output::good(&summary)
-        } else {
-            output::bad(&summary)
-        }
-    );
+    ));
+    if let Some(id) = response.job_id {
+        line.push_str(&format!(" (job {id})"));
+    }
+    let line = if code == exit::OK {
+        output::good(&line)
+    } else {
+        output::bad(&line)
+    };
+    // With --stream stdout carries the pods' lines; the summary goes beside the errors.
+    if cmd.stream {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+    if let Some(reason) = &response.stopped {
+        output::error_line(&format!("stopped early: {reason}"));
+    }
 
     if cmd.show_output {
         for r in &response.results {
@@ -421,6 +486,80 @@ pub fn run_many(client: &Client, cmd: &ExecRunMany, json: bool) -> Result<i32, C
     Ok(code)
 }
 
+/// `pwctl exec job ID`: the job's summary, grouped.
+pub fn job(client: &Client, cmd: &ExecJob, json: bool) -> Result<i32, CtlError> {
+    let summary: JobSummary = client.get(&format!("{API_PREFIX}/jobs/{}", cmd.id), &[])?;
+    if json {
+        print_json(&summary);
+        return Ok(exit::OK);
+    }
+    let j = &summary.job;
+    let row = |k: &str, v: &str| println!("{:<9} {v}", output::dim(&format!("{k}:")));
+    println!("{}", output::strong(&format!("job #{}", j.id)));
+    row("command", &j.command);
+    row("pods", &format!("{} ({})", j.targets, j.total));
+    row("actor", &output::clean_line(&j.actor));
+    row("started", &crate::pods::local_time(&j.created_at));
+    match &j.finished_at {
+        Some(f) => row("finished", &crate::pods::local_time(f)),
+        None => row("finished", "not yet"),
+    }
+    row("results", &fanout::counts_line(&summary));
+    if let Some(reason) = &j.stopped {
+        row("stopped", reason);
+    }
+    fanout::print_groups(&summary.groups, &summary.skipped);
+    if cmd.diff {
+        fanout::print_diffs(&summary.groups);
+    }
+    Ok(exit::OK)
+}
+
+/// `pwctl exec jobs`: recent jobs, newest first.
+pub fn jobs(client: &Client, cmd: &ExecJobs, json: bool) -> Result<i32, CtlError> {
+    if cmd.limit == 0 {
+        return Err(CtlError::BadInput("--limit must be at least 1".into()));
+    }
+    let page: JobPage = client.get(
+        &format!("{API_PREFIX}/jobs"),
+        &[("limit", cmd.limit.to_string())],
+    )?;
+    if json {
+        print_json(&page);
+        return Ok(exit::OK);
+    }
+    if page.items.is_empty() {
+        eprintln!("no fan-out jobs yet");
+        return Ok(exit::OK);
+    }
+    let rows = page
+        .items
+        .iter()
+        .map(|j| {
+            vec![
+                j.id.to_string(),
+                output::short_time(&j.created_at),
+                j.total.to_string(),
+                if j.finished_at.is_some() {
+                    j.stopped
+                        .as_ref()
+                        .map_or("finished", |_| "stopped")
+                        .to_owned()
+                } else {
+                    "running".to_owned()
+                },
+                output::clean_line(&j.targets),
+                output::first_line(&j.command),
+            ]
+        })
+        .collect();
+    print_rows(
+        &["ID", "STARTED", "PODS", "STATE", "TARGETS", "COMMAND"],
+        rows,
+    );
+    Ok(exit::OK)
+}
+
 pub fn history(client: &Client, cmd: &ExecHistory, json: bool) -> Result<i32, CtlError> {
     if cmd.failed && cmd.status.is_some() {
         return Err(CtlError::Usage(
@@ -436,6 +575,9 @@ pub fn history(client: &Client, cmd: &ExecHistory, json: bool) -> Result<i32, Ct
     }
     if let Some(a) = &cmd.actor {
         query.push(("actor", a.clone()));
+    }
+    if let Some(j) = cmd.job {
+        query.push(("job", j.to_string()));
     }
     if let Some(s) = &cmd.status {
         let status: CommandStatus = s
@@ -617,6 +759,7 @@ mod tests {
             actor: None,
             session_restarted: false,
             history_error: None,
+            job_id: None,
         };
         assert_eq!(actor_text(&r), "-");
         r.actor = Some("unix:1000(alice)".into());

@@ -11,6 +11,7 @@ mod config;
 mod docs;
 mod error;
 mod exec;
+mod fanout;
 mod kube;
 mod local;
 mod output;
@@ -135,6 +136,8 @@ fn run() -> Result<i32, CtlError> {
             ExecCommand::RunMany(c) => exec::run_many(&client, &c, json),
             ExecCommand::History(c) => exec::history(&client, &c, json),
             ExecCommand::Show(c) => exec::show(&client, &c, json),
+            ExecCommand::Job(c) => exec::job(&client, &c, json),
+            ExecCommand::Jobs(c) => exec::jobs(&client, &c, json),
         },
         Command::Audit(c) => audit::list(&client, &c, json),
         Command::Clusters(_) => clusters::list(&client, json),

@@ -31,6 +31,8 @@ Errors are `application/problem+json` with a stable `code`."
         api::pods::import_pods,
         api::exec::exec_pod,
         api::exec::fan_out,
+        api::jobs::list_jobs,
+        api::jobs::get_job,
         api::commands::list_commands,
         api::commands::get_command,
         api::commands::list_audit,
@@ -215,14 +217,21 @@ pub fn document(max_command_timeout_secs: f64, max_body_bytes: usize) -> Value {
             timeout["maximum"] = json!(max_command_timeout_secs);
         }
     }
-    // Exactly one of `aliases`, `tag` and `all: true` (null counts as absent, as serde reads it).
+    // Exactly one of `aliases`, `tag` and `all: true` with a `command`, or `rerun_failed`
+    // without one (null counts as absent, as serde reads it).
     schemas["FanOutRequest"]["oneOf"] = json!([
-        {"required": ["aliases"], "properties": {
-            "aliases": {"type": "array"}, "tag": {"type": "null"}, "all": {"const": false}}},
-        {"required": ["tag"], "properties": {
-            "tag": {"type": "string"}, "aliases": {"type": "null"}, "all": {"const": false}}},
-        {"required": ["all"], "properties": {
-            "all": {"const": true}, "aliases": {"type": "null"}, "tag": {"type": "null"}}},
+        {"required": ["aliases", "command"], "properties": {
+            "aliases": {"type": "array"}, "tag": {"type": "null"}, "all": {"const": false},
+            "rerun_failed": {"type": "null"}}},
+        {"required": ["tag", "command"], "properties": {
+            "tag": {"type": "string"}, "aliases": {"type": "null"}, "all": {"const": false},
+            "rerun_failed": {"type": "null"}}},
+        {"required": ["all", "command"], "properties": {
+            "all": {"const": true}, "aliases": {"type": "null"}, "tag": {"type": "null"},
+            "rerun_failed": {"type": "null"}}},
+        {"required": ["rerun_failed"], "not": {"required": ["command"]}, "properties": {
+            "rerun_failed": {"type": "integer"}, "aliases": {"type": "null"},
+            "tag": {"type": "null"}, "all": {"const": false}}},
     ]);
     doc
 }

@@ -137,10 +137,18 @@ fn suite(d: &Daemon, sim: &Podsim) {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
-    let lines: Vec<serde_json::Value> = r
+    let events: Vec<serde_json::Value> = r
         .body
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // ExecEvents: `job` first, each pod's `finished` record, `job_finished` last.
+    assert_eq!(events[0]["event"], "job", "{events:?}");
+    assert_eq!(events[events.len() - 1]["event"], "job_finished");
+    let lines: Vec<serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "finished")
+        .map(|e| e["record"].clone())
         .collect();
     assert_eq!(lines.len(), FLEET / 2);
     let got: HashSet<&str> = lines.iter().map(|l| l["alias"].as_str().unwrap()).collect();

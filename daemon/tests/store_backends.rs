@@ -324,6 +324,7 @@ fn command_start_and_finish(db: TestDb) {
                 command: "echo 'hi' && exit 3".into(),
                 started_at: at(0),
                 actor: "unix:1000(alice)".into(),
+                job_id: None,
             })
             .await
             .unwrap()
@@ -372,6 +373,7 @@ fn command_start_and_finish(db: TestDb) {
             actor: Some("unix:1000(alice)".into()),
             session_restarted: true,
             history_error: None,
+            job_id: None,
         };
         assert_eq!(done, expected);
         assert_eq!(
@@ -442,6 +444,7 @@ fn seed_history(url: &str, n: usize) -> Vec<CommandRecord> {
                     .into(),
                 ),
                 history_error: None,
+                job_id: None,
             }
         })
         .collect();
@@ -629,6 +632,7 @@ fn running_rows_become_interrupted_at_start(db: TestDb) {
         command: "sleep 100".into(),
         started_at: at(0),
         actor: "key:ci".into(),
+        job_id: None,
     };
     let (crashed, shutdown, finished) = with_store(&url, |h| async move {
         assert_eq!(h.interrupted_at_start, 0);
@@ -731,6 +735,7 @@ fn concurrent_writers_do_not_fail(db: TestDb) {
                         command: format!("echo {i}"),
                         started_at: Utc::now(),
                         actor: "key:ci".into(),
+                        job_id: None,
                     })
                     .await
                     .unwrap()?;

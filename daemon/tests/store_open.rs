@@ -43,6 +43,7 @@ fn creates_missing_directories_and_uses_wal() {
         command: "true".into(),
         started_at: chrono::Utc::now(),
         actor: "config".into(),
+        job_id: None,
     })
     .unwrap();
     let wal = path.with_file_name("podwrangler.db-wal");

@@ -71,6 +71,7 @@ fn start(alias: &str, command: &str, secs: i64) -> StartCommand {
         command: command.into(),
         started_at: at(secs),
         actor: "unix:1000(alice)".into(),
+        job_id: None,
     }
 }
 

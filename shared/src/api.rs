@@ -47,6 +47,13 @@ pub mod limits {
     pub const MAX_COLS: u16 = 1000;
     /// Fan-out concurrency bounds.
     pub const MAX_CONCURRENCY: usize = 1024;
+    /// Largest pod count a fan-out control names (`batch`, `max_failures`, `canary`, `pick`).
+    pub const MAX_FANOUT_PODS: usize = 100_000;
+    /// `batch`: a wave size, 1 to 100000 pods, or 1% to 100% of the pods.
+    pub const BATCH_PATTERN: &str = "^([1-9][0-9]{0,4}|100000|([1-9][0-9]?|100)%)$";
+    /// `max_failures`: 0 to 100000 failures, or 0% to 100% of the pods.
+    pub const MAX_FAILURES_PATTERN: &str =
+        "^([0-9]|[1-9][0-9]{1,4}|100000|([0-9]|[1-9][0-9]|100)%)$";
     /// Page size bounds of the history and the audit log.
     pub const MAX_PAGE_LIMIT: usize = 1000;
     /// Longest `actor` filter, in characters.
@@ -297,6 +304,43 @@ pub mod schema {
                 "Seconds, more than 0 and at most the daemon's maximum command timeout; the daemon's default command timeout when absent.",
             ))
     }
+    fn fanout_count(description: &str) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+            .minimum(Some(1))
+            .maximum(Some(MAX_FANOUT_PODS as u32))
+            .description(Some(description))
+    }
+    pub fn canary() -> ObjectBuilder {
+        fanout_count(
+            "Run this many pods first (1 to 100000); if any of them fails, the rest are skipped.",
+        )
+    }
+    pub fn pick() -> ObjectBuilder {
+        fanout_count("Run on this many of the named pods (1 to 100000), chosen at random.")
+    }
+    pub fn batch() -> ObjectBuilder {
+        string(true)
+            .pattern(Some(BATCH_PATTERN))
+            .description(Some(
+                "Run in waves of N pods (`25`) or P percent of the pods (`10%`, rounded up); each wave starts when the previous one has ended.",
+            ))
+    }
+    pub fn max_failures() -> ObjectBuilder {
+        string(true)
+            .pattern(Some(MAX_FAILURES_PATTERN))
+            .description(Some(
+                "Failure budget: once more than N pods (`2`) or P percent of the pods (`5%`, rounded down) failed, no more pods start; those left are recorded `skipped`.",
+            ))
+    }
+    pub fn rerun_failed() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+            .minimum(Some(1))
+            .description(Some(
+                "A job id: run that job's command again on its pods that failed (status failed, timeout or error). Not with `command`, `aliases`, `tag` or `all`.",
+            ))
+    }
     pub fn concurrency() -> ObjectBuilder {
         ObjectBuilder::new()
             .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
@@ -527,11 +571,14 @@ pub struct ExecRequest {
     pub check: bool,
 }
 
-/// `POST /api/v1/exec`: one command to many pods. Exactly one of `aliases`, `tag`, `all`.
+/// `POST /api/v1/exec`: one command to many pods, as a job. Exactly one of `aliases`, `tag`,
+/// `all` (with `command`), or `rerun_failed` (without: the job's command runs again).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FanOutRequest {
+    /// Required unless `rerun_failed` is given.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     #[cfg_attr(feature = "openapi", schema(schema_with = schema::command))]
     pub command: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -553,6 +600,38 @@ pub struct FanOutRequest {
     )]
     #[cfg_attr(feature = "openapi", schema(schema_with = schema::concurrency))]
     pub concurrency: Option<usize>,
+    /// Waves: `N` pods or `P%` of the pods at a time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::batch))]
+    pub batch: Option<String>,
+    /// Failure budget: `N` pods or `P%` of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::max_failures))]
+    pub max_failures: Option<String>,
+    /// Pods run first; any failure among them skips the rest.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "integral"
+    )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::canary))]
+    pub canary: Option<usize>,
+    /// Run on this many of the pods, chosen at random.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "integral"
+    )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::pick))]
+    pub pick: Option<usize>,
+    /// Run job N's command again on its pods that failed.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "integral"
+    )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::rerun_failed))]
+    pub rerun_failed: Option<i64>,
 }
 
 /// Where a history row stands.
@@ -574,6 +653,9 @@ pub enum CommandStatus {
     Interrupted,
     /// Cancelled by a caller (`POST /api/v1/commands/{id}/cancel`, Ctrl-C in pwctl).
     Cancelled,
+    /// Not run: a fan-out stopped before this pod's turn (failure budget, canary); `error` says
+    /// why.
+    Skipped,
 }
 
 impl CommandStatus {
@@ -586,6 +668,7 @@ impl CommandStatus {
             CommandStatus::Error => "error",
             CommandStatus::Interrupted => "interrupted",
             CommandStatus::Cancelled => "cancelled",
+            CommandStatus::Skipped => "skipped",
         }
     }
 }
@@ -601,9 +684,10 @@ impl std::str::FromStr for CommandStatus {
             "error" => CommandStatus::Error,
             "interrupted" => CommandStatus::Interrupted,
             "cancelled" => CommandStatus::Cancelled,
+            "skipped" => CommandStatus::Skipped,
             other => {
                 return Err(format!(
-                    "unknown status {other:?} (expected running, succeeded, failed, timeout, error or interrupted)"
+                    "unknown status {other:?} (expected running, succeeded, failed, timeout, error, interrupted, cancelled or skipped)"
                 ));
             }
         })
@@ -641,6 +725,9 @@ pub struct CommandRecord {
     /// committed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history_error: Option<String>,
+    /// The fan-out job this command belongs to (`GET /api/v1/jobs/{id}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<i64>,
 }
 
 /// One event of a streamed exec (`Accept: application/x-ndjson`), one JSON object per line:
@@ -670,6 +757,103 @@ pub enum ExecEvent {
     Error {
         problem: Box<Problem>,
     },
+    /// Fan-out only, first: the job's id and how many pods it names.
+    Job {
+        id: i64,
+        pods: usize,
+    },
+    /// Fan-out only, last: the job's summary (groups of identical output, counts, skipped pods).
+    JobFinished {
+        summary: Box<JobSummary>,
+    },
+}
+
+/// A fan-out job as `GET /api/v1/jobs` lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobInfo {
+    pub id: i64,
+    pub command: String,
+    /// Who asked, as [`CommandRecord::actor`].
+    pub actor: String,
+    /// Which pods: `aliases: a,b`, `tag: T`, `all`, `rerun-failed of job N`, with `pick N`.
+    pub targets: String,
+    /// The controls the job ran with.
+    pub options: JobOptions,
+    pub created_at: DateTime<Utc>,
+    /// Absent while it runs (or when the daemon stopped before it ended).
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Pods in the job (skipped ones included).
+    pub total: usize,
+    /// Why the job stopped early (failure budget, canary), if it did.
+    pub stopped: Option<String>,
+}
+
+/// The controls of a fan-out, as the job records them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobOptions {
+    pub timeout_secs: f64,
+    pub concurrency: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failures: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pick: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_failed: Option<i64>,
+}
+
+/// Pods whose results were identical: same stdout, stderr, exit code, status and error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OutputGroup {
+    /// The members, folded: `web-[00-41,43-99]`.
+    pub pods: String,
+    pub count: usize,
+    /// The members, sorted.
+    pub aliases: Vec<String>,
+    pub status: CommandStatus,
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub error: Option<String>,
+    /// The output kept in history was cut at the daemon's cap.
+    pub truncated: bool,
+}
+
+/// Pods a job did not run, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SkippedGroup {
+    pub reason: String,
+    /// Folded, as in [`OutputGroup::pods`].
+    pub pods: String,
+    pub count: usize,
+    pub aliases: Vec<String>,
+}
+
+/// `GET /api/v1/jobs/{id}`: a job and its results folded into groups of identical output,
+/// largest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobSummary {
+    pub job: JobInfo,
+    /// Results by status (`succeeded`, `failed`, `skipped`, ...).
+    pub counts: BTreeMap<String, usize>,
+    pub groups: Vec<OutputGroup>,
+    pub skipped: Vec<SkippedGroup>,
+}
+
+/// `GET /api/v1/jobs` answer: newest first; pass `next_cursor` back as `cursor`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobPage {
+    pub items: Vec<JobInfo>,
+    pub next_cursor: Option<String>,
 }
 
 /// `POST /api/v1/commands/{id}/cancel` answer: the command is being interrupted; its caller
@@ -687,8 +871,18 @@ pub struct CancelAccepted {
 pub struct FanOutResponse {
     pub results: Vec<CommandRecord>,
     pub succeeded: usize,
+    /// Pods that ran and did not succeed.
     pub failed: usize,
     pub duration_ms: f64,
+    /// The job this fan-out was (`GET /api/v1/jobs/{id}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<i64>,
+    /// Pods not run (status `skipped`).
+    #[serde(default)]
+    pub skipped: usize,
+    /// Why the fan-out stopped early, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 /// `GET /api/v1/commands` answer: newest first; pass `next_cursor` back as `cursor`.

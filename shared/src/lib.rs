@@ -5,7 +5,9 @@
 
 pub mod api;
 pub mod error;
+pub mod groups;
 pub mod models;
+pub mod nodeset;
 pub mod secret;
 
 pub use error::{PodError, Result};

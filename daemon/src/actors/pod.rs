@@ -35,6 +35,8 @@ pub struct Exec {
     pub actor: String,
     /// Live events (`started`, output) while it runs; the caller sends `finished` itself.
     pub events: Option<tokio::sync::mpsc::Sender<ExecEvent>>,
+    /// The fan-out job it belongs to, for the history row.
+    pub job_id: Option<i64>,
 }
 
 /// Cancel command `id` if this pod is running it. Answers whether it was.
@@ -100,6 +102,7 @@ struct Job {
     timeout: Duration,
     actor: String,
     events: Option<tokio::sync::mpsc::Sender<ExecEvent>>,
+    job_id: Option<i64>,
     reply: oneshot::Sender<Result<ExecDone, ExecRejected>>,
     /// Counts the job in the queue-depth gauge until it starts or is dropped.
     queued: QueuedCommand,
@@ -352,6 +355,7 @@ impl PodActor {
             command: job.command.clone(),
             started_at: Utc::now(),
             actor: job.actor.clone(),
+            job_id: job.job_id,
         };
         actix::spawn(async move {
             let end = end_without_result(
@@ -399,6 +403,7 @@ impl PodActor {
             timeout,
             actor,
             events,
+            job_id,
             reply,
             queued,
         } = job;
@@ -410,6 +415,7 @@ impl PodActor {
             command: command.clone(),
             started_at: Utc::now(),
             actor,
+            job_id,
         };
         let start = {
             let store = store.clone();
@@ -786,6 +792,7 @@ impl Handler<Exec> for PodActor {
             timeout: msg.timeout,
             actor: msg.actor,
             events: msg.events,
+            job_id: msg.job_id,
             reply: tx,
             queued: QueuedCommand::new(),
         });

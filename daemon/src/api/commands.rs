@@ -47,6 +47,13 @@ mod params {
             .maximum(Some(MAX_PAGE_LIMIT as u32))
             .description(Some("Page size, 1 to 1000 (default 50)."))
     }
+    pub fn job() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(i64::MAX))
+            .description(Some("Only the commands of this fan-out job (a job id)."))
+    }
     pub fn cursor() -> ObjectBuilder {
         ObjectBuilder::new()
             .schema_type(Type::String)
@@ -81,10 +88,13 @@ pub struct HistoryQuery {
     /// `next_cursor` of the previous page.
     #[param(schema_with = params::cursor)]
     pub cursor: Option<String>,
+    /// Only the commands of this fan-out job.
+    #[param(schema_with = params::job)]
+    pub job: Option<String>,
 }
 
 /// A cursor as a page's `next_cursor` gives it: a positive id (empty: the first page).
-fn cursor(c: Option<String>) -> Result<Option<String>, ApiError> {
+pub(super) fn cursor(c: Option<String>) -> Result<Option<String>, ApiError> {
     match c {
         Some(c) if c.is_empty() => Ok(None),
         Some(c) => {
@@ -130,12 +140,27 @@ fn filter_of(q: HistoryQuery) -> Result<HistoryFilter, ApiError> {
         status,
         actor: q.actor.as_deref().map(actor_filter).transpose()?,
         since,
+        job: q.job.as_deref().map(job_id).transpose()?,
         limit,
         cursor: cursor(q.cursor)?,
     })
 }
 
-fn page_limit(limit: Option<&str>) -> Result<usize, ApiError> {
+/// A job id in a query: a positive integer.
+pub(super) fn job_id(text: &str) -> Result<i64, ApiError> {
+    match text.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(ApiError::validation(
+            "job",
+            format!(
+                "{:?} is not a job id",
+                text.chars().take(40).collect::<String>()
+            ),
+        )),
+    }
+}
+
+pub(super) fn page_limit(limit: Option<&str>) -> Result<usize, ApiError> {
     match limit {
         None => Ok(HistoryFilter::DEFAULT_LIMIT),
         // `10.0` is an integer too, as JSON Schema counts them.
@@ -356,6 +381,7 @@ mod tests {
             actor: None,
             limit: None,
             cursor: None,
+            job: None,
         }
     }
 

@@ -1,6 +1,9 @@
-//! Running commands: one pod (`/pods/{alias}/exec`) and fan-out to many (`/exec`, optionally
-//! streamed as NDJSON while pods finish).
+//! Running commands: one pod (`/pods/{alias}/exec`) and fan-out to many (`/exec`, a job:
+//! optionally streamed as NDJSON events, in waves, with a failure budget and a canary).
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::Addr;
@@ -9,8 +12,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use futures_util::StreamExt;
 use podwrangler::api::{
-    CommandRecord, CommandStatus, ExecEvent, ExecRequest, FanOutRequest, FanOutResponse, NDJSON,
+    CommandRecord, CommandStatus, ExecEvent, ExecRequest, FanOutRequest, FanOutResponse,
+    JobOptions, JobSummary, NDJSON,
 };
+use podwrangler::groups::OutputGrouper;
 
 use super::body::ApiJson;
 use super::error::ApiError;
@@ -19,6 +24,7 @@ use crate::actors::pod::{Exec, ExecDone, ExecFailure, ExecRejected, PodActor};
 use crate::actors::registry::{Lookup, LookupMany};
 use crate::auth::Actor;
 use crate::server::AppState;
+use crate::store::jobs::{CreateJob, FailedAliases, FinishJob, GetJob};
 use crate::store::{
     CommandEnd, Kept, ListPods, ListPodsByTag, RecordFinish, StartCommand, StoreActor, new_uid,
     record_of,
@@ -119,6 +125,7 @@ pub async fn exec_pod(
             timeout,
             actor: actor.0,
             events: None,
+            job_id: None,
         })
         .await
         .map_err(mailbox)?
@@ -149,6 +156,7 @@ fn stream_exec(
                 timeout,
                 actor,
                 events: Some(tx.clone()),
+                job_id: None,
             })
             .await;
         let last = match done {
@@ -178,12 +186,65 @@ fn stream_exec(
     HttpResponse::Ok().content_type(NDJSON).streaming(body)
 }
 
-/// Records a fan-out result for a pod that could not take the command (busy, gone), so every
-/// pod has one result and history says why: one finished row, or a spool entry.
-async fn record_rejection(
+/// One fan-out job while it runs: what every pod runs, for whom, and whether it has stopped.
+struct FanOutJob {
+    id: i64,
+    command: String,
+    timeout: Duration,
+    actor: String,
+    /// Live events for a streamed fan-out.
+    events: Option<tokio::sync::mpsc::Sender<ExecEvent>>,
+    /// Failures tolerated before no more pods start (`max_failures`).
+    budget: Option<usize>,
+    failures: AtomicUsize,
+    /// Why no more pods start, once that is so.
+    stopped: Mutex<Option<String>>,
+}
+
+impl FanOutJob {
+    fn stop(&self, reason: String) {
+        let mut stopped = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
+        if stopped.is_none() {
+            *stopped = Some(reason);
+        }
+    }
+
+    fn stopped(&self) -> Option<String> {
+        self.stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Counts a result against the failure budget (a canary's failure stops the job at once).
+    fn count(&self, record: &CommandRecord, canary: bool) {
+        if record.status == CommandStatus::Succeeded {
+            return;
+        }
+        let failures = self.failures.fetch_add(1, Ordering::SeqCst) + 1;
+        if canary {
+            self.stop(format!(
+                "the canary failed on {} ({})",
+                record.alias,
+                record.status.as_str()
+            ));
+        } else if let Some(budget) = self.budget
+            && failures > budget
+        {
+            self.stop(format!(
+                "{failures} pods failed, more than max_failures allows ({budget})"
+            ));
+        }
+    }
+}
+
+/// Records a fan-out result for a pod that did not run the command (busy, gone, skipped), so
+/// every pod of the job has one row and history says why: one finished row, or a spool entry.
+async fn record_not_run(
     store: &Addr<StoreActor>,
     job: &FanOutJob,
     alias: &str,
+    status: CommandStatus,
     error: String,
 ) -> CommandRecord {
     let started_at = Utc::now();
@@ -193,9 +254,10 @@ async fn record_rejection(
         command: job.command.clone(),
         started_at,
         actor: job.actor.clone(),
+        job_id: Some(job.id),
     };
     let end = CommandEnd {
-        status: CommandStatus::Error,
+        status,
         exit_code: None,
         stdout: String::new(),
         stderr: String::new(),
@@ -221,98 +283,310 @@ async fn record_rejection(
     }
 }
 
-/// What every pod of one fan-out runs, and for whom.
-struct FanOutJob {
-    command: String,
-    timeout: Duration,
-    actor: String,
-}
-
+/// Runs the command in one pod of the job, or records why it did not: the job has stopped, or
+/// the pod is no longer registered. The result goes to the stream as `finished`.
 async fn run_one(
     store: Addr<StoreActor>,
-    job: std::sync::Arc<FanOutJob>,
+    job: Arc<FanOutJob>,
     alias: String,
-    addr: Addr<PodActor>,
+    addr: Option<Addr<PodActor>>,
+    canary: bool,
 ) -> CommandRecord {
-    match addr
-        .send(Exec {
-            command: job.command.clone(),
-            timeout: job.timeout,
-            actor: job.actor.clone(),
-            events: None,
-        })
-        .await
-    {
-        Ok(Ok(done)) => done.record,
-        Ok(Err(e)) => record_rejection(&store, &job, &alias, e.to_string()).await,
-        Err(e) => {
-            record_rejection(&store, &job, &alias, format!("pod actor unavailable: {e}")).await
+    let record = match (job.stopped(), addr) {
+        (Some(reason), _) => {
+            let why = format!("skipped: {reason}");
+            record_not_run(&store, &job, &alias, CommandStatus::Skipped, why).await
+        }
+        (None, None) => {
+            let why = "skipped: the pod is no longer registered".to_owned();
+            record_not_run(&store, &job, &alias, CommandStatus::Skipped, why).await
+        }
+        (None, Some(addr)) => {
+            let record = match addr
+                .send(Exec {
+                    command: job.command.clone(),
+                    timeout: job.timeout,
+                    actor: job.actor.clone(),
+                    events: job.events.clone(),
+                    job_id: Some(job.id),
+                })
+                .await
+            {
+                Ok(Ok(done)) => done.record,
+                Ok(Err(e)) => {
+                    record_not_run(&store, &job, &alias, CommandStatus::Error, e.to_string()).await
+                }
+                Err(e) => {
+                    let why = format!("pod actor unavailable: {e}");
+                    record_not_run(&store, &job, &alias, CommandStatus::Error, why).await
+                }
+            };
+            job.count(&record, canary);
+            record
+        }
+    };
+    if let Some(events) = &job.events {
+        // A client that went away does not stop the job: history stays complete.
+        let _ = events
+            .send(ExecEvent::Finished {
+                record: Box::new(record.clone()),
+            })
+            .await;
+    }
+    record
+}
+
+/// `N` pods or `P%` of them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Amount {
+    Pods(usize),
+    Percent(u32),
+}
+
+impl Amount {
+    /// Reads `N` or `P%`: digits only, N in `min..=MAX_FANOUT_PODS`, P in `min..=100`.
+    fn parse(field: &str, text: &str, min: usize) -> Result<Amount, ApiError> {
+        use podwrangler::api::limits::MAX_FANOUT_PODS;
+        let (digits, percent) = match text.strip_suffix('%') {
+            Some(d) => (d, true),
+            None => (text, false),
+        };
+        let bad = || {
+            ApiError::validation(
+                field,
+                format!(
+                    "{text:?} is not a pod count ({min} to {MAX_FANOUT_PODS}) or a percentage ({min}% to 100%)"
+                ),
+            )
+        };
+        if digits.is_empty() || digits.len() > 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let n: usize = digits.parse().map_err(|_| bad())?;
+        match percent {
+            true if (min..=100).contains(&n) => Ok(Amount::Percent(n as u32)),
+            false if (min..=MAX_FANOUT_PODS).contains(&n) => Ok(Amount::Pods(n)),
+            _ => Err(bad()),
+        }
+    }
+
+    /// The pod count for a job of `total` pods: percentages rounded up (`up`) or down.
+    fn of(self, total: usize, up: bool) -> usize {
+        match self {
+            Amount::Pods(n) => n,
+            Amount::Percent(p) => {
+                let scaled = total * p as usize;
+                if up {
+                    scaled.div_ceil(100)
+                } else {
+                    scaled / 100
+                }
+            }
         }
     }
 }
 
-/// The pods a fan-out request names, in order, each with its actor.
-async fn targets(
-    state: &AppState,
-    req: &FanOutRequest,
-) -> Result<Vec<(String, Addr<PodActor>)>, ApiError> {
-    let chosen =
-        usize::from(req.aliases.is_some()) + usize::from(req.tag.is_some()) + usize::from(req.all);
+fn fanout_count(field: &str, n: Option<usize>) -> Result<Option<usize>, ApiError> {
+    use podwrangler::api::limits::MAX_FANOUT_PODS;
+    match n {
+        Some(n) if !(1..=MAX_FANOUT_PODS).contains(&n) => Err(ApiError::validation(
+            field,
+            format!("{n} is outside 1..={MAX_FANOUT_PODS}"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// The pods a fan-out request names, in order, each with its actor (`None`: a pod a rerun
+/// names that is no longer registered); a description of them for the job; and the command
+/// to run (a rerun's comes from its job).
+struct Targets {
+    pods: Vec<(String, Option<Addr<PodActor>>)>,
+    description: String,
+    command: String,
+}
+
+async fn targets(state: &AppState, req: &FanOutRequest) -> Result<Targets, ApiError> {
+    let chosen = usize::from(req.aliases.is_some())
+        + usize::from(req.tag.is_some())
+        + usize::from(req.all)
+        + usize::from(req.rerun_failed.is_some());
     if chosen != 1 {
+        let field = if req.rerun_failed.is_some() {
+            "rerun_failed"
+        } else {
+            "aliases"
+        };
         return Err(ApiError::validation(
-            "aliases",
-            "give exactly one of aliases, tag or all=true",
+            field,
+            "give exactly one of aliases, tag, all=true or rerun_failed",
         ));
     }
-    let aliases: Vec<String> = if let Some(list) = &req.aliases {
-        if list.is_empty() {
-            return Err(ApiError::validation("aliases", "must not be empty"));
-        }
-        let mut seen = std::collections::HashSet::new();
-        let mut out = Vec::with_capacity(list.len());
-        for (i, a) in list.iter().enumerate() {
-            validate::alias_in(&format!("aliases[{i}]"), a)?;
-            if seen.insert(a.clone()) {
-                out.push(a.clone());
+    let (aliases, description, command): (Vec<String>, String, String) =
+        if let Some(job) = req.rerun_failed {
+            if job < 1 {
+                return Err(ApiError::validation(
+                    "rerun_failed",
+                    "must be a job id (1 or more)",
+                ));
             }
-        }
-        out
-    } else {
-        let rows = if let Some(tag) = &req.tag {
-            validate::alias_in("tag", tag)?;
-            state.store.send(ListPodsByTag { tag: tag.clone() }).await
+            if !req.command.is_empty() {
+                return Err(ApiError::validation(
+                    "command",
+                    "leave it out with rerun_failed: the job's command runs again",
+                ));
+            }
+            let info = state
+                .store
+                .send(GetJob { id: job })
+                .await
+                .map_err(mailbox)?
+                .map_err(db_err)?
+                .ok_or(ApiError::JobNotFound(job))?;
+            let failed = state
+                .store
+                .send(FailedAliases { job })
+                .await
+                .map_err(mailbox)?
+                .map_err(db_err)?;
+            if failed.is_empty() {
+                return Err(ApiError::validation(
+                    "rerun_failed",
+                    format!("job {job} has no pod that failed, timed out or could not run"),
+                ));
+            }
+            (failed, format!("rerun-failed of job {job}"), info.command)
         } else {
-            state.store.send(ListPods).await
-        }
-        .map_err(mailbox)?
-        .map_err(db_err)?;
-        rows.into_iter().map(|r| r.alias).collect()
-    };
+            validate::command(&req.command)?;
+            if let Some(list) = &req.aliases {
+                if list.is_empty() {
+                    return Err(ApiError::validation("aliases", "must not be empty"));
+                }
+                let mut seen = std::collections::HashSet::new();
+                let mut out = Vec::with_capacity(list.len());
+                for (i, a) in list.iter().enumerate() {
+                    validate::alias_in(&format!("aliases[{i}]"), a)?;
+                    if seen.insert(a.clone()) {
+                        out.push(a.clone());
+                    }
+                }
+                let description = format!("aliases: {}", podwrangler::nodeset::fold(&out));
+                (out, description, req.command.clone())
+            } else {
+                let (rows, description) = if let Some(tag) = &req.tag {
+                    validate::alias_in("tag", tag)?;
+                    (
+                        state.store.send(ListPodsByTag { tag: tag.clone() }).await,
+                        format!("tag: {tag}"),
+                    )
+                } else {
+                    (state.store.send(ListPods).await, "all".to_owned())
+                };
+                let rows = rows.map_err(mailbox)?.map_err(db_err)?;
+                (
+                    rows.into_iter().map(|r| r.alias).collect(),
+                    description,
+                    req.command.clone(),
+                )
+            }
+        };
+    let rerun = req.rerun_failed.is_some();
     let found = state
         .registry
         .send(LookupMany(aliases))
         .await
         .map_err(mailbox)?;
-    let mut out = Vec::with_capacity(found.len());
+    let mut pods = Vec::with_capacity(found.len());
     for (alias, addr) in found {
         match addr {
-            Some(a) => out.push((alias, a)),
-            None => return Err(ApiError::PodNotFound(alias)),
+            None if !rerun => return Err(ApiError::PodNotFound(alias)),
+            addr => pods.push((alias, addr)),
         }
     }
-    Ok(out)
+    Ok(Targets {
+        pods,
+        description,
+        command,
+    })
 }
 
-/// Run one command in many pods at once (aliases, a tag, or all).
+/// Runs the job's pods: the canary first (when asked), then waves of `wave` pods (all at once
+/// without one), each wave `concurrency` pods at a time; every result goes to `sink`.
+async fn run_job(
+    store: Addr<StoreActor>,
+    job: Arc<FanOutJob>,
+    mut pods: Vec<(String, Option<Addr<PodActor>>)>,
+    canary: usize,
+    wave: Option<usize>,
+    concurrency: usize,
+    mut sink: impl FnMut(CommandRecord),
+) {
+    let mut phases = Vec::new();
+    if canary > 0 {
+        let rest = pods.split_off(canary.min(pods.len()));
+        phases.push((std::mem::replace(&mut pods, rest), true));
+    }
+    let wave = wave.unwrap_or(pods.len()).max(1);
+    while !pods.is_empty() {
+        let rest = pods.split_off(wave.min(pods.len()));
+        phases.push((std::mem::replace(&mut pods, rest), false));
+    }
+    for (phase, canary) in phases {
+        let at_once = concurrency.min(phase.len()).max(1);
+        let mut results = futures_util::stream::iter(
+            phase
+                .into_iter()
+                .map(|(alias, addr)| run_one(store.clone(), job.clone(), alias, addr, canary)),
+        )
+        .buffer_unordered(at_once);
+        while let Some(record) = results.next().await {
+            sink(record);
+        }
+    }
+}
+
+/// Records the job's end; answers the job as recorded.
+async fn finish_job(
+    store: &Addr<StoreActor>,
+    job: &FanOutJob,
+    counts: BTreeMap<String, usize>,
+    fallback: podwrangler::api::JobInfo,
+) -> podwrangler::api::JobInfo {
+    let stopped = job.stopped();
+    let finish = FinishJob {
+        id: job.id,
+        counts,
+        stopped: stopped.clone(),
+    };
+    if let Ok(Err(e)) | Err(e) = store
+        .send(finish)
+        .await
+        .map_err(|e| crate::store::StoreError::Unavailable(e.to_string()))
+    {
+        tracing::error!(job = job.id, error = %e, "cannot record the end of a job");
+    }
+    match store.send(GetJob { id: job.id }).await {
+        Ok(Ok(Some(info))) => info,
+        _ => podwrangler::api::JobInfo {
+            finished_at: Some(Utc::now()),
+            stopped,
+            ..fallback
+        },
+    }
+}
+
+/// Run one command in many pods (aliases, a tag, or all) as a job; or run a job's command again
+/// on its pods that failed.
 #[utoipa::path(
     post,
     path = "/api/v1/exec",
     tag = "exec",
     request_body = FanOutRequest,
     responses(
-        (status = 200, description = "One result per pod; with `Accept: application/x-ndjson`, one CommandRecord JSON per line as each pod finishes", body = FanOutResponse),
-        (status = 404, description = "`pod_not_found`: an alias is not registered (nothing ran)", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "One result per pod (pods not run are `skipped`, with the reason in `error`), and the job's id; with `Accept: application/x-ndjson`, ExecEvents as they happen: `job` first, then each pod's `started`, `stdout`, `stderr` and `finished` (each carrying the pod's alias), then `job_finished` with the job's summary", content((FanOutResponse = "application/json"), (ExecEvent = "application/x-ndjson"))),
+        (status = 404, description = "`pod_not_found`: an alias is not registered (nothing ran); `job_not_found`: `rerun_failed` names no job", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`database_unavailable`: the job cannot be recorded (nothing ran); retry after `Retry-After`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn fan_out(
@@ -323,7 +597,6 @@ pub async fn fan_out(
 ) -> Result<HttpResponse, ApiError> {
     check_running(&state)?;
     let req = body.0;
-    validate::command(&req.command)?;
     let timeout = validate::timeout(
         req.timeout,
         state.config.command_timeout,
@@ -339,61 +612,167 @@ pub async fn fan_out(
             ));
         }
     };
-    let targets = targets(&state, &req).await?;
-    crate::metrics::METRICS
-        .fanout_pods
-        .observe(targets.len() as f64);
+    let batch = req
+        .batch
+        .as_deref()
+        .map(|b| Amount::parse("batch", b, 1))
+        .transpose()?;
+    let max_failures = req
+        .max_failures
+        .as_deref()
+        .map(|m| Amount::parse("max_failures", m, 0))
+        .transpose()?;
+    let canary = fanout_count("canary", req.canary)?;
+    let pick = fanout_count("pick", req.pick)?;
+    let Targets {
+        mut pods,
+        mut description,
+        command,
+    } = targets(&state, &req).await?;
+    if let Some(n) = pick {
+        // Chosen at random, run in the order they were named.
+        use rand::seq::SliceRandom;
+        let mut order: Vec<usize> = (0..pods.len()).collect();
+        order.shuffle(&mut rand::rng());
+        order.truncate(n);
+        order.sort_unstable();
+        let mut all: Vec<Option<_>> = pods.into_iter().map(Some).collect();
+        pods = order.into_iter().filter_map(|i| all[i].take()).collect();
+        description.push_str(&format!(", pick {n}"));
+    }
+    let total = pods.len();
+    crate::metrics::METRICS.fanout_pods.observe(total as f64);
+    let options = JobOptions {
+        timeout_secs: timeout.as_secs_f64(),
+        concurrency,
+        batch: req.batch.clone(),
+        max_failures: req.max_failures.clone(),
+        canary,
+        pick,
+        rerun_failed: req.rerun_failed,
+    };
+    let create = CreateJob {
+        command: command.clone(),
+        actor: actor.0.clone(),
+        targets: description.clone(),
+        options: options.clone(),
+        total,
+    };
+    let job_id = state
+        .store
+        .send(create)
+        .await
+        .map_err(mailbox)?
+        .map_err(db_err)?;
+    let fallback_info = podwrangler::api::JobInfo {
+        id: job_id,
+        command: command.clone(),
+        actor: actor.0.clone(),
+        targets: description,
+        options,
+        created_at: Utc::now(),
+        finished_at: None,
+        total,
+        stopped: None,
+    };
     let streaming = wants_ndjson(&http);
-    let started = Instant::now();
-    let store = state.store.clone();
-    let job = std::sync::Arc::new(FanOutJob {
-        command: req.command,
+    let (events, rx) = if streaming {
+        let (tx, rx) = tokio::sync::mpsc::channel::<ExecEvent>(256);
+        let _ = tx.try_send(ExecEvent::Job {
+            id: job_id,
+            pods: total,
+        });
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    let job = Arc::new(FanOutJob {
+        id: job_id,
+        command,
         timeout,
         actor: actor.0,
+        events: events.clone(),
+        budget: max_failures.map(|m| m.of(total, false)),
+        failures: AtomicUsize::new(0),
+        stopped: Mutex::new(None),
     });
-    let order: std::collections::HashMap<String, usize> = targets
-        .iter()
-        .enumerate()
-        .map(|(i, (a, _))| (a.clone(), i))
-        .collect();
-    let results = futures_util::stream::iter(
-        targets
-            .into_iter()
-            .map(move |(alias, addr)| run_one(store.clone(), job.clone(), alias, addr)),
-    )
-    .buffer_unordered(concurrency);
+    let canary = canary.unwrap_or(0);
+    let wave = batch.map(|b| b.of(total, true));
+    let store = state.store.clone();
+    let started = Instant::now();
 
-    if streaming {
-        // The fan-out runs to completion even if the client goes away, so history is complete.
-        let (tx, rx) = tokio::sync::mpsc::channel::<web::Bytes>(64);
+    if let (Some(events), Some(rx)) = (events, rx) {
+        // The job runs to completion even if the client goes away, so history is complete.
         actix_web::rt::spawn(async move {
-            let mut results = std::pin::pin!(results);
-            let mut client_gone = false;
-            while let Some(record) = results.next().await {
-                if client_gone {
-                    continue;
-                }
-                let mut line = serde_json::to_vec(&record).unwrap_or_default();
-                line.push(b'\n');
-                client_gone = tx.send(web::Bytes::from(line)).await.is_err();
-            }
+            let mut grouper = OutputGrouper::new();
+            run_job(
+                store.clone(),
+                job.clone(),
+                pods,
+                canary,
+                wave,
+                concurrency,
+                |r| grouper.add(&r),
+            )
+            .await;
+            let grouped = grouper.finish();
+            let info = finish_job(&store, &job, grouped.counts.clone(), fallback_info).await;
+            drop(job);
+            let summary = JobSummary {
+                job: info,
+                counts: grouped.counts,
+                groups: grouped.groups,
+                skipped: grouped.skipped,
+            };
+            let _ = events
+                .send(ExecEvent::JobFinished {
+                    summary: Box::new(summary),
+                })
+                .await;
         });
         let body = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|b| (Ok::<_, actix_web::Error>(b), rx))
+            let event = rx.recv().await?;
+            let mut line = serde_json::to_vec(&event).unwrap_or_default();
+            line.push(b'\n');
+            Some((Ok::<_, actix_web::Error>(web::Bytes::from(line)), rx))
         });
         return Ok(HttpResponse::Ok().content_type(NDJSON).streaming(body));
     }
 
-    let mut records: Vec<CommandRecord> = results.collect().await;
-    records.sort_by_key(|r| order.get(&r.alias).copied().unwrap_or(usize::MAX));
-    let succeeded = records
+    let order: std::collections::HashMap<String, usize> = pods
         .iter()
-        .filter(|r| r.status == CommandStatus::Succeeded)
-        .count();
+        .enumerate()
+        .map(|(i, (a, _))| (a.clone(), i))
+        .collect();
+    let mut records: Vec<CommandRecord> = Vec::with_capacity(total);
+    run_job(
+        store.clone(),
+        job.clone(),
+        pods,
+        canary,
+        wave,
+        concurrency,
+        |r| records.push(r),
+    )
+    .await;
+    let mut counts = BTreeMap::new();
+    for r in &records {
+        *counts.entry(r.status.as_str().to_owned()).or_insert(0) += 1;
+    }
+    let info = finish_job(&store, &job, counts, fallback_info).await;
+    records.sort_by_key(|r| order.get(&r.alias).copied().unwrap_or(usize::MAX));
+    let count = |s: CommandStatus| records.iter().filter(|r| r.status == s).count();
+    let (succeeded, skipped) = (
+        count(CommandStatus::Succeeded),
+        count(CommandStatus::Skipped),
+    );
     Ok(HttpResponse::Ok().json(FanOutResponse {
-        failed: records.len() - succeeded,
+        failed: records.len() - succeeded - skipped,
         succeeded,
+        skipped,
         results: records,
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        job_id: Some(job_id),
+        stopped: info.stopped,
     }))
 }

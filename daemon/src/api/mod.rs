@@ -5,6 +5,7 @@ pub mod commands;
 pub mod error;
 pub mod exec;
 pub mod health;
+pub mod jobs;
 pub mod pods;
 pub mod validate;
 
@@ -82,6 +83,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/api/v1/pods/{alias}/exec", "POST").post(exec::exec_pod))
         .service(resource("/api/v1/exec", "POST").post(exec::fan_out))
+        .service(resource("/api/v1/jobs", "GET").get(jobs::list_jobs))
+        .service(resource("/api/v1/jobs/{id}", "GET").get(jobs::get_job))
         .service(resource("/api/v1/commands", "GET").get(commands::list_commands))
         .service(resource("/api/v1/commands/", "GET").get(commands::list_commands))
         .service(resource("/api/v1/commands/{id}", "GET").get(commands::get_command))

@@ -137,6 +137,7 @@ fn filled_row(i: usize, base: DateTime<Utc>) -> CommandRecord {
         actor: Some(format!("unix:{}(user{})", 1000 + i % 7, i % 7)),
         session_restarted: false,
         history_error: None,
+        job_id: None,
     }
 }
 
@@ -208,6 +209,7 @@ async fn measure_through_actors(
                 command: "true".into(),
                 started_at: Utc::now(),
                 actor: "unix:0(root)".into(),
+                job_id: None,
             })
             .await
             .map_err(mailbox)??;

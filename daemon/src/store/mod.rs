@@ -17,6 +17,7 @@
 
 pub mod bench;
 pub(crate) mod conn;
+pub mod jobs;
 mod queries;
 mod schema;
 pub mod spool;
@@ -254,6 +255,8 @@ pub struct HistoryFilter {
     pub actor: Option<String>,
     /// Only commands started at or after this instant.
     pub since: Option<DateTime<Utc>>,
+    /// Only the commands of this fan-out job.
+    pub job: Option<i64>,
     /// Page size: 0 means [`HistoryFilter::DEFAULT_LIMIT`]; above [`HistoryFilter::MAX_LIMIT`]
     /// it is capped.
     pub limit: usize,
@@ -281,6 +284,7 @@ impl Default for HistoryFilter {
             status: None,
             actor: None,
             since: None,
+            job: None,
             limit: Self::DEFAULT_LIMIT,
             cursor: None,
         }
@@ -339,6 +343,9 @@ pub struct StartCommand {
     pub started_at: DateTime<Utc>,
     /// Who asked for it.
     pub actor: String,
+    /// The fan-out job it belongs to.
+    #[serde(default)]
+    pub job_id: Option<i64>,
 }
 
 /// Completes a history row. A row already marked `interrupted` (shutdown raced the command) is
@@ -396,6 +403,7 @@ pub fn record_of(id: Option<i64>, start: &StartCommand, end: &CommandEnd) -> Com
         actor: Some(start.actor.clone()),
         session_restarted: end.session_restarted,
         history_error: None,
+        job_id: start.job_id,
     }
 }
 

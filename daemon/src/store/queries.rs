@@ -49,7 +49,7 @@ struct PodInsert<'a> {
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = commands)]
-struct CommandDb {
+pub(super) struct CommandDb {
     id: i64,
     alias: String,
     pod_label: String,
@@ -65,6 +65,7 @@ struct CommandDb {
     duration_ms: Option<f64>,
     actor: Option<String>,
     session_restarted: bool,
+    job_id: Option<i64>,
 }
 
 #[derive(Insertable)]
@@ -85,6 +86,7 @@ struct CommandInsert<'a> {
     actor: Option<&'a str>,
     session_restarted: bool,
     uid: Option<&'a str>,
+    job_id: Option<i64>,
 }
 
 impl<'a> CommandInsert<'a> {
@@ -106,6 +108,7 @@ impl<'a> CommandInsert<'a> {
             actor: Some(&msg.actor),
             session_restarted: false,
             uid,
+            job_id: msg.job_id,
         }
     }
 }
@@ -197,7 +200,7 @@ impl PodDb {
 }
 
 impl CommandDb {
-    fn into_record(self) -> Result<CommandRecord, StoreError> {
+    pub(super) fn into_record(self) -> Result<CommandRecord, StoreError> {
         let status = self.status.parse::<CommandStatus>().map_err(|e| {
             StoreError::Query(format!(
                 "stored status of command {} is unreadable: {e}",
@@ -221,6 +224,7 @@ impl CommandDb {
             actor: self.actor,
             session_restarted: self.session_restarted,
             history_error: None,
+            job_id: self.job_id,
         })
     }
 }
@@ -672,6 +676,9 @@ pub fn list_commands(
         if let Some(since) = filter.since {
             q = q.filter(commands::started_at.ge(since.naive_utc()));
         }
+        if let Some(job) = filter.job {
+            q = q.filter(commands::job_id.eq(job));
+        }
         if let Some(id) = before {
             q = q.filter(commands::id.lt(id));
         }
@@ -757,6 +764,7 @@ pub fn insert_history(
             actor: r.actor.as_deref(),
             session_restarted: r.session_restarted,
             uid: None,
+            job_id: r.job_id,
         })
         .collect();
     write_tx!(conn, c => {

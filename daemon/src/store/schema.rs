@@ -41,6 +41,22 @@ diesel::table! {
         actor -> Nullable<Text>,
         session_restarted -> Bool,
         uid -> Nullable<Text>,
+        job_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> BigInt,
+        command -> Text,
+        actor -> Text,
+        targets -> Text,
+        options -> Text,
+        created_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        total -> BigInt,
+        counts -> Text,
+        stopped -> Nullable<Text>,
     }
 }
 

@@ -500,6 +500,7 @@ mod tests {
             command: "echo 'hi'\n".into(),
             started_at: Utc::now(),
             actor: "unix:0(root)".into(),
+            job_id: None,
         }
     }
 
