@@ -30,6 +30,11 @@ Errors are `application/problem+json` with a stable `code`."
         api::pods::import_pods,
         api::exec::exec_pod,
         api::exec::fan_out,
+        api::input::exec_stdin,
+        api::input::exec_script,
+        api::files::put_file,
+        api::files::get_file,
+        api::files::put_files,
         api::commands::list_commands,
         api::commands::get_command,
         api::commands::list_audit,
@@ -42,6 +47,7 @@ Errors are `application/problem+json` with a stable `code`."
     tags(
         (name = "pods", description = "Register, list, update and remove pods"),
         (name = "exec", description = "Run commands in one pod or many"),
+        (name = "files", description = "Copy files into pods and out of them, verified by SHA-256"),
         (name = "history", description = "Every command that ran"),
         (name = "daemon", description = "Daemon health"),
     )
@@ -68,6 +74,10 @@ const DRAINING: &[(&str, &str)] = &[
     ("/api/v1/pods/import", "post"),
     ("/api/v1/pods/{alias}/exec", "post"),
     ("/api/v1/exec", "post"),
+    ("/api/v1/pods/{alias}/exec/stdin", "post"),
+    ("/api/v1/pods/{alias}/exec/script", "post"),
+    ("/api/v1/pods/{alias}/files", "put"),
+    ("/api/v1/files", "post"),
 ];
 
 fn problem(description: &str) -> Value {
@@ -119,7 +129,12 @@ pub fn document(max_command_timeout_secs: f64, max_body_bytes: usize) -> Value {
                         _ => {}
                     }
                 }
+                // Raw bodies (stdin, scripts, files) say their own limits and take any type.
+                let raw_body = op
+                    .get("requestBody")
+                    .is_some_and(|b| b["content"].get("application/octet-stream").is_some());
                 let has_body = match op.get_mut("requestBody") {
+                    Some(_) if raw_body => false,
                     Some(body) => {
                         body["description"] = json!(format!(
                             "JSON, at most {max_body_bytes} bytes (`max_body_bytes`; larger bodies are 413). Any `Content-Type` that can be JSON is read as JSON."

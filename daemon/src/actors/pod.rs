@@ -11,7 +11,9 @@ use actix::prelude::*;
 use chrono::Utc;
 use futures_util::FutureExt;
 use podwrangler::api::{CommandRecord, CommandStatus, ExecEvent, PodState};
-use podwrangler::session::{CancelToken, OutputChunk, PodSession, RunOptions, SessionOptions};
+use podwrangler::session::{
+    CancelToken, Input, OutputChunk, PodSession, RunOptions, SessionOptions,
+};
 use podwrangler::{CommandResult, PodEndpoint, PodError};
 use rand::Rng;
 use tokio::sync::oneshot;
@@ -32,6 +34,31 @@ pub struct Exec {
     pub actor: String,
     /// Live events (`started`, output) while it runs; the caller sends `finished` itself.
     pub events: Option<tokio::sync::mpsc::Sender<ExecEvent>>,
+    /// Bytes for the command (stdin, a script, a file to copy), staged in the pod first.
+    pub input: Option<Input>,
+    /// Raw output as it arrives (instead of `events`), for callers that decode it themselves.
+    pub raw_output: Option<tokio::sync::mpsc::Sender<OutputChunk>>,
+    /// What history records as the command when it is not `command` itself (a copy's
+    /// description, a script's summary).
+    pub history_text: Option<String>,
+    /// Bytes of output history keeps per stream, when not the default.
+    pub max_output: Option<usize>,
+}
+
+impl Exec {
+    /// A plain command: no input, events or other history text.
+    pub fn command(command: String, timeout: Duration, actor: String) -> Exec {
+        Exec {
+            command,
+            timeout,
+            actor,
+            events: None,
+            input: None,
+            raw_output: None,
+            history_text: None,
+            max_output: None,
+        }
+    }
 }
 
 /// Cancel command `id` if this pod is running it. Answers whether it was.
@@ -97,6 +124,10 @@ struct Job {
     timeout: Duration,
     actor: String,
     events: Option<tokio::sync::mpsc::Sender<ExecEvent>>,
+    input: Option<Input>,
+    raw_output: Option<tokio::sync::mpsc::Sender<OutputChunk>>,
+    history_text: Option<String>,
+    max_output: Option<usize>,
     reply: oneshot::Sender<Result<ExecDone, ExecRejected>>,
 }
 
@@ -339,7 +370,10 @@ impl PodActor {
         let start = StartCommand {
             alias: self.alias.clone(),
             pod_label: self.label.clone(),
-            command: job.command.clone(),
+            command: job
+                .history_text
+                .clone()
+                .unwrap_or_else(|| job.command.clone()),
             started_at: Utc::now(),
             actor: job.actor.clone(),
         };
@@ -389,13 +423,17 @@ impl PodActor {
             timeout,
             actor,
             events,
+            input,
+            raw_output,
+            history_text,
+            max_output,
             reply,
         } = job;
         let uid = new_uid();
         let start_row = StartCommand {
             alias: self.alias.clone(),
             pod_label: self.label.clone(),
-            command: command.clone(),
+            command: history_text.unwrap_or_else(|| command.clone()),
             started_at: Utc::now(),
             actor,
         };
@@ -441,19 +479,25 @@ impl PodActor {
                 });
                 forward_output(alias, events)
             });
+            let output = output.or(raw_output);
             let opts = RunOptions {
                 timeout,
                 check: false,
                 output,
                 cancel: Some(cancel),
+                max_output: max_output.unwrap_or(RunOptions::default().max_output),
                 ..RunOptions::default()
             };
             let label_for_retired = act.alias.clone();
             let replaced = std::mem::take(&mut act.shell_replaced);
             let run = async move {
-                let outcome = AssertUnwindSafe(session.run(&command, opts))
-                    .catch_unwind()
-                    .await;
+                let running = async {
+                    match input {
+                        Some(input) => session.run_with_input(&command, input, opts).await,
+                        None => session.run(&command, opts).await,
+                    }
+                };
+                let outcome = AssertUnwindSafe(running).catch_unwind().await;
                 let panicked = outcome.is_err();
                 let outcome = outcome.unwrap_or_else(|_| {
                     Err(PodError::Protocol("internal error: the session panicked".into()))
@@ -750,6 +794,10 @@ impl Handler<Exec> for PodActor {
             timeout: msg.timeout,
             actor: msg.actor,
             events: msg.events,
+            input: msg.input,
+            raw_output: msg.raw_output,
+            history_text: msg.history_text,
+            max_output: msg.max_output,
             reply: tx,
         });
         if self.busy {

@@ -24,6 +24,9 @@ pub enum ApiError {
     PodExists(String),
     #[error("no command with id {0}")]
     CommandNotFound(i64),
+    /// A file to copy out of a pod is not a readable regular file there.
+    #[error("no readable regular file at {0:?} in the pod")]
+    FileNotFound(String),
     #[error("no such endpoint: {0}")]
     NotFound(String),
     /// `allow` lists the methods the resource has, for the `Allow` header.
@@ -98,6 +101,7 @@ impl ApiError {
             ApiError::PodNotFound(_) => "pod_not_found",
             ApiError::PodExists(_) => "pod_exists",
             ApiError::CommandNotFound(_) => "command_not_found",
+            ApiError::FileNotFound(_) => "file_not_found",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -124,6 +128,7 @@ impl ApiError {
             ApiError::PodNotFound(_) => "Pod not found",
             ApiError::PodExists(_) => "Pod already exists",
             ApiError::CommandNotFound(_) => "Command not found",
+            ApiError::FileNotFound(_) => "File not found",
             ApiError::NotFound(_) => "Not found",
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
             ApiError::UnsupportedMediaType(_) => "Unsupported media type",
@@ -178,9 +183,10 @@ impl ResponseError for ApiError {
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::PodNotFound(_) | ApiError::CommandNotFound(_) | ApiError::NotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
+            ApiError::PodNotFound(_)
+            | ApiError::CommandNotFound(_)
+            | ApiError::NotFound(_)
+            | ApiError::FileNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PodExists(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -27,7 +27,7 @@ use crate::store::{
 /// Largest fan-out concurrency a request may ask for.
 pub use super::validate::MAX_CONCURRENCY;
 
-fn rejected(e: ExecRejected) -> ApiError {
+pub(super) fn rejected(e: ExecRejected) -> ApiError {
     match e {
         ExecRejected::Busy { alias, queued } => ApiError::PodBusy { alias, queued },
         ExecRejected::Retired(alias) => ApiError::PodNotFound(alias),
@@ -39,7 +39,7 @@ fn rejected(e: ExecRejected) -> ApiError {
 }
 
 /// Turns a finished command into the single-exec answer.
-fn answer(done: ExecDone, check: bool) -> Result<HttpResponse, ApiError> {
+pub(super) fn answer(done: ExecDone, check: bool) -> Result<HttpResponse, ApiError> {
     let record = Box::new(done.record);
     if done.kept == Kept::Lost {
         // Never a success for a result that neither the database nor the spool keeps.
@@ -111,22 +111,18 @@ pub async fn exec_pod(
         .map_err(mailbox)?
         .ok_or(ApiError::PodNotFound(alias))?;
     if wants_ndjson(&http) {
-        return Ok(stream_exec(addr, req, timeout, actor.0));
+        let exec = Exec::command(req.command, timeout, actor.0);
+        return Ok(stream_exec(addr, exec, req.check));
     }
     let done = addr
-        .send(Exec {
-            command: req.command,
-            timeout,
-            actor: actor.0,
-            events: None,
-        })
+        .send(Exec::command(req.command, timeout, actor.0))
         .await
         .map_err(mailbox)?
         .map_err(rejected)?;
     answer(done, req.check)
 }
 
-fn wants_ndjson(http: &HttpRequest) -> bool {
+pub(super) fn wants_ndjson(http: &HttpRequest) -> bool {
     http.headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -135,24 +131,17 @@ fn wants_ndjson(http: &HttpRequest) -> bool {
 
 /// The streamed answer of a single exec: `started`, output events as they arrive, then
 /// `finished` (or `error`). The command runs to its end even if the client goes away.
-fn stream_exec(
-    addr: Addr<PodActor>,
-    req: ExecRequest,
-    timeout: Duration,
-    actor: String,
-) -> HttpResponse {
+pub(super) fn stream_exec(addr: Addr<PodActor>, exec: Exec, check: bool) -> HttpResponse {
     let (tx, rx) = tokio::sync::mpsc::channel::<ExecEvent>(64);
     actix_web::rt::spawn(async move {
         let done = addr
             .send(Exec {
-                command: req.command,
-                timeout,
-                actor,
                 events: Some(tx.clone()),
+                ..exec
             })
             .await;
         let last = match done {
-            Ok(Ok(done)) => match answer(done.clone(), req.check) {
+            Ok(Ok(done)) => match answer(done.clone(), check) {
                 Ok(_) => ExecEvent::Finished {
                     record: Box::new(done.record),
                 },
@@ -235,12 +224,11 @@ async fn run_one(
     addr: Addr<PodActor>,
 ) -> CommandRecord {
     match addr
-        .send(Exec {
-            command: job.command.clone(),
-            timeout: job.timeout,
-            actor: job.actor.clone(),
-            events: None,
-        })
+        .send(Exec::command(
+            job.command.clone(),
+            job.timeout,
+            job.actor.clone(),
+        ))
         .await
     {
         Ok(Ok(done)) => done.record,
@@ -252,7 +240,7 @@ async fn run_one(
 }
 
 /// The pods a fan-out request names, in order, each with its actor.
-async fn targets(
+pub(super) async fn targets(
     state: &AppState,
     req: &FanOutRequest,
 ) -> Result<Vec<(String, Addr<PodActor>)>, ApiError> {
