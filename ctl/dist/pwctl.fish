@@ -3,7 +3,7 @@
 function __pwctl_subcommands
     switch $argv[1]
         case 'pwctl'
-            printf '%s\n' health pod exec audit clusters completions man
+            printf '%s\n' health pod exec audit clusters cp completions man
         case 'pwctl pod'
             printf '%s\n' list show add update remove import
         case 'pwctl exec'
@@ -33,7 +33,7 @@ function __pwctl_value_flags
         case 'pwctl exec'
             printf '%s\n' -- --api-key --api-url --socket
         case 'pwctl exec run'
-            printf '%s\n' -- --api-key --api-url --socket --timeout
+            printf '%s\n' -- --api-key --api-url --file --socket --timeout
         case 'pwctl exec run-many'
             printf '%s\n' -- --aliases --api-key --api-url --concurrency --socket --tag --timeout
         case 'pwctl exec history'
@@ -44,6 +44,8 @@ function __pwctl_value_flags
             printf '%s\n' -- --actor --api-key --api-url --cursor --limit --socket
         case 'pwctl clusters'
             printf '%s\n' -- --api-key --api-url --socket
+        case 'pwctl cp'
+            printf '%s\n' -- --api-key --api-url --concurrency --mode --pods --socket --tag
         case 'pwctl completions'
             printf '%s\n' -- --api-key --api-url --socket
         case 'pwctl man'
@@ -87,6 +89,7 @@ complete -c pwctl -n '__pwctl_at "pwctl"' -a pod -d 'Register, inspect, change a
 complete -c pwctl -n '__pwctl_at "pwctl"' -a exec -d 'Run commands in pods and look at what ran'
 complete -c pwctl -n '__pwctl_at "pwctl"' -a audit -d 'Show who registered, changed, imported and removed pods, newest first'
 complete -c pwctl -n '__pwctl_at "pwctl"' -a clusters -d 'List the Kubernetes clusters the daemon\'s administrator configured, for --cluster'
+complete -c pwctl -n '__pwctl_at "pwctl"' -a cp -d 'Copy a file into pods or out of one, over their sessions'
 complete -c pwctl -n '__pwctl_at "pwctl"' -a completions -d 'Print a shell completion script: bash, zsh or fish'
 complete -c pwctl -n '__pwctl_at "pwctl"' -a man -d 'Print pwctl\'s man page (roff): pwctl man > pwctl.1'
 complete -c pwctl -n '__pwctl_at "pwctl"' -l version -d 'print pwctl\'s version'
@@ -152,6 +155,8 @@ complete -c pwctl -n '__pwctl_at "pwctl exec"' -a run-many -d 'Run one command i
 complete -c pwctl -n '__pwctl_at "pwctl exec"' -a history -d 'Show past commands, newest first'
 complete -c pwctl -n '__pwctl_at "pwctl exec"' -a show -d 'Show one past command with its full output'
 complete -c pwctl -n '__pwctl_at "pwctl exec run"' -l timeout -r -d 'seconds the command may run (default: the daemon\'s, 30)'
+complete -c pwctl -n '__pwctl_at "pwctl exec run"' -l file -r -d 'run this script instead of a command (`-`: read it from stdin): any length, sourced in the pod\'s shell, so `cd` and `export` carry over'
+complete -c pwctl -n '__pwctl_at "pwctl exec run"' -l stdin -d 'feed this process\'s stdin to the command\'s stdin (staged in the pod first)'
 complete -c pwctl -n '__pwctl_at "pwctl exec run"' -a '(pwctl pod list -q 2>/dev/null)'
 complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l aliases -r -a '(pwctl pod list -q 2>/dev/null)' -d 'comma-separated aliases'
 complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l tag -r -d 'every pod with this tag'
@@ -169,4 +174,9 @@ complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l cursor -r -d 'continue
 complete -c pwctl -n '__pwctl_at "pwctl audit"' -l actor -r -d 'only what this caller did, e.g. unix:1000(alice) or key:ci'
 complete -c pwctl -n '__pwctl_at "pwctl audit"' -l limit -r -d 'how many (default 20)'
 complete -c pwctl -n '__pwctl_at "pwctl audit"' -l cursor -r -d 'continue from an earlier page\'s cursor'
+complete -c pwctl -n '__pwctl_at "pwctl cp"' -l pods -r -d 'comma-separated aliases (with :PATH)'
+complete -c pwctl -n '__pwctl_at "pwctl cp"' -l tag -r -d 'every pod with this tag (with :PATH)'
+complete -c pwctl -n '__pwctl_at "pwctl cp"' -l all -d 'every registered pod (with :PATH)'
+complete -c pwctl -n '__pwctl_at "pwctl cp"' -l mode -r -d 'octal permission bits for the new files, e.g. 644 (default: the local file\'s)'
+complete -c pwctl -n '__pwctl_at "pwctl cp"' -l concurrency -r -d 'pods that receive the file at once (default: the daemon\'s)'
 complete -c pwctl -n '__pwctl_at "pwctl completions"' -a 'bash zsh fish'

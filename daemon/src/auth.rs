@@ -226,6 +226,17 @@ mod tests {
             Scope::Exec
         );
         assert_eq!(required_scope(&Method::POST, "/api/v1/exec"), Scope::Exec);
+        // Stdin, scripts and files go through the pods' shells: all of it is `exec`, reading a
+        // file out of a pod too.
+        for (m, p) in [
+            (Method::POST, "/api/v1/pods/web/exec/stdin"),
+            (Method::POST, "/api/v1/pods/web/exec/script"),
+            (Method::PUT, "/api/v1/pods/web/files"),
+            (Method::GET, "/api/v1/pods/web/files"),
+            (Method::POST, "/api/v1/files"),
+        ] {
+            assert_eq!(required_scope(&m, p), Scope::Exec, "{m} {p}");
+        }
         assert_eq!(
             required_scope(&Method::POST, "/api/v1/commands/7/cancel"),
             Scope::Exec
