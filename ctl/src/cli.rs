@@ -92,6 +92,7 @@ pub enum Command {
     Exec(ExecCmd),
     Audit(AuditCmd),
     Clusters(ClustersCmd),
+    Cp(CpCmd),
     Completions(CompletionsCmd),
     Man(ManCmd),
 }
@@ -353,7 +354,9 @@ pub enum ExecCommand {
     subcommand,
     name = "run",
     example = "pwctl exec run web-0 uptime",
-    example = "pwctl exec run web-0 -- ls -la /app"
+    example = "pwctl exec run web-0 -- ls -la /app",
+    example = "pwctl exec run web-0 --file deploy.sh",
+    example = "tar c dir | pwctl exec run web-0 --stdin 'tar x -C /srv'"
 )]
 pub struct ExecRun {
     /// the pod's alias
@@ -366,6 +369,13 @@ pub struct ExecRun {
     /// seconds the command may run (default: the daemon's, 30)
     #[argh(option, arg_name = "secs")]
     pub timeout: Option<f64>,
+    /// run this script instead of a command (`-`: read it from stdin): any length, sourced in
+    /// the pod's shell, so `cd` and `export` carry over
+    #[argh(option, arg_name = "file")]
+    pub file: Option<PathBuf>,
+    /// feed this process's stdin to the command's stdin (staged in the pod first)
+    #[argh(switch)]
+    pub stdin: bool,
 }
 
 /// Run one command in many pods at once, as a job; a table of results follows (or live lines
@@ -509,6 +519,42 @@ pub struct AuditCmd {
     /// continue from an earlier page's cursor
     #[argh(option, arg_name = "cursor")]
     pub cursor: Option<String>,
+}
+
+/// Copy a file into pods or out of one, over their sessions. Each pod writes a temp file,
+/// renames it into place and computes its SHA-256, which must match what was sent; one row per
+/// pod says so. Exits 0 only when every copy verified.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(
+    subcommand,
+    name = "cp",
+    example = "pwctl cp app.conf web-0:/etc/app/app.conf",
+    example = "pwctl cp build.tar.gz --tag prod :/tmp/",
+    example = "pwctl cp web-0:/var/log/app.log ./app.log"
+)]
+pub struct CpCmd {
+    /// a local file (`-`: stdin), or ALIAS:PATH to copy out of a pod
+    #[argh(positional, arg_name = "source")]
+    pub source: String,
+    /// ALIAS:PATH, :PATH with --pods/--tag/--all (a PATH ending in `/` takes the source's
+    /// name), or a local file (`-`: stdout) when the source is in a pod
+    #[argh(positional, arg_name = "destination")]
+    pub destination: String,
+    /// comma-separated aliases (with :PATH)
+    #[argh(option, arg_name = "a,b,...")]
+    pub pods: Option<String>,
+    /// every pod with this tag (with :PATH)
+    #[argh(option, arg_name = "tag")]
+    pub tag: Option<String>,
+    /// every registered pod (with :PATH)
+    #[argh(switch)]
+    pub all: bool,
+    /// octal permission bits for the new files, e.g. 644 (default: the local file's)
+    #[argh(option, arg_name = "mode")]
+    pub mode: Option<String>,
+    /// pods that receive the file at once (default: the daemon's)
+    #[argh(option, arg_name = "n")]
+    pub concurrency: Option<usize>,
 }
 
 /// List the Kubernetes clusters the daemon's administrator configured, for --cluster.

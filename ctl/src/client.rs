@@ -98,6 +98,73 @@ impl Client {
         result.map_err(|e| self.transport_error(e))
     }
 
+    /// A request with a raw body streamed from `body` (stdin, a script, a file): chunked, so
+    /// memory stays bounded whatever its size.
+    fn request_raw(
+        &self,
+        method: &str,
+        path: &str,
+        query: Query<'_>,
+        body: &mut dyn std::io::Read,
+        accept: &str,
+    ) -> Result<Response<ureq::Body>, CtlError> {
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(self.url(path, query)?)
+            .header("Accept", accept)
+            .header("Content-Type", "application/octet-stream");
+        if let Some(key) = &self.api_key {
+            req = req.header("Authorization", format!("Bearer {}", key.expose()));
+        }
+        let req = req
+            .body(ureq::SendBody::from_reader(body))
+            .map_err(|e| CtlError::BadInput(e.to_string()))?;
+        let req = self.agent.configure_request(req).timeout_global(None);
+        self.agent
+            .run(req.build())
+            .map_err(|e| self.transport_error(e))
+    }
+
+    /// Sends a raw body and reads the JSON answer.
+    pub fn send_raw<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        query: Query<'_>,
+        body: &mut dyn std::io::Read,
+    ) -> Result<T, CtlError> {
+        let resp = self.request_raw(method, path, query, body, "application/json")?;
+        self.finish(resp)
+    }
+
+    /// A GET whose 2xx body is read by the caller (a file); other statuses are errors.
+    pub fn get_raw(&self, path: &str, query: Query<'_>) -> Result<Response<ureq::Body>, CtlError> {
+        let resp = self.request("GET", path, query, None, "application/octet-stream", None)?;
+        if !(200..300).contains(&resp.status().as_u16()) {
+            return Err(self.finish::<serde_json::Value>(resp).err().unwrap_or(
+                CtlError::Protocol {
+                    status: 0,
+                    snippet: "an error status with a JSON body".into(),
+                },
+            ));
+        }
+        Ok(resp)
+    }
+
+    /// [`Client::post_stream`] with a raw body streamed from `body`.
+    pub fn post_raw_stream<T: DeserializeOwned, W: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: Query<'_>,
+        body: &mut dyn std::io::Read,
+        on_item: impl FnMut(T),
+        on_whole: impl FnOnce(W),
+    ) -> Result<(), CtlError> {
+        let accept = format!("{NDJSON}, application/json;q=0.5");
+        let resp = self.request_raw("POST", path, query, body, &accept)?;
+        self.read_stream(resp, on_item, on_whole)
+    }
+
     fn url(&self, path: &str, query: Query<'_>) -> Result<String, CtlError> {
         let mut url = url::Url::parse(&format!("{}{}", self.base, path))
             .map_err(|e| CtlError::BadInput(format!("bad request path {path:?}: {e}")))?;
@@ -206,12 +273,22 @@ impl Client {
         &self,
         path: &str,
         body: &B,
-        mut on_item: impl FnMut(T),
+        on_item: impl FnMut(T),
         on_whole: impl FnOnce(W),
     ) -> Result<(), CtlError> {
         let bytes = serde_json::to_vec(body).map_err(|e| CtlError::BadInput(e.to_string()))?;
         let accept = format!("{NDJSON}, application/json;q=0.5");
-        let mut resp = self.request("POST", path, &[], Some(bytes), &accept, None)?;
+        let resp = self.request("POST", path, &[], Some(bytes), &accept, None)?;
+        self.read_stream(resp, on_item, on_whole)
+    }
+
+    /// Reads an NDJSON answer line by line (see [`Client::post_stream`]).
+    fn read_stream<T: DeserializeOwned, W: DeserializeOwned>(
+        &self,
+        mut resp: Response<ureq::Body>,
+        mut on_item: impl FnMut(T),
+        on_whole: impl FnOnce(W),
+    ) -> Result<(), CtlError> {
         let status = resp.status().as_u16();
         let is_ndjson = resp
             .headers()

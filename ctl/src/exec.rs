@@ -54,7 +54,71 @@ fn write_streams(record: &CommandRecord) {
     let _ = err.flush();
 }
 
+/// `exec run --file` and `--stdin`: the body of the request is the script or the stdin,
+/// streamed from the file or this process's stdin.
+fn run_with_input(client: &Client, cmd: &ExecRun, json: bool) -> Result<i32, CtlError> {
+    check_timeout(cmd.timeout)?;
+    let mut query: Vec<(&str, String)> = Vec::new();
+    if let Some(t) = cmd.timeout {
+        query.push(("timeout", t.to_string()));
+    }
+    let mut reader: Box<dyn std::io::Read> = match (&cmd.file, cmd.stdin) {
+        (Some(_), true) => {
+            return Err(CtlError::Usage(
+                "--file and --stdin cannot be combined (the script would be the command's stdin)"
+                    .into(),
+            ));
+        }
+        (Some(file), false) => {
+            if !cmd.command.is_empty() {
+                return Err(CtlError::Usage(
+                    "give either a command or --file, not both".into(),
+                ));
+            }
+            if file.as_os_str() == "-" {
+                Box::new(std::io::stdin().lock())
+            } else {
+                Box::new(std::fs::File::open(file).map_err(|e| {
+                    CtlError::BadInput(format!("cannot read {}: {e}", file.display()))
+                })?)
+            }
+        }
+        (None, _) => {
+            let command = command_text(&cmd.command, "pwctl exec run ALIAS --stdin COMMAND")?;
+            query.push(("command", command));
+            Box::new(std::io::stdin().lock())
+        }
+    };
+    let path = format!(
+        "{}/exec/{}",
+        pod_path(&cmd.alias),
+        if cmd.file.is_some() {
+            "script"
+        } else {
+            "stdin"
+        }
+    );
+    if json {
+        let record: CommandRecord = client
+            .send_raw("POST", &path, &query, &mut reader)
+            .map_err(pod_not_found(&cmd.alias))?;
+        print_json(&record);
+        return Ok(record_exit(&record, true));
+    }
+    run_live(client, &cmd.alias, |on_item, on_whole| {
+        client.post_raw_stream(&path, &query, &mut reader, on_item, on_whole)
+    })
+}
+
+/// How `run_live` sends its request: it hands over what to do with each streamed event and
+/// with a whole record.
+type Sender<'a> = dyn FnMut(ExecEvent) + 'a;
+type WholeSender<'a> = dyn FnMut(CommandRecord) + 'a;
+
 pub fn run(client: &Client, cmd: &ExecRun, json: bool) -> Result<i32, CtlError> {
+    if cmd.file.is_some() || cmd.stdin {
+        return run_with_input(client, cmd, json);
+    }
     let command = command_text(&cmd.command, "pwctl exec run ALIAS COMMAND")?;
     check_timeout(cmd.timeout)?;
     let body = ExecRequest {
@@ -64,7 +128,9 @@ pub fn run(client: &Client, cmd: &ExecRun, json: bool) -> Result<i32, CtlError> 
     };
     let path = format!("{}/exec", pod_path(&cmd.alias));
     if !json {
-        return run_live(client, &cmd.alias, &path, &body);
+        return run_live(client, &cmd.alias, |on_item, on_whole| {
+            client.post_stream(&path, &body, on_item, on_whole)
+        });
     }
     let record: CommandRecord = match client.send("POST", &path, &body, None) {
         Ok(r) => r,
@@ -100,7 +166,11 @@ pub fn run(client: &Client, cmd: &ExecRun, json: bool) -> Result<i32, CtlError> 
 
 /// `exec run` without `--json`: output is printed as it arrives; Ctrl-C cancels the command in
 /// the pod (its shell is kept) and exits 130.
-fn run_live(client: &Client, alias: &str, path: &str, body: &ExecRequest) -> Result<i32, CtlError> {
+fn run_live(
+    client: &Client,
+    alias: &str,
+    send: impl FnOnce(&mut Sender<'_>, &mut WholeSender<'_>) -> Result<(), CtlError>,
+) -> Result<i32, CtlError> {
     use std::sync::{Arc, Mutex};
     let running: Arc<Mutex<Option<i64>>> = Arc::default();
     let cancelled = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -124,10 +194,8 @@ fn run_live(client: &Client, alias: &str, path: &str, body: &ExecRequest) -> Res
     let whole: Mutex<Option<CommandRecord>> = Mutex::new(None);
     let mut problem: Option<podwrangler::api::Problem> = None;
     let mut printed_stdout = String::new();
-    let result = client.post_stream::<_, ExecEvent, CommandRecord>(
-        path,
-        body,
-        |event| match event {
+    let result = send(
+        &mut |event| match event {
             ExecEvent::Started { id, .. } => {
                 *running.lock().unwrap_or_else(|e| e.into_inner()) = Some(id);
             }
@@ -146,7 +214,7 @@ fn run_live(client: &Client, alias: &str, path: &str, body: &ExecRequest) -> Res
             ExecEvent::Job { .. } | ExecEvent::JobFinished { .. } => {}
         },
         // An older daemon answers the whole record at once.
-        |record: CommandRecord| {
+        &mut |record: CommandRecord| {
             write_streams(&record);
             *whole.lock().unwrap_or_else(|e| e.into_inner()) = Some(record);
         },

@@ -8,6 +8,7 @@ mod cli;
 mod client;
 mod clusters;
 mod config;
+mod cp;
 mod docs;
 mod error;
 mod exec;
@@ -141,6 +142,7 @@ fn run() -> Result<i32, CtlError> {
         },
         Command::Audit(c) => audit::list(&client, &c, json),
         Command::Clusters(_) => clusters::list(&client, json),
+        Command::Cp(c) => cp::run(&client, &c, json),
         Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }
 }

@@ -71,6 +71,7 @@ fn bash_completion_parses_and_completes_commands_flags_and_values() {
             "exec",
             "audit",
             "clusters",
+            "cp",
             "completions",
             "man"
         ]

@@ -114,12 +114,20 @@ pub fn bearer_token(header: Option<&str>) -> Option<&str> {
 /// The scope a request needs: reading is `read`; running commands is `exec`; changing the
 /// registered pods is `admin`.
 pub fn required_scope(method: &Method, path: &str) -> Scope {
+    let path = path.trim_end_matches('/');
+    // Files in pods are read and written through their shells: that is running commands.
+    let moves_files =
+        path == "/api/v1/files" || (path.starts_with("/api/v1/pods/") && path.ends_with("/files"));
+    if moves_files && *method != Method::OPTIONS {
+        return Scope::Exec;
+    }
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Scope::Read;
     }
-    let path = path.trim_end_matches('/');
     let runs_commands = path == "/api/v1/exec"
         || (path.starts_with("/api/v1/pods/") && path.ends_with("/exec"))
+        || (path.starts_with("/api/v1/pods/")
+            && (path.ends_with("/exec/stdin") || path.ends_with("/exec/script")))
         || (path.starts_with("/api/v1/commands/") && path.ends_with("/cancel"));
     if method == Method::POST && runs_commands {
         Scope::Exec
@@ -218,6 +226,17 @@ mod tests {
             Scope::Exec
         );
         assert_eq!(required_scope(&Method::POST, "/api/v1/exec"), Scope::Exec);
+        // Stdin, scripts and files go through the pods' shells: all of it is `exec`, reading a
+        // file out of a pod too.
+        for (m, p) in [
+            (Method::POST, "/api/v1/pods/web/exec/stdin"),
+            (Method::POST, "/api/v1/pods/web/exec/script"),
+            (Method::PUT, "/api/v1/pods/web/files"),
+            (Method::GET, "/api/v1/pods/web/files"),
+            (Method::POST, "/api/v1/files"),
+        ] {
+            assert_eq!(required_scope(&m, p), Scope::Exec, "{m} {p}");
+        }
         assert_eq!(
             required_scope(&Method::POST, "/api/v1/commands/7/cancel"),
             Scope::Exec

@@ -33,6 +33,11 @@ Errors are `application/problem+json` with a stable `code`."
         api::exec::fan_out,
         api::jobs::list_jobs,
         api::jobs::get_job,
+        api::input::exec_stdin,
+        api::input::exec_script,
+        api::files::put_file,
+        api::files::get_file,
+        api::files::put_files,
         api::commands::list_commands,
         api::commands::get_command,
         api::commands::list_audit,
@@ -45,6 +50,7 @@ Errors are `application/problem+json` with a stable `code`."
     tags(
         (name = "pods", description = "Register, list, update and remove pods"),
         (name = "exec", description = "Run commands in one pod or many"),
+        (name = "files", description = "Copy files into pods and out of them, verified by SHA-256"),
         (name = "history", description = "Every command that ran"),
         (name = "daemon", description = "Daemon health"),
     )
@@ -71,6 +77,10 @@ const DRAINING: &[(&str, &str)] = &[
     ("/api/v1/pods/import", "post"),
     ("/api/v1/pods/{alias}/exec", "post"),
     ("/api/v1/exec", "post"),
+    ("/api/v1/pods/{alias}/exec/stdin", "post"),
+    ("/api/v1/pods/{alias}/exec/script", "post"),
+    ("/api/v1/pods/{alias}/files", "put"),
+    ("/api/v1/files", "post"),
 ];
 
 fn problem(description: &str) -> Value {
@@ -122,7 +132,12 @@ pub fn document(max_command_timeout_secs: f64, max_body_bytes: usize) -> Value {
                         _ => {}
                     }
                 }
+                // Raw bodies (stdin, scripts, files) say their own limits and take any type.
+                let raw_body = op
+                    .get("requestBody")
+                    .is_some_and(|b| b["content"].get("application/octet-stream").is_some());
                 let has_body = match op.get_mut("requestBody") {
+                    Some(_) if raw_body => false,
                     Some(body) => {
                         body["description"] = json!(format!(
                             "JSON, at most {max_body_bytes} bytes (`max_body_bytes`; larger bodies are 413). Any `Content-Type` that can be JSON is read as JSON."
@@ -333,8 +348,13 @@ mod tests {
                 if method != "get" {
                     assert!(r["403"].is_object(), "{method} {path}");
                 }
-                if op.get("requestBody").is_some() {
+                if let Some(body) = op.get("requestBody") {
+                    // Raw bodies (stdin, scripts, files) take any Content-Type: no 415.
+                    let raw = body["content"].get("application/octet-stream").is_some();
                     for s in ["400", "413", "415", "422"] {
+                        if raw && s == "415" {
+                            continue;
+                        }
                         assert!(r[s].is_object(), "{s} {method} {path}");
                     }
                 }

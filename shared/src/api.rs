@@ -42,6 +42,15 @@ pub mod limits {
     /// body limit (1 MiB) even with every character escaped in JSON (12 bytes for `\uXXXX\uXXXX`),
     /// so a request the schema accepts is never a 413 for its command.
     pub const MAX_COMMAND_LEN: usize = 64 * 1024;
+    /// Largest stdin of one command (`POST /pods/{alias}/exec/stdin`), in bytes. It is staged
+    /// in the pod's temp directory before the command starts.
+    pub const MAX_STDIN_BYTES: u64 = 1 << 30;
+    /// Largest script (`POST /pods/{alias}/exec/script`), in bytes.
+    pub const MAX_SCRIPT_BYTES: u64 = 16 << 20;
+    /// Largest file copied into pods (`PUT /pods/{alias}/files`, `POST /files`), in bytes.
+    pub const MAX_FILE_BYTES: u64 = 4 << 30;
+    /// Longest path in a pod, in bytes.
+    pub const MAX_POD_PATH_LEN: usize = 4096;
     /// Terminal width bounds.
     pub const MIN_COLS: u16 = 20;
     pub const MAX_COLS: u16 = 1000;
@@ -152,6 +161,14 @@ pub mod schema {
     }
     pub fn service_id() -> ObjectBuilder {
         alias_opt("PlainTTY service id (the `{service_id}` path segment): an alias-like name.")
+    }
+    /// A tag (query parameter).
+    pub fn tag_query() -> ObjectBuilder {
+        string(false)
+            .min_length(Some(1))
+            .max_length(Some(MAX_ALIAS_LEN))
+            .pattern(Some(ALIAS_PATTERN))
+            .description(Some("Pods with this tag."))
     }
     pub fn tag_opt() -> ObjectBuilder {
         alias_opt("Pods with this tag.")
@@ -348,6 +365,53 @@ pub mod schema {
             .maximum(Some(MAX_CONCURRENCY as u32))
             .description(Some(
                 "How many pods run at once, 1 to 1024; the daemon's default when absent.",
+            ))
+    }
+    /// A path in a pod (query parameter).
+    pub fn pod_path() -> ObjectBuilder {
+        string(false)
+            .min_length(Some(1))
+            .max_length(Some(MAX_POD_PATH_LEN))
+            .pattern(Some("^[^\\x00-\\x1f\\x7f-\\x9f]*[^/\\x00-\\x1f\\x7f-\\x9f]$"))
+            .description(Some(
+                "A file in the pod: absolute or relative to the shell's current directory, not ending in `/`, no control characters.",
+            ))
+    }
+    /// Octal permission bits (query parameter).
+    pub fn file_mode() -> ObjectBuilder {
+        string(false)
+            .pattern(Some("^0?[0-7]{3}$"))
+            .description(Some("Octal permission bits, e.g. `644` or `0600`."))
+    }
+    /// Comma-separated aliases (query parameter).
+    pub fn alias_list() -> ObjectBuilder {
+        string(false)
+            .min_length(Some(1))
+            .pattern(Some(
+                "^[A-Za-z0-9_][A-Za-z0-9._-]*(,[A-Za-z0-9_][A-Za-z0-9._-]*)*$",
+            ))
+            .description(Some(
+                "Comma-separated aliases (each as the alias rule says).",
+            ))
+    }
+    /// Seconds (query parameter).
+    pub fn query_timeout() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Number))
+            .exclusive_minimum(Some(0))
+            .maximum(Some(DEFAULT_MAX_COMMAND_TIMEOUT_SECS))
+            .description(Some(
+                "Seconds the command may run once its input is in the pod, more than 0 and at most the daemon's maximum command timeout; the daemon's default when absent.",
+            ))
+    }
+    /// Fan-out concurrency (query parameter).
+    pub fn query_concurrency() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Integer))
+            .minimum(Some(1))
+            .maximum(Some(MAX_CONCURRENCY as u32))
+            .description(Some(
+                "How many pods receive the file at once, 1 to 1024; the daemon's fan-out concurrency when absent.",
             ))
     }
 }
@@ -1126,3 +1190,115 @@ mod tests {
         assert_eq!(json["queued"], 2);
     }
 }
+
+/// Query of `POST /api/v1/pods/{alias}/exec/stdin`: the command; the body is its stdin.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct StdinQuery {
+    /// The shell command, as in `ExecRequest` (at most 65536 characters).
+    #[cfg_attr(feature = "openapi", param(schema_with = schema::command))]
+    pub command: String,
+    /// Seconds the command may run once its stdin is in the pod (default: the daemon's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(schema_with = schema::query_timeout))]
+    pub timeout: Option<f64>,
+    /// Answer `422 command_failed` when the exit code is not 0.
+    #[serde(default)]
+    pub check: bool,
+}
+
+/// Query of `POST /api/v1/pods/{alias}/exec/script`: the body is the script.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct ScriptQuery {
+    /// Seconds the script may run once it is in the pod (default: the daemon's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(schema_with = schema::query_timeout))]
+    pub timeout: Option<f64>,
+    /// Answer `422 command_failed` when the exit code is not 0.
+    #[serde(default)]
+    pub check: bool,
+}
+
+/// Query of `GET`/`PUT /api/v1/pods/{alias}/files`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct FileQuery {
+    /// The file in the pod: absolute, or relative to the shell's current directory; not
+    /// ending in `/`; 1 to 4096 bytes, no control characters.
+    #[cfg_attr(feature = "openapi", param(schema_with = schema::pod_path))]
+    pub path: String,
+    /// (PUT) Octal permission bits for the new file, e.g. `644`; default 0666 less the
+    /// shell's umask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(schema_with = schema::file_mode))]
+    pub mode: Option<String>,
+}
+
+/// Query of `POST /api/v1/files`: one file to many pods. Exactly one of `aliases`, `tag`, `all`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct FileFanOutQuery {
+    /// The file in every pod (as in `FileQuery`).
+    #[cfg_attr(feature = "openapi", param(schema_with = schema::pod_path))]
+    pub path: String,
+    /// Comma-separated aliases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(schema_with = schema::alias_list))]
+    pub aliases: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(schema_with = schema::tag_query))]
+    pub tag: Option<String>,
+    #[serde(default)]
+    pub all: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(schema_with = schema::file_mode))]
+    pub mode: Option<String>,
+    /// How many pods receive the file at once (default: the daemon's fan-out concurrency).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(schema_with = schema::query_concurrency))]
+    pub concurrency: Option<usize>,
+}
+
+/// One pod's copy: what the pod has after writing (size and SHA-256 it computed itself), and
+/// whether that matches what was sent. A copy the pod cannot verify is not `ok`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FileCopyResult {
+    pub alias: String,
+    pub path: String,
+    pub ok: bool,
+    /// Bytes in the pod's file (when it was written).
+    pub size: Option<u64>,
+    /// The SHA-256 the pod computed (lower-case hex), when it could.
+    pub sha256: Option<String>,
+    /// Why the copy failed.
+    pub error: Option<String>,
+    pub duration_ms: f64,
+}
+
+/// `PUT /api/v1/pods/{alias}/files` and `POST /api/v1/files` answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FileCopyResponse {
+    /// Bytes sent, and their SHA-256 as the daemon received them.
+    pub size: u64,
+    pub sha256: String,
+    pub results: Vec<FileCopyResult>,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub duration_ms: f64,
+}
+
+/// Response headers of `GET /api/v1/pods/{alias}/files`: the file's size and SHA-256 as the
+/// pod computed them before sending; the client checks the bytes it received against them.
+pub const FILE_SIZE_HEADER: &str = "x-podwrangler-size";
+pub const FILE_SHA256_HEADER: &str = "x-podwrangler-sha256";

@@ -12,7 +12,7 @@ use chrono::Utc;
 use futures_util::FutureExt;
 use podwrangler::api::{CommandRecord, CommandStatus, ExecEvent, PodState};
 use podwrangler::session::{
-    Backoff, CancelToken, OutputChunk, PodSession, RunOptions, SessionOptions,
+    Backoff, CancelToken, Input, OutputChunk, PodSession, RunOptions, SessionOptions,
     interrupted_message,
 };
 use podwrangler::{CommandResult, PodEndpoint, PodError};
@@ -37,6 +37,32 @@ pub struct Exec {
     pub events: Option<tokio::sync::mpsc::Sender<ExecEvent>>,
     /// The fan-out job it belongs to, for the history row.
     pub job_id: Option<i64>,
+    /// Bytes for the command (stdin, a script, a file to copy), staged in the pod first.
+    pub input: Option<Input>,
+    /// Raw output as it arrives (instead of `events`), for callers that decode it themselves.
+    pub raw_output: Option<tokio::sync::mpsc::Sender<OutputChunk>>,
+    /// What history records as the command when it is not `command` itself (a copy's
+    /// description, a script's summary).
+    pub history_text: Option<String>,
+    /// Bytes of output history keeps per stream, when not the default.
+    pub max_output: Option<usize>,
+}
+
+impl Exec {
+    /// A plain command: no input, events or other history text.
+    pub fn command(command: String, timeout: Duration, actor: String) -> Exec {
+        Exec {
+            command,
+            timeout,
+            actor,
+            events: None,
+            job_id: None,
+            input: None,
+            raw_output: None,
+            history_text: None,
+            max_output: None,
+        }
+    }
 }
 
 /// Cancel command `id` if this pod is running it. Answers whether it was.
@@ -103,6 +129,10 @@ struct Job {
     actor: String,
     events: Option<tokio::sync::mpsc::Sender<ExecEvent>>,
     job_id: Option<i64>,
+    input: Option<Input>,
+    raw_output: Option<tokio::sync::mpsc::Sender<OutputChunk>>,
+    history_text: Option<String>,
+    max_output: Option<usize>,
     reply: oneshot::Sender<Result<ExecDone, ExecRejected>>,
     /// Counts the job in the queue-depth gauge until it starts or is dropped.
     queued: QueuedCommand,
@@ -352,7 +382,10 @@ impl PodActor {
         let start = StartCommand {
             alias: self.alias.clone(),
             pod_label: self.label.clone(),
-            command: job.command.clone(),
+            command: job
+                .history_text
+                .clone()
+                .unwrap_or_else(|| job.command.clone()),
             started_at: Utc::now(),
             actor: job.actor.clone(),
             job_id: job.job_id,
@@ -404,6 +437,10 @@ impl PodActor {
             actor,
             events,
             job_id,
+            input,
+            raw_output,
+            history_text,
+            max_output,
             reply,
             queued,
         } = job;
@@ -412,7 +449,7 @@ impl PodActor {
         let start_row = StartCommand {
             alias: self.alias.clone(),
             pod_label: self.label.clone(),
-            command: command.clone(),
+            command: history_text.unwrap_or_else(|| command.clone()),
             started_at: Utc::now(),
             actor,
             job_id,
@@ -459,6 +496,7 @@ impl PodActor {
                 });
                 forward_output(alias, events)
             });
+            let output = output.or(raw_output);
             let opts = RunOptions {
                 timeout,
                 check: false,
@@ -466,15 +504,20 @@ impl PodActor {
                 cancel: Some(cancel),
                 // The caller's wait ends at the timeout; the interrupt runs after the answer.
                 defer_recovery: true,
+                max_output: max_output.unwrap_or(RunOptions::default().max_output),
                 ..RunOptions::default()
             };
             let label_for_retired = act.alias.clone();
             let provider = act.endpoint.provider.kind().as_str();
             let replaced = std::mem::take(&mut act.shell_replaced);
             let run = async move {
-                let outcome = AssertUnwindSafe(session.run(&command, opts))
-                    .catch_unwind()
-                    .await;
+                let running = async {
+                    match input {
+                        Some(input) => session.run_with_input(&command, input, opts).await,
+                        None => session.run(&command, opts).await,
+                    }
+                };
+                let outcome = AssertUnwindSafe(running).catch_unwind().await;
                 let panicked = outcome.is_err();
                 let outcome = outcome.unwrap_or_else(|_| {
                     Err(PodError::Protocol("internal error: the session panicked".into()))
@@ -793,6 +836,10 @@ impl Handler<Exec> for PodActor {
             actor: msg.actor,
             events: msg.events,
             job_id: msg.job_id,
+            input: msg.input,
+            raw_output: msg.raw_output,
+            history_text: msg.history_text,
+            max_output: msg.max_output,
             reply: tx,
             queued: QueuedCommand::new(),
         });

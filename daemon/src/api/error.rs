@@ -26,6 +26,9 @@ pub enum ApiError {
     CommandNotFound(i64),
     #[error("no job with id {0}")]
     JobNotFound(i64),
+    /// A file to copy out of a pod is not a readable regular file there.
+    #[error("no readable regular file at {0:?} in the pod")]
+    FileNotFound(String),
     #[error("no such endpoint: {0}")]
     NotFound(String),
     /// `allow` lists the methods the resource has, for the `Allow` header.
@@ -101,6 +104,7 @@ impl ApiError {
             ApiError::PodExists(_) => "pod_exists",
             ApiError::CommandNotFound(_) => "command_not_found",
             ApiError::JobNotFound(_) => "job_not_found",
+            ApiError::FileNotFound(_) => "file_not_found",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -128,6 +132,7 @@ impl ApiError {
             ApiError::PodExists(_) => "Pod already exists",
             ApiError::CommandNotFound(_) => "Command not found",
             ApiError::JobNotFound(_) => "Job not found",
+            ApiError::FileNotFound(_) => "File not found",
             ApiError::NotFound(_) => "Not found",
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
             ApiError::UnsupportedMediaType(_) => "Unsupported media type",
@@ -185,7 +190,8 @@ impl ResponseError for ApiError {
             ApiError::PodNotFound(_)
             | ApiError::CommandNotFound(_)
             | ApiError::JobNotFound(_)
-            | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            | ApiError::NotFound(_)
+            | ApiError::FileNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PodExists(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

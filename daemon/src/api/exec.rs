@@ -33,7 +33,7 @@ use crate::store::{
 /// Largest fan-out concurrency a request may ask for.
 pub use super::validate::MAX_CONCURRENCY;
 
-fn rejected(e: ExecRejected) -> ApiError {
+pub(super) fn rejected(e: ExecRejected) -> ApiError {
     match e {
         ExecRejected::Busy { alias, queued } => ApiError::PodBusy { alias, queued },
         ExecRejected::Retired(alias) => ApiError::PodNotFound(alias),
@@ -45,7 +45,7 @@ fn rejected(e: ExecRejected) -> ApiError {
 }
 
 /// Turns a finished command into the single-exec answer.
-fn answer(done: ExecDone, check: bool) -> Result<HttpResponse, ApiError> {
+pub(super) fn answer(done: ExecDone, check: bool) -> Result<HttpResponse, ApiError> {
     let record = Box::new(done.record);
     if done.kept == Kept::Lost {
         // Never a success for a result that neither the database nor the spool keeps.
@@ -117,23 +117,18 @@ pub async fn exec_pod(
         .map_err(mailbox)?
         .ok_or(ApiError::PodNotFound(alias))?;
     if wants_ndjson(&http) {
-        return Ok(stream_exec(addr, req, timeout, actor.0));
+        let exec = Exec::command(req.command, timeout, actor.0);
+        return Ok(stream_exec(addr, exec, req.check));
     }
     let done = addr
-        .send(Exec {
-            command: req.command,
-            timeout,
-            actor: actor.0,
-            events: None,
-            job_id: None,
-        })
+        .send(Exec::command(req.command, timeout, actor.0))
         .await
         .map_err(mailbox)?
         .map_err(rejected)?;
     answer(done, req.check)
 }
 
-fn wants_ndjson(http: &HttpRequest) -> bool {
+pub(super) fn wants_ndjson(http: &HttpRequest) -> bool {
     http.headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -142,25 +137,17 @@ fn wants_ndjson(http: &HttpRequest) -> bool {
 
 /// The streamed answer of a single exec: `started`, output events as they arrive, then
 /// `finished` (or `error`). The command runs to its end even if the client goes away.
-fn stream_exec(
-    addr: Addr<PodActor>,
-    req: ExecRequest,
-    timeout: Duration,
-    actor: String,
-) -> HttpResponse {
+pub(super) fn stream_exec(addr: Addr<PodActor>, exec: Exec, check: bool) -> HttpResponse {
     let (tx, rx) = tokio::sync::mpsc::channel::<ExecEvent>(64);
     actix_web::rt::spawn(async move {
         let done = addr
             .send(Exec {
-                command: req.command,
-                timeout,
-                actor,
                 events: Some(tx.clone()),
-                job_id: None,
+                ..exec
             })
             .await;
         let last = match done {
-            Ok(Ok(done)) => match answer(done.clone(), req.check) {
+            Ok(Ok(done)) => match answer(done.clone(), check) {
                 Ok(_) => ExecEvent::Finished {
                     record: Box::new(done.record),
                 },
@@ -304,11 +291,9 @@ async fn run_one(
         (None, Some(addr)) => {
             let record = match addr
                 .send(Exec {
-                    command: job.command.clone(),
-                    timeout: job.timeout,
-                    actor: job.actor.clone(),
                     events: job.events.clone(),
                     job_id: Some(job.id),
+                    ..Exec::command(job.command.clone(), job.timeout, job.actor.clone())
                 })
                 .await
             {
@@ -400,13 +385,16 @@ fn fanout_count(field: &str, n: Option<usize>) -> Result<Option<usize>, ApiError
 /// The pods a fan-out request names, in order, each with its actor (`None`: a pod a rerun
 /// names that is no longer registered); a description of them for the job; and the command
 /// to run (a rerun's comes from its job).
-struct Targets {
-    pods: Vec<(String, Option<Addr<PodActor>>)>,
+pub(super) struct Targets {
+    pub(super) pods: Vec<(String, Option<Addr<PodActor>>)>,
     description: String,
     command: String,
 }
 
-async fn targets(state: &AppState, req: &FanOutRequest) -> Result<Targets, ApiError> {
+pub(super) async fn targets(
+    state: &AppState,
+    req: &FanOutRequest,
+) -> Result<Targets, ApiError> {
     let chosen = usize::from(req.aliases.is_some())
         + usize::from(req.tag.is_some())
         + usize::from(req.all)
@@ -457,7 +445,6 @@ async fn targets(state: &AppState, req: &FanOutRequest) -> Result<Targets, ApiEr
             }
             (failed, format!("rerun-failed of job {job}"), info.command)
         } else {
-            validate::command(&req.command)?;
             if let Some(list) = &req.aliases {
                 if list.is_empty() {
                     return Err(ApiError::validation("aliases", "must not be empty"));
@@ -624,6 +611,9 @@ pub async fn fan_out(
         .transpose()?;
     let canary = fanout_count("canary", req.canary)?;
     let pick = fanout_count("pick", req.pick)?;
+    if req.rerun_failed.is_none() {
+        validate::command(&req.command)?;
+    }
     let Targets {
         mut pods,
         mut description,

@@ -4,8 +4,10 @@ pub mod body;
 pub mod commands;
 pub mod error;
 pub mod exec;
+pub mod files;
 pub mod health;
 pub mod jobs;
+pub mod input;
 pub mod pods;
 pub mod validate;
 
@@ -85,6 +87,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/v1/exec", "POST").post(exec::fan_out))
         .service(resource("/api/v1/jobs", "GET").get(jobs::list_jobs))
         .service(resource("/api/v1/jobs/{id}", "GET").get(jobs::get_job))
+        .service(resource("/api/v1/pods/{alias}/exec/stdin", "POST").post(input::exec_stdin))
+        .service(resource("/api/v1/pods/{alias}/exec/script", "POST").post(input::exec_script))
+        .service(
+            resource("/api/v1/pods/{alias}/files", "GET, PUT")
+                .get(files::get_file)
+                .put(files::put_file),
+        )
+        .service(resource("/api/v1/files", "POST").post(files::put_files))
         .service(resource("/api/v1/commands", "GET").get(commands::list_commands))
         .service(resource("/api/v1/commands/", "GET").get(commands::list_commands))
         .service(resource("/api/v1/commands/{id}", "GET").get(commands::get_command))

@@ -35,6 +35,10 @@ const PIECE_TIMEOUT: Duration = DEFAULT_COMMAND_TIMEOUT;
 /// Output kept from the staging commands (only error messages are expected).
 const STAGE_OUTPUT: usize = 4096;
 
+/// The piece that ends an input: an empty `Ok`. Without it, a closed channel means the sender
+/// went away half-way, and a truncated input must never reach the command.
+pub const END_OF_INPUT: std::io::Result<Vec<u8>> = Ok(Vec::new());
+
 /// What the staged bytes are to the command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InputRole {
@@ -45,8 +49,10 @@ pub enum InputRole {
     Named,
 }
 
-/// Bytes to give a command: pieces as they arrive (an `Err` aborts the transfer, and the
-/// command does not run), what they are to the command, and where they are staged.
+/// Bytes to give a command: pieces as they arrive, ended by an empty piece (see
+/// [`END_OF_INPUT`]); an `Err`, or a channel closed before the empty piece (its sender went
+/// away half-way), aborts the transfer and the command does not run. Also what the bytes are
+/// to the command, and where they are staged.
 #[derive(Debug)]
 pub struct Input {
     pub data: Receiver<std::io::Result<Vec<u8>>>,
@@ -113,6 +119,10 @@ pub(super) async fn stage(
         raw.clear();
         while raw.len() < PIECE {
             match input.data.recv().await {
+                Some(Ok(bytes)) if bytes.is_empty() => {
+                    done = true;
+                    break;
+                }
                 Some(Ok(bytes)) => raw.extend_from_slice(&bytes),
                 Some(Err(e)) => {
                     cleanup(conn).await;
@@ -122,8 +132,12 @@ pub(super) async fn stage(
                     };
                 }
                 None => {
-                    done = true;
-                    break;
+                    cleanup(conn).await;
+                    return Staged::Failed {
+                        code: None,
+                        reason: "the input ended before it was complete (its sender went away)"
+                            .into(),
+                    };
                 }
             }
         }

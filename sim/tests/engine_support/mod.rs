@@ -668,6 +668,7 @@ pub async fn input_reaches_the_command_exactly(kind: Kind) {
                     return;
                 }
             }
+            let _ = tx.send(Ok(Vec::new())).await;
         });
         rx
     }
@@ -691,7 +692,11 @@ pub async fn input_reaches_the_command_exactly(kind: Kind) {
     assert_eq!(r.exit_code, Some(0), "{r:?}");
     assert_eq!(r.stdout, format!("{want}  -\nyes\n"));
     // The staging file is gone.
-    let r = run_ok(&s, "ls -a \"${TMPDIR:-/tmp}\" | grep -c '^.pw-in-'; true").await;
+    let r = run_ok(
+        &s,
+        "ls -a \"${TMPDIR:-/tmp}\" | grep -c \"^.pw-in-$$-\"; true",
+    )
+    .await;
     assert_eq!(r.stdout.trim(), "0", "{r:?}");
 
     // Empty input: the command reads an empty stdin.
@@ -737,6 +742,29 @@ pub async fn input_reaches_the_command_exactly(kind: Kind) {
     );
     let r = run_ok(&s, "pwd; echo $KEPT").await;
     assert_eq!(r.stdout, "/\nyes\n");
+
+    // A sender that goes away half-way: the command never sees the truncated input.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(Ok(b"partial".to_vec())).await.unwrap();
+    drop(tx);
+    let r = s
+        .run_with_input("cat; echo RAN", Input::stdin(rx), secs(30))
+        .await
+        .unwrap();
+    assert!(!r.stdout.contains("RAN"), "{r:?}");
+    assert!(
+        r.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("before it was complete"),
+        "{r:?}"
+    );
+    let r = run_ok(
+        &s,
+        "ls -a \"${TMPDIR:-/tmp}\" | grep -c \"^.pw-in-$$-\"; echo $KEPT",
+    )
+    .await;
+    assert_eq!(r.stdout, "0\nyes\n", "{r:?}");
 }
 
 /// The scenarios every provider must pass, as `#[tokio::test]`s for `$kind`. Some run on a
