@@ -502,12 +502,13 @@ pub fn history(client: &Client, cmd: &ExecHistory, json: bool) -> Result<i32, Ct
                     .unwrap_or_else(|| "-".into()),
                 output::duration(r.duration_ms),
                 output::first_line(&r.command),
+                listed_output(r),
             ]
         })
         .collect();
     print_rows(
         &[
-            "ID", "STARTED", "POD", "ACTOR", "STATUS", "EXIT", "DURATION", "COMMAND",
+            "ID", "STARTED", "POD", "ACTOR", "STATUS", "EXIT", "DURATION", "COMMAND", "OUTPUT",
         ],
         rows,
     );
@@ -520,6 +521,19 @@ pub fn history(client: &Client, cmd: &ExecHistory, json: bool) -> Result<i32, Ct
         );
     }
     Ok(exit::OK)
+}
+
+/// The first line of a listed command's output, cut to a table cell; `...` when there is more
+/// (the full output is `pwctl exec show ID`).
+fn listed_output(r: &podwrangler::api::CommandSummary) -> String {
+    const CELL: usize = 40;
+    let line = output_preview(r);
+    let more = r.preview || line.chars().count() > CELL || r.stdout.trim_end().contains('\n');
+    let mut cell: String = line.chars().take(CELL).collect();
+    if more && !cell.is_empty() {
+        cell.push_str("...");
+    }
+    cell
 }
 
 /// Who asked for a command; rows written before the daemon recorded it have no actor.
@@ -539,6 +553,30 @@ const FAILED_STATUSES: [CommandStatus; 4] = [
 ];
 
 pub fn show(client: &Client, cmd: &ExecShow, json: bool) -> Result<i32, CtlError> {
+    let stream = match (cmd.stdout, cmd.stderr) {
+        (true, true) => {
+            return Err(CtlError::Usage("--stdout and --stderr: pick one".into()));
+        }
+        (true, false) => Some("stdout"),
+        (false, true) => Some("stderr"),
+        (false, false) => None,
+    };
+    if let Some(stream) = stream {
+        let range = cmd.range.as_deref().map(str::trim);
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        client.download(
+            &format!("{API_PREFIX}/commands/{}/output", cmd.id),
+            &[("stream", stream.to_owned())],
+            range,
+            &mut out,
+        )?;
+        std::io::Write::flush(&mut out).ok();
+        return Ok(exit::OK);
+    }
+    if cmd.range.is_some() {
+        return Err(CtlError::Usage("--range needs --stdout or --stderr".into()));
+    }
     let r: CommandRecord = client.get(&format!("{API_PREFIX}/commands/{}", cmd.id), &[])?;
     if json {
         print_json(&r);

@@ -695,8 +695,75 @@ pub struct FanOutResponse {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommandPage {
-    pub items: Vec<CommandRecord>,
+    pub items: Vec<CommandSummary>,
     pub next_cursor: Option<String>,
+}
+
+/// Bytes of `command`, `stdout` and `stderr` a history listing shows of each row: the start of
+/// each, cut at a UTF-8 character boundary. The full text comes from `GET
+/// /api/v1/commands/{id}` and `GET /api/v1/commands/{id}/output`.
+pub const HISTORY_PREVIEW_BYTES: usize = 1024;
+
+/// One row of a history listing: the record with `command`, `stdout` and `stderr` cut to
+/// their first [`HISTORY_PREVIEW_BYTES`] bytes, and their full sizes. Derefs to the record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CommandSummary {
+    #[serde(flatten)]
+    pub record: CommandRecord,
+    /// True when `command`, `stdout` or `stderr` is cut short here (compare with the sizes);
+    /// `GET /api/v1/commands/{id}` has them in full.
+    #[serde(default)]
+    pub preview: bool,
+    /// Full size of `command` in bytes (UTF-8).
+    #[serde(default)]
+    pub command_bytes: u64,
+    /// Full size of `stdout` in bytes (UTF-8), as stored.
+    #[serde(default)]
+    pub stdout_bytes: u64,
+    /// Full size of `stderr` in bytes (UTF-8), as stored.
+    #[serde(default)]
+    pub stderr_bytes: u64,
+}
+
+impl CommandSummary {
+    /// A listing row of `record`: its texts cut to previews, with their full sizes.
+    pub fn of(mut record: CommandRecord) -> CommandSummary {
+        let command_bytes = record.command.len() as u64;
+        let stdout_bytes = record.stdout.len() as u64;
+        let stderr_bytes = record.stderr.len() as u64;
+        let mut preview = false;
+        for text in [&mut record.command, &mut record.stdout, &mut record.stderr] {
+            preview |= cut_preview(text, HISTORY_PREVIEW_BYTES);
+        }
+        CommandSummary {
+            record,
+            preview,
+            command_bytes,
+            stdout_bytes,
+            stderr_bytes,
+        }
+    }
+}
+
+impl std::ops::Deref for CommandSummary {
+    type Target = CommandRecord;
+    fn deref(&self) -> &CommandRecord {
+        &self.record
+    }
+}
+
+/// Cuts `text` to at most `max` bytes at a character boundary; answers whether it cut.
+pub fn cut_preview(text: &mut String, max: usize) -> bool {
+    if text.len() <= max {
+        return false;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    true
 }
 
 /// `POST /api/v1/pods/import`: list pods through the Kubernetes API and register them.
@@ -884,6 +951,21 @@ pub struct Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn previews_cut_at_a_character_boundary() {
+        let mut ascii = "a".repeat(10);
+        assert!(!cut_preview(&mut ascii, 10));
+        assert!(cut_preview(&mut ascii, 4));
+        assert_eq!(ascii, "aaaa");
+        // 'é' is two bytes: a cut through it keeps the whole characters before it.
+        let mut accents = "éééé".to_owned();
+        assert!(cut_preview(&mut accents, 5));
+        assert_eq!(accents, "éé");
+        let mut emoji = "🦀🦀".to_owned();
+        assert!(cut_preview(&mut emoji, 3));
+        assert_eq!(emoji, "");
+    }
 
     #[test]
     fn request_bodies_reject_unknown_fields() {

@@ -85,6 +85,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/v1/commands/", "GET").get(commands::list_commands))
         .service(resource("/api/v1/commands/{id}", "GET").get(commands::get_command))
         .service(resource("/api/v1/commands/{id}/cancel", "POST").post(commands::cancel_command))
+        .service(resource("/api/v1/commands/{id}/output", "GET").get(commands::command_output))
         .service(resource("/api/v1/audit", "GET").get(commands::list_audit))
         .service(resource("/api/v1/clusters", "GET").get(pods::list_clusters))
         .default_service(web::to(not_found));

@@ -18,6 +18,7 @@
 pub mod bench;
 pub(crate) mod conn;
 mod queries;
+pub use queries::{OutputSlice, OutputStream};
 mod schema;
 pub mod spool;
 
@@ -513,6 +514,17 @@ impl AuditFilter {
 #[rtype(result = "Result<AuditPage, StoreError>")]
 pub struct ListAudit(pub AuditFilter);
 
+/// Up to `len` bytes of a command's stdout or stderr from byte `offset`, and its full size;
+/// only those bytes are read. `None` when there is no such command.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<OutputSlice>, StoreError>")]
+pub struct ReadOutput {
+    pub id: i64,
+    pub stream: OutputStream,
+    pub offset: u64,
+    pub len: u64,
+}
+
 /// Replaces the error of a finished command's row (by `id`, else by `uid`): how an interrupt
 /// that ran after the row was written ended. Answers whether a row changed.
 #[derive(Debug, Message)]
@@ -660,6 +672,16 @@ impl Store {
         end: &CommandEnd,
     ) -> Result<CommandRecord, StoreError> {
         self.with(true, |c| queries::record_finish(c, id, uid, start, end))
+    }
+    /// [`queries::read_output`].
+    pub fn read_output(
+        &mut self,
+        id: i64,
+        stream: OutputStream,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<OutputSlice>, StoreError> {
+        self.with(false, |c| queries::read_output(c, id, stream, offset, len))
     }
     /// [`queries::amend_error`].
     pub fn amend_error(
@@ -1040,6 +1062,14 @@ impl Handler<InterruptRunning> for StoreActor {
     type Result = Result<usize, StoreError>;
     fn handle(&mut self, msg: InterruptRunning, _: &mut Self::Context) -> Self::Result {
         self.store.interrupt_running(msg.ids.as_deref())
+    }
+}
+
+impl Handler<ReadOutput> for StoreActor {
+    type Result = Result<Option<OutputSlice>, StoreError>;
+    fn handle(&mut self, msg: ReadOutput, _: &mut Self::Context) -> Self::Result {
+        self.store
+            .read_output(msg.id, msg.stream, msg.offset, msg.len)
     }
 }
 
