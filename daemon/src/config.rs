@@ -222,6 +222,8 @@ pub struct PodSettings {
     pub reconnect_max_attempts: u32,
     /// Slots for connection attempts, shared by every pod actor.
     pub connect_slots: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Shares of the open-file budget, one per open session (see `crate::fds`).
+    pub session_slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl PodSettings {
@@ -250,6 +252,9 @@ impl Default for PodSettings {
             reconnect_max_attempts: 6,
             connect_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(
                 DEFAULT_CONCURRENT_CONNECTS,
+            )),
+            session_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                tokio::sync::Semaphore::MAX_PERMITS,
             )),
         }
     }
@@ -747,6 +752,7 @@ impl Config {
                 file.max_concurrent_connects,
                 DEFAULT_CONCURRENT_CONNECTS,
             )?)),
+            session_slots: defaults.session_slots.clone(),
         };
         let max_command_timeout = secs(
             "max_command_timeout_secs",

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod clusters;
 pub mod config;
+pub mod fds;
 pub mod files;
 pub mod keys;
 pub mod logging;

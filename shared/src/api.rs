@@ -477,6 +477,10 @@ pub enum PodState {
     Failed {
         last_error: String,
     },
+    /// Waiting for a share of the daemon's open-file limit (`waiting (open-file limit)`): as
+    /// many sessions are open as the limit allows after the reserve for the API and database.
+    /// It connects when another session closes.
+    WaitingOpenFiles,
 }
 
 impl PodState {
@@ -490,6 +494,7 @@ impl PodState {
             PodState::Busy { .. } => "busy",
             PodState::BackingOff { .. } => "backing_off",
             PodState::Failed { .. } => "failed",
+            PodState::WaitingOpenFiles => "waiting_open_files",
         }
     }
 }
@@ -907,6 +912,26 @@ pub struct Health {
     pub database: DatabaseHealth,
     /// Number of pods in each state (`ready`, `idle`, `backing_off`, ...).
     pub pods: BTreeMap<String, usize>,
+    /// The open-file limit and how it is shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<FilesHealth>,
+}
+
+/// The daemon's open-file limit, the descriptors kept back for the API and the database, and
+/// the pod sessions that share the rest (beyond them pods wait in `waiting_open_files`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FilesHealth {
+    /// The soft `RLIMIT_NOFILE` the daemon runs with (raised to the hard limit at start).
+    pub limit: u64,
+    /// Descriptors kept for the API and the database.
+    pub reserve: u64,
+    /// Pod sessions that may be open at once.
+    pub session_budget: u64,
+    /// Pod sessions open or connecting now.
+    pub sessions_open: u64,
+    /// Descriptors the daemon has open now.
+    pub in_use: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
