@@ -424,6 +424,9 @@ pub struct ExecHistory {
     /// continue from an earlier page's cursor
     #[argh(option, arg_name = "cursor")]
     pub cursor: Option<String>,
+    /// write the whole (filtered) history with full output, oldest first, as ndjson or csv
+    #[argh(option, arg_name = "format")]
+    pub export: Option<String>,
 }
 
 /// Show one past command with its full output.

@@ -430,6 +430,9 @@ pub fn history(client: &Client, cmd: &ExecHistory, json: bool) -> Result<i32, Ct
     if cmd.limit == 0 {
         return Err(CtlError::BadInput("--limit must be at least 1".into()));
     }
+    if let Some(format) = &cmd.export {
+        return export(client, cmd, format);
+    }
     let mut query: Vec<(&str, String)> = vec![("limit", cmd.limit.to_string())];
     if let Some(a) = &cmd.alias {
         query.push(("alias", a.clone()));
@@ -534,6 +537,44 @@ fn listed_output(r: &podwrangler::api::CommandSummary) -> String {
         cell.push_str("...");
     }
     cell
+}
+
+/// `exec history --export FORMAT`: streams the daemon's export to stdout as it arrives.
+fn export(client: &Client, cmd: &ExecHistory, format: &str) -> Result<i32, CtlError> {
+    if !matches!(format, "ndjson" | "csv") {
+        return Err(CtlError::Usage(format!(
+            "--export {format:?}: use ndjson or csv"
+        )));
+    }
+    if cmd.failed || cmd.cursor.is_some() {
+        return Err(CtlError::Usage(
+            "--export takes --alias, --actor, --status and --since, not --failed or --cursor"
+                .into(),
+        ));
+    }
+    let mut query: Vec<(&str, String)> = vec![("format", format.to_owned())];
+    if let Some(a) = &cmd.alias {
+        query.push(("alias", a.clone()));
+    }
+    if let Some(a) = &cmd.actor {
+        query.push(("actor", a.clone()));
+    }
+    if let Some(s) = &cmd.status {
+        query.push(("status", s.clone()));
+    }
+    if let Some(s) = &cmd.since {
+        query.push(("since", s.clone()));
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    client.download(
+        &format!("{API_PREFIX}/commands/export"),
+        &query,
+        None,
+        &mut out,
+    )?;
+    std::io::Write::flush(&mut out).ok();
+    Ok(exit::OK)
 }
 
 /// Who asked for a command; rows written before the daemon recorded it have no actor.

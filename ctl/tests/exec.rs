@@ -269,6 +269,21 @@ fn history_previews_and_raw_output_ranges() {
     let bad = s.run(&["exec", "show", &id, "--stdout", "--range", "99999-"]);
     assert_ne!(bad.code, 0);
     assert!(bad.stderr.contains("range"), "{}", bad.stderr);
+
+    // An export has the full output.
+    let nd = s.run(&["exec", "history", "--export", "ndjson"]);
+    nd.ok();
+    let records: Vec<CommandRecord> = nd
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].stdout, full);
+    let csv = s.run(&["exec", "history", "--export", "csv"]);
+    csv.ok();
+    assert!(csv.stdout.starts_with("id,alias,"), "{}", csv.stdout);
+    assert!(csv.stdout.contains("\"1\n2\n3\n"), "{}", &csv.stdout[..200]);
 }
 
 /// `exec run` prints output while the command runs; Ctrl-C cancels the command in the pod

@@ -198,6 +198,30 @@ pub struct FileConfig {
     /// Pods to register (or update) at start-up and on SIGHUP.
     #[serde(default)]
     pub pods: Vec<PodCreate>,
+    /// `[history]`: retention (docs/history.md).
+    #[serde(default)]
+    pub history: HistoryConfig,
+}
+
+/// `[history]` in the config file: how long history is kept. Both limits are off by default.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Remove finished commands that started more than this many days ago.
+    pub max_age_days: Option<f64>,
+    /// Keep at most this many rows (the newest).
+    pub max_rows: Option<u64>,
+    /// Seconds between retention runs (default 300).
+    pub retention_every_secs: Option<f64>,
+    /// Rows removed per transaction (default 500); runs pause between batches.
+    pub retention_batch: Option<usize>,
+}
+
+impl HistoryConfig {
+    /// Whether any limit is set.
+    pub fn enabled(&self) -> bool {
+        self.max_age_days.is_some() || self.max_rows.is_some()
+    }
 }
 
 /// Which default paths apply.
@@ -292,6 +316,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub pods: PodSettings,
     pub config_pods: Vec<PodCreate>,
+    /// `[history]`: retention.
+    pub history: HistoryConfig,
 }
 
 /// Why the configuration cannot be used.
@@ -776,7 +802,31 @@ impl Config {
                 .map_err(|e| invalid(&format!("pods[{i}].alias"), e.to_string()))?;
         }
 
+        if let Some(days) = file.history.max_age_days
+            && !(days > 0.0 && days.is_finite())
+        {
+            return Err(invalid(
+                "history.max_age_days",
+                "must be a positive number of days",
+            ));
+        }
+        if file.history.max_rows == Some(0) {
+            return Err(invalid("history.max_rows", "must be at least 1"));
+        }
+        if file.history.retention_batch == Some(0) {
+            return Err(invalid("history.retention_batch", "must be at least 1"));
+        }
+        if let Some(every) = file.history.retention_every_secs
+            && !(0.1..=86400.0).contains(&every)
+        {
+            return Err(invalid(
+                "history.retention_every_secs",
+                "must be between 0.1 and 86400",
+            ));
+        }
+        let history = file.history.clone();
         Ok(Config {
+            history,
             mode,
             config_file,
             database_url,

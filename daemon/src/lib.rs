@@ -10,5 +10,6 @@ pub mod files;
 pub mod keys;
 pub mod logging;
 pub mod openapi;
+pub mod retention;
 pub mod server;
 pub mod store;

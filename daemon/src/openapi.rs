@@ -35,6 +35,7 @@ Errors are `application/problem+json` with a stable `code`."
         api::commands::list_audit,
         api::commands::cancel_command,
         api::commands::command_output,
+        api::commands::export_commands,
         api::pods::list_clusters,
     ),
     components(schemas(podwrangler::api::Problem, podwrangler::api::PodState)),

@@ -230,6 +230,7 @@ pub async fn serve(config: Config, args: Args, log: LogControl) -> Result<(), Se
         tracing::info!(spool = %spool.path().display(), pending = spool.pending(), "history spool ready");
     }
     let clusters = ClusterSet::new(config.clusters.clone());
+    crate::retention::spawn(handle.addr.clone(), config.history.clone());
     let mut pod_settings = config.pods.clone();
     let fd_budget = Arc::new(crate::fds::FdBudget::current());
     tracing::info!(

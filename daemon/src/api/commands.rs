@@ -8,7 +8,8 @@ use super::error::ApiError;
 use super::{mailbox, store_err, validate};
 use crate::server::AppState;
 use crate::store::{
-    AuditFilter, GetCommand, HistoryFilter, ListAudit, ListCommands, OutputStream, ReadOutput,
+    AuditFilter, ExportPage, GetCommand, HistoryFilter, ListAudit, ListCommands, OutputStream,
+    ReadOutput,
 };
 
 /// Schemas of the query parameters, with the limits [`filter_of`] enforces.
@@ -54,6 +55,14 @@ mod params {
             .schema_type(Type::String)
             .enum_values(Some(["stdout", "stderr"]))
             .description(Some("Which output: `stdout` (the default) or `stderr`."))
+    }
+    pub fn format() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["ndjson", "csv"]))
+            .description(Some(
+                "`ndjson` (the default): one record per line; `csv`: RFC 4180 with a header row.",
+            ))
     }
     pub fn cursor() -> ObjectBuilder {
         ObjectBuilder::new()
@@ -521,9 +530,226 @@ pub async fn command_output(
         .streaming::<_, actix_web::Error>(body))
 }
 
+/// Query of `GET /api/v1/commands/export`: the listing's filters and a format.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// `ndjson` (the default) or `csv`.
+    #[param(schema_with = params::format)]
+    pub format: Option<String>,
+    /// Only this pod's commands.
+    #[param(schema_with = params::alias)]
+    pub alias: Option<String>,
+    /// running, succeeded, failed, timeout, error or interrupted.
+    #[param(value_type = Option<CommandStatus>)]
+    pub status: Option<String>,
+    /// RFC 3339 instant: only commands started at or after it.
+    #[param(schema_with = params::since)]
+    pub since: Option<String>,
+    /// Only commands this caller asked for.
+    #[param(schema_with = params::actor)]
+    pub actor: Option<String>,
+}
+
+/// Full records an export reads from the database per step: with outputs of up to 4 MiB per
+/// stream, at most 32 MiB of stored text (plus its encoding) per export at a time.
+pub const EXPORT_STEP_ROWS: usize = 4;
+
+/// The CSV columns of an export, in order.
+pub const EXPORT_CSV_COLUMNS: [&str; 15] = [
+    "id",
+    "alias",
+    "pod_label",
+    "command",
+    "status",
+    "exit_code",
+    "stdout",
+    "stderr",
+    "error",
+    "truncated",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "actor",
+    "session_restarted",
+];
+
+/// One CSV field (RFC 4180): quoted, with quotes doubled, when it holds a comma, a quote, CR
+/// or LF (or starts with a space).
+fn csv_field(out: &mut Vec<u8>, text: &str) {
+    if text.contains([',', '"', '\r', '\n']) || text.starts_with(' ') {
+        out.push(b'"');
+        out.extend_from_slice(text.replace('"', "\"\"").as_bytes());
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
+/// One record as a CSV line (CRLF-terminated).
+pub fn csv_line(out: &mut Vec<u8>, r: &CommandRecord) {
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    let fields = [
+        r.id.to_string(),
+        r.alias.clone(),
+        r.pod_label.clone(),
+        r.command.clone(),
+        r.status.as_str().to_owned(),
+        opt(r.exit_code.map(|c| c.to_string())),
+        r.stdout.clone(),
+        r.stderr.clone(),
+        opt(r.error.clone()),
+        r.truncated.to_string(),
+        r.started_at.to_rfc3339(),
+        opt(r.finished_at.map(|t| t.to_rfc3339())),
+        opt(r.duration_ms.map(|d| d.to_string())),
+        opt(r.actor.clone()),
+        r.session_restarted.to_string(),
+    ];
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        csv_field(out, f);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The whole (filtered) history with full output, oldest first, streamed: NDJSON (one
+/// `CommandRecord` per line) or CSV. The daemon reads 4 records at a time as the client takes
+/// the body, so memory stays bounded however large the history is.
+#[utoipa::path(
+    get,
+    path = "/api/v1/commands/export",
+    tag = "history",
+    params(ExportQuery),
+    responses(
+        (status = 200, description = "Every matching record, oldest first: NDJSON (`CommandRecord` per line) or CSV with a header row", content(
+            (String = "application/x-ndjson"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "Unknown query parameter", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation`: a bad filter or `format`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`database_unavailable`: retry after `Retry-After`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn export_commands(
+    state: web::Data<AppState>,
+    query: web::Query<ExportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let csv = match q.format.as_deref() {
+        None | Some("ndjson") => false,
+        Some("csv") => true,
+        Some(other) => {
+            let shown: String = other.chars().take(40).collect();
+            return Err(ApiError::validation(
+                "format",
+                format!("{shown:?} is neither ndjson nor csv"),
+            ));
+        }
+    };
+    let filter = filter_of(HistoryQuery {
+        alias: q.alias,
+        status: q.status,
+        since: q.since,
+        actor: q.actor,
+        limit: None,
+        cursor: None,
+    })?;
+    let store = state.store.clone();
+    // The first step before the answer, so a database that is down is a 503, not a cut body.
+    let first = store
+        .send(ExportPage {
+            filter: filter.clone(),
+            after: 0,
+            limit: EXPORT_STEP_ROWS,
+        })
+        .await
+        .map_err(mailbox)?
+        .map_err(store_err)?;
+    let encode = move |rows: &[CommandRecord], header: bool| {
+        let mut out = Vec::new();
+        if csv && header {
+            out.extend_from_slice(EXPORT_CSV_COLUMNS.join(",").as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        for r in rows {
+            if csv {
+                csv_line(&mut out, r);
+            } else if serde_json::to_writer(&mut out, r).is_ok() {
+                out.push(b'\n');
+            }
+        }
+        web::Bytes::from(out)
+    };
+    let head = encode(&first, true);
+    let after = first.last().map(|r| r.id);
+    let done = first.len() < EXPORT_STEP_ROWS;
+    let rest = futures_util::stream::unfold((after, done), move |(after, done)| {
+        let store = store.clone();
+        let filter = filter.clone();
+        async move {
+            let after = after?;
+            if done {
+                return None;
+            }
+            let page = store
+                .send(ExportPage {
+                    filter,
+                    after,
+                    limit: EXPORT_STEP_ROWS,
+                })
+                .await;
+            match page {
+                Ok(Ok(rows)) if rows.is_empty() => None,
+                Ok(Ok(rows)) => {
+                    let next = (rows.last().map(|r| r.id), rows.len() < EXPORT_STEP_ROWS);
+                    Some((Ok(encode(&rows, false)), next))
+                }
+                _ => {
+                    tracing::warn!("an export broke off: the database could not be read");
+                    Some((
+                        Err(actix_web::error::ErrorServiceUnavailable(
+                            "the history could not be read",
+                        )),
+                        (None, true),
+                    ))
+                }
+            }
+        }
+    });
+    let body = futures_util::StreamExt::chain(
+        futures_util::stream::once(async move { Ok::<_, actix_web::Error>(head) }),
+        rest,
+    );
+    Ok(HttpResponse::Ok()
+        .content_type(if csv {
+            "text/csv; charset=utf-8"
+        } else {
+            podwrangler::api::NDJSON
+        })
+        .streaming(body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_fields_quote_what_needs_it() {
+        let mut out = Vec::new();
+        csv_field(&mut out, "plain");
+        out.push(b'|');
+        csv_field(&mut out, "a,b");
+        out.push(b'|');
+        csv_field(&mut out, "say \"hi\"\nbye");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "plain|\"a,b\"|\"say \"\"hi\"\"\nbye\""
+        );
+    }
 
     #[test]
     fn byte_ranges_follow_rfc_9110() {

@@ -83,6 +83,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/v1/exec", "POST").post(exec::fan_out))
         .service(resource("/api/v1/commands", "GET").get(commands::list_commands))
         .service(resource("/api/v1/commands/", "GET").get(commands::list_commands))
+        // Before `{id}`, which would take `export` for an id.
+        .service(resource("/api/v1/commands/export", "GET").get(commands::export_commands))
         .service(resource("/api/v1/commands/{id}", "GET").get(commands::get_command))
         .service(resource("/api/v1/commands/{id}/cancel", "POST").post(commands::cancel_command))
         .service(resource("/api/v1/commands/{id}/output", "GET").get(commands::command_output))

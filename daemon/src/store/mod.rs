@@ -18,7 +18,7 @@
 pub mod bench;
 pub(crate) mod conn;
 mod queries;
-pub use queries::{OutputSlice, OutputStream};
+pub use queries::{OutputSlice, OutputStream, Pruned};
 mod schema;
 pub mod spool;
 
@@ -525,6 +525,26 @@ pub struct ReadOutput {
     pub len: u64,
 }
 
+/// One retention batch: removes up to `batch` of the oldest finished rows started before
+/// `cutoff` or beyond the newest `max_rows` (see [`queries::prune_history`]).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Pruned, StoreError>")]
+pub struct PruneHistory {
+    pub cutoff: Option<DateTime<Utc>>,
+    pub max_rows: Option<u64>,
+    pub batch: usize,
+}
+
+/// One step of an export: up to `limit` full rows matching `filter` with ids above `after`,
+/// oldest first.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<CommandRecord>, StoreError>")]
+pub struct ExportPage {
+    pub filter: HistoryFilter,
+    pub after: i64,
+    pub limit: usize,
+}
+
 /// Replaces the error of a finished command's row (by `id`, else by `uid`): how an interrupt
 /// that ran after the row was written ended. Answers whether a row changed.
 #[derive(Debug, Message)]
@@ -672,6 +692,24 @@ impl Store {
         end: &CommandEnd,
     ) -> Result<CommandRecord, StoreError> {
         self.with(true, |c| queries::record_finish(c, id, uid, start, end))
+    }
+    /// [`queries::prune_history`].
+    pub fn prune_history(
+        &mut self,
+        cutoff: Option<DateTime<Utc>>,
+        max_rows: Option<u64>,
+        batch: usize,
+    ) -> Result<Pruned, StoreError> {
+        self.with(true, |c| queries::prune_history(c, cutoff, max_rows, batch))
+    }
+    /// [`queries::export_page`].
+    pub fn export_page(
+        &mut self,
+        filter: &HistoryFilter,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<CommandRecord>, StoreError> {
+        self.with(false, |c| queries::export_page(c, filter, after, limit))
     }
     /// [`queries::read_output`].
     pub fn read_output(
@@ -1062,6 +1100,21 @@ impl Handler<InterruptRunning> for StoreActor {
     type Result = Result<usize, StoreError>;
     fn handle(&mut self, msg: InterruptRunning, _: &mut Self::Context) -> Self::Result {
         self.store.interrupt_running(msg.ids.as_deref())
+    }
+}
+
+impl Handler<PruneHistory> for StoreActor {
+    type Result = Result<Pruned, StoreError>;
+    fn handle(&mut self, msg: PruneHistory, _: &mut Self::Context) -> Self::Result {
+        self.store
+            .prune_history(msg.cutoff, msg.max_rows, msg.batch)
+    }
+}
+
+impl Handler<ExportPage> for StoreActor {
+    type Result = Result<Vec<CommandRecord>, StoreError>;
+    fn handle(&mut self, msg: ExportPage, _: &mut Self::Context) -> Self::Result {
+        self.store.export_page(&msg.filter, msg.after, msg.limit)
     }
 }
 

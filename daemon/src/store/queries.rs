@@ -776,6 +776,100 @@ pub fn list_commands(
     Ok(CommandPage { items, next_cursor })
 }
 
+/// What one retention batch removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub rows: u64,
+    /// Bytes of command text and output the removed rows held.
+    pub bytes: u64,
+}
+
+/// Removes up to `batch` of the oldest finished rows that are older than `cutoff` or beyond
+/// the newest `max_rows`, in one transaction, and answers what they held. Rows still `running`
+/// are never removed.
+pub fn prune_history(
+    conn: &mut DbConnection,
+    cutoff: Option<DateTime<Utc>>,
+    max_rows: Option<u64>,
+    batch: usize,
+) -> Result<Pruned, StoreError> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{BigInt, Nullable};
+    let running = CommandStatus::Running.as_str();
+    write_tx!(conn, c => {
+        // The id at and below which rows are beyond the newest `max_rows`.
+        let over_count: Option<i64> = match max_rows {
+            Some(n) => commands::table
+                .select(commands::id)
+                .order(commands::id.desc())
+                .offset(n.min(i64::MAX as u64) as i64)
+                .limit(1)
+                .first::<i64>(c)
+                .optional()?,
+            None => None,
+        };
+        let mut q = commands::table
+            .select(commands::id)
+            .filter(commands::status.ne(running))
+            .into_boxed();
+        q = match (cutoff, over_count) {
+            (Some(t), Some(id)) => q.filter(
+                commands::started_at
+                    .lt(t.naive_utc())
+                    .or(commands::id.le(id)),
+            ),
+            (Some(t), None) => q.filter(commands::started_at.lt(t.naive_utc())),
+            (None, Some(id)) => q.filter(commands::id.le(id)),
+            (None, None) => return Ok(Pruned::default()),
+        };
+        let ids: Vec<i64> = q.order(commands::id.asc()).limit(batch as i64).load(c)?;
+        if ids.is_empty() {
+            return Ok(Pruned::default());
+        }
+        let bytes: Option<i64> = commands::table
+            .filter(commands::id.eq_any(&ids))
+            .select(sql::<Nullable<BigInt>>(
+                "CAST(SUM(octet_length(command) + octet_length(stdout) + octet_length(stderr)) AS BIGINT)",
+            ))
+            .first(c)?;
+        let rows = diesel::delete(commands::table.filter(commands::id.eq_any(&ids))).execute(c)?;
+        Ok::<_, StoreError>(Pruned {
+            rows: rows as u64,
+            bytes: bytes.unwrap_or(0).max(0) as u64,
+        })
+    })
+}
+
+/// Up to `limit` full rows matching `filter` (its cursor and limit aside) with ids above
+/// `after`, oldest first: one step of an export.
+pub fn export_page(
+    conn: &mut DbConnection,
+    filter: &HistoryFilter,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<CommandRecord>, StoreError> {
+    let rows: Vec<CommandDb> = with_conn!(conn, c => {
+        let mut q = commands::table
+            .select(CommandDb::as_select())
+            .filter(commands::id.gt(after))
+            .into_boxed();
+        if let Some(alias) = &filter.alias {
+            q = q.filter(commands::alias.eq(alias));
+        }
+        if let Some(status) = filter.status {
+            q = q.filter(commands::status.eq(status.as_str()));
+        }
+        if let Some(actor) = &filter.actor {
+            q = q.filter(commands::actor.eq(actor));
+        }
+        if let Some(since) = filter.since {
+            q = q.filter(commands::started_at.ge(since.naive_utc()));
+        }
+        q.order(commands::id.asc()).limit(limit as i64).load(c)?
+    });
+    rows.into_iter().map(CommandDb::into_record).collect()
+}
+
 /// Which output of a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutputStream {
