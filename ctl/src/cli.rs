@@ -491,6 +491,9 @@ pub struct ExecHistory {
     /// continue from an earlier page's cursor
     #[argh(option, arg_name = "cursor")]
     pub cursor: Option<String>,
+    /// write the whole (filtered) history with full output, oldest first, as ndjson or csv
+    #[argh(option, arg_name = "format")]
+    pub export: Option<String>,
 }
 
 /// Show one past command with its full output.
@@ -500,6 +503,15 @@ pub struct ExecShow {
     /// the command's id (from exec history)
     #[argh(positional, arg_name = "id")]
     pub id: i64,
+    /// print only the command's stdout, raw, as stored
+    #[argh(switch)]
+    pub stdout: bool,
+    /// print only the command's stderr, raw, as stored
+    #[argh(switch)]
+    pub stderr: bool,
+    /// with --stdout or --stderr: only these bytes, FIRST-LAST, FIRST- or -SUFFIX
+    #[argh(option, arg_name = "bytes")]
+    pub range: Option<String>,
 }
 
 /// Show who registered, changed, imported and removed pods, newest first.

@@ -241,6 +241,44 @@ impl Client {
         self.finish(resp)
     }
 
+    /// GET a raw body (with an optional `Range: bytes=...`) and copy it to `out` as it
+    /// arrives, never holding it whole; a Problem answer is an error.
+    pub fn download(
+        &self,
+        path: &str,
+        query: Query<'_>,
+        range: Option<&str>,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64, CtlError> {
+        let mut req = ureq::http::Request::builder()
+            .method("GET")
+            .uri(self.url(path, query)?)
+            .header("Accept", "*/*");
+        if let Some(key) = &self.api_key {
+            req = req.header("Authorization", format!("Bearer {}", key.expose()));
+        }
+        if let Some(r) = range {
+            req = req.header("Range", format!("bytes={r}"));
+        }
+        let req = req
+            .body(())
+            .map_err(|e| CtlError::BadInput(e.to_string()))?;
+        let req = self.agent.configure_request(req).timeout_global(None);
+        let mut resp = self
+            .agent
+            .run(req.build())
+            .map_err(|e| self.transport_error(e))?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            return self.finish::<serde_json::Value>(resp).map(|_| 0);
+        }
+        let mut reader = resp.body_mut().with_config().limit(u64::MAX).reader();
+        std::io::copy(&mut reader, out).map_err(|e| CtlError::Transport {
+            target: self.endpoint.to_string(),
+            message: format!("the download broke off: {e}"),
+        })
+    }
+
     pub fn delete(&self, path: &str) -> Result<(), CtlError> {
         let resp = self.request(
             "DELETE",

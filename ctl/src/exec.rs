@@ -637,6 +637,9 @@ pub fn history(client: &Client, cmd: &ExecHistory, json: bool) -> Result<i32, Ct
     if cmd.limit == 0 {
         return Err(CtlError::BadInput("--limit must be at least 1".into()));
     }
+    if let Some(format) = &cmd.export {
+        return export(client, cmd, format);
+    }
     let mut query: Vec<(&str, String)> = vec![("limit", cmd.limit.to_string())];
     if let Some(a) = &cmd.alias {
         query.push(("alias", a.clone()));
@@ -712,12 +715,13 @@ pub fn history(client: &Client, cmd: &ExecHistory, json: bool) -> Result<i32, Ct
                     .unwrap_or_else(|| "-".into()),
                 output::duration(r.duration_ms),
                 output::first_line(&r.command),
+                listed_output(r),
             ]
         })
         .collect();
     print_rows(
         &[
-            "ID", "STARTED", "POD", "ACTOR", "STATUS", "EXIT", "DURATION", "COMMAND",
+            "ID", "STARTED", "POD", "ACTOR", "STATUS", "EXIT", "DURATION", "COMMAND", "OUTPUT",
         ],
         rows,
     );
@@ -729,6 +733,57 @@ pub fn history(client: &Client, cmd: &ExecHistory, json: bool) -> Result<i32, Ct
             ))
         );
     }
+    Ok(exit::OK)
+}
+
+/// The first line of a listed command's output, cut to a table cell; `...` when there is more
+/// (the full output is `pwctl exec show ID`).
+fn listed_output(r: &podwrangler::api::CommandSummary) -> String {
+    const CELL: usize = 40;
+    let line = output_preview(r);
+    let more = r.preview || line.chars().count() > CELL || r.stdout.trim_end().contains('\n');
+    let mut cell: String = line.chars().take(CELL).collect();
+    if more && !cell.is_empty() {
+        cell.push_str("...");
+    }
+    cell
+}
+
+/// `exec history --export FORMAT`: streams the daemon's export to stdout as it arrives.
+fn export(client: &Client, cmd: &ExecHistory, format: &str) -> Result<i32, CtlError> {
+    if !matches!(format, "ndjson" | "csv") {
+        return Err(CtlError::Usage(format!(
+            "--export {format:?}: use ndjson or csv"
+        )));
+    }
+    if cmd.failed || cmd.cursor.is_some() {
+        return Err(CtlError::Usage(
+            "--export takes --alias, --actor, --status and --since, not --failed or --cursor"
+                .into(),
+        ));
+    }
+    let mut query: Vec<(&str, String)> = vec![("format", format.to_owned())];
+    if let Some(a) = &cmd.alias {
+        query.push(("alias", a.clone()));
+    }
+    if let Some(a) = &cmd.actor {
+        query.push(("actor", a.clone()));
+    }
+    if let Some(s) = &cmd.status {
+        query.push(("status", s.clone()));
+    }
+    if let Some(s) = &cmd.since {
+        query.push(("since", s.clone()));
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    client.download(
+        &format!("{API_PREFIX}/commands/export"),
+        &query,
+        None,
+        &mut out,
+    )?;
+    std::io::Write::flush(&mut out).ok();
     Ok(exit::OK)
 }
 
@@ -749,6 +804,30 @@ const FAILED_STATUSES: [CommandStatus; 4] = [
 ];
 
 pub fn show(client: &Client, cmd: &ExecShow, json: bool) -> Result<i32, CtlError> {
+    let stream = match (cmd.stdout, cmd.stderr) {
+        (true, true) => {
+            return Err(CtlError::Usage("--stdout and --stderr: pick one".into()));
+        }
+        (true, false) => Some("stdout"),
+        (false, true) => Some("stderr"),
+        (false, false) => None,
+    };
+    if let Some(stream) = stream {
+        let range = cmd.range.as_deref().map(str::trim);
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        client.download(
+            &format!("{API_PREFIX}/commands/{}/output", cmd.id),
+            &[("stream", stream.to_owned())],
+            range,
+            &mut out,
+        )?;
+        std::io::Write::flush(&mut out).ok();
+        return Ok(exit::OK);
+    }
+    if cmd.range.is_some() {
+        return Err(CtlError::Usage("--range needs --stdout or --stderr".into()));
+    }
     let r: CommandRecord = client.get(&format!("{API_PREFIX}/commands/{}", cmd.id), &[])?;
     if json {
         print_json(&r);

@@ -97,6 +97,7 @@ fn state_text(state: &PodState) -> String {
         PodState::Busy { .. } => output::warn("busy"),
         PodState::BackingOff { attempt, .. } => output::warn(&format!("retrying (#{attempt})")),
         PodState::Failed { .. } => output::bad("failed"),
+        PodState::WaitingOpenFiles => output::warn("waiting (open-file limit)"),
     }
 }
 
@@ -104,6 +105,7 @@ fn state_plain(state: &PodState) -> String {
     match state {
         PodState::Busy { queued } if *queued > 0 => format!("busy (+{queued})"),
         PodState::BackingOff { attempt, .. } => format!("retrying (#{attempt})"),
+        PodState::WaitingOpenFiles => "waiting (open-file limit)".to_string(),
         other => other.name().to_string(),
     }
 }

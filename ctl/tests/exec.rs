@@ -237,6 +237,55 @@ fn history_and_show_read_back_what_ran() {
     assert!(missing.stderr.contains("999999"), "{}", missing.stderr);
 }
 
+/// A listing shows a preview of big output; `exec show --stdout` prints it raw, whole or a
+/// byte range of it.
+#[test]
+fn history_previews_and_raw_output_ranges() {
+    let s = Stack::start(1);
+    s.add_all();
+    s.run(&["exec", "run", "web-0", "seq 1 2000"]).ok();
+    let full: String = (1..=2000).map(|i| format!("{i}\n")).collect();
+    let page: CommandPage =
+        serde_json::from_str(&s.run(&["exec", "history", "--json"]).stdout).unwrap();
+    let item = &page.items[0];
+    assert!(item.preview, "{item:?}");
+    assert_eq!(item.stdout_bytes, full.len() as u64);
+    assert_eq!(item.stdout, full[..1024]);
+    let table = s.run(&["exec", "history"]);
+    table.ok();
+    assert!(table.stdout.contains("OUTPUT"), "{}", table.stdout);
+    assert!(table.stdout.contains("1..."), "{}", table.stdout);
+
+    let id = item.id.to_string();
+    let raw = s.run(&["exec", "show", &id, "--stdout"]);
+    raw.ok();
+    assert_eq!(raw.stdout, full);
+    let part = s.run(&["exec", "show", &id, "--stdout", "--range", "0-5"]);
+    part.ok();
+    assert_eq!(part.stdout, "1\n2\n3\n");
+    let tail = s.run(&["exec", "show", &id, "--stdout", "--range", "-5"]);
+    tail.ok();
+    assert_eq!(tail.stdout, "2000\n");
+    let bad = s.run(&["exec", "show", &id, "--stdout", "--range", "99999-"]);
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("range"), "{}", bad.stderr);
+
+    // An export has the full output.
+    let nd = s.run(&["exec", "history", "--export", "ndjson"]);
+    nd.ok();
+    let records: Vec<CommandRecord> = nd
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].stdout, full);
+    let csv = s.run(&["exec", "history", "--export", "csv"]);
+    csv.ok();
+    assert!(csv.stdout.starts_with("id,alias,"), "{}", csv.stdout);
+    assert!(csv.stdout.contains("\"1\n2\n3\n"), "{}", &csv.stdout[..200]);
+}
+
 /// `exec run` prints output while the command runs; Ctrl-C cancels the command in the pod
 /// (recorded `cancelled`, the shell and its state kept) and pwctl exits 130.
 #[test]

@@ -200,6 +200,30 @@ pub struct FileConfig {
     /// Pods to register (or update) at start-up and on SIGHUP.
     #[serde(default)]
     pub pods: Vec<PodCreate>,
+    /// `[history]`: retention (docs/history.md).
+    #[serde(default)]
+    pub history: HistoryConfig,
+}
+
+/// `[history]` in the config file: how long history is kept. Both limits are off by default.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Remove finished commands that started more than this many days ago.
+    pub max_age_days: Option<f64>,
+    /// Keep at most this many rows (the newest).
+    pub max_rows: Option<u64>,
+    /// Seconds between retention runs (default 300).
+    pub retention_every_secs: Option<f64>,
+    /// Rows removed per transaction (default 500); runs pause between batches.
+    pub retention_batch: Option<usize>,
+}
+
+impl HistoryConfig {
+    /// Whether any limit is set.
+    pub fn enabled(&self) -> bool {
+        self.max_age_days.is_some() || self.max_rows.is_some()
+    }
 }
 
 /// Which default paths apply.
@@ -224,6 +248,8 @@ pub struct PodSettings {
     pub reconnect_max_attempts: u32,
     /// Slots for connection attempts, shared by every pod actor.
     pub connect_slots: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Shares of the open-file budget, one per open session (see `crate::fds`).
+    pub session_slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl PodSettings {
@@ -252,6 +278,9 @@ impl Default for PodSettings {
             reconnect_max_attempts: 6,
             connect_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(
                 DEFAULT_CONCURRENT_CONNECTS,
+            )),
+            session_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                tokio::sync::Semaphore::MAX_PERMITS,
             )),
         }
     }
@@ -291,6 +320,8 @@ pub struct Config {
     pub metrics_on_tcp: bool,
     pub pods: PodSettings,
     pub config_pods: Vec<PodCreate>,
+    /// `[history]`: retention.
+    pub history: HistoryConfig,
 }
 
 /// Why the configuration cannot be used.
@@ -751,6 +782,7 @@ impl Config {
                 file.max_concurrent_connects,
                 DEFAULT_CONCURRENT_CONNECTS,
             )?)),
+            session_slots: defaults.session_slots.clone(),
         };
         let max_command_timeout = secs(
             "max_command_timeout_secs",
@@ -774,7 +806,31 @@ impl Config {
                 .map_err(|e| invalid(&format!("pods[{i}].alias"), e.to_string()))?;
         }
 
+        if let Some(days) = file.history.max_age_days
+            && !(days > 0.0 && days.is_finite())
+        {
+            return Err(invalid(
+                "history.max_age_days",
+                "must be a positive number of days",
+            ));
+        }
+        if file.history.max_rows == Some(0) {
+            return Err(invalid("history.max_rows", "must be at least 1"));
+        }
+        if file.history.retention_batch == Some(0) {
+            return Err(invalid("history.retention_batch", "must be at least 1"));
+        }
+        if let Some(every) = file.history.retention_every_secs
+            && !(0.1..=86400.0).contains(&every)
+        {
+            return Err(invalid(
+                "history.retention_every_secs",
+                "must be between 0.1 and 86400",
+            ));
+        }
+        let history = file.history.clone();
         Ok(Config {
+            history,
             mode,
             config_file,
             database_url,

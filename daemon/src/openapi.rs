@@ -42,6 +42,8 @@ Errors are `application/problem+json` with a stable `code`."
         api::commands::get_command,
         api::commands::list_audit,
         api::commands::cancel_command,
+        api::commands::command_output,
+        api::commands::export_commands,
         api::pods::list_clusters,
     ),
     components(schemas(podwrangler::api::Problem, podwrangler::api::PodState)),
@@ -327,8 +329,20 @@ mod tests {
             "/api/v1/exec",
             "/api/v1/commands",
             "/api/v1/commands/{id}",
+            "/api/v1/commands/{id}/output",
         ] {
             assert!(paths.contains_key(p), "missing {p}");
+        }
+        // A listing row is the record plus its sizes and the preview flag.
+        let summary = doc["components"]["schemas"]["CommandSummary"].to_string();
+        for field in [
+            "stdout_bytes",
+            "stderr_bytes",
+            "command_bytes",
+            "preview",
+            "CommandRecord",
+        ] {
+            assert!(summary.contains(field), "{field} missing from {summary}");
         }
         assert!(doc["components"]["schemas"]["PodCreate"].is_object());
         assert!(doc["components"]["schemas"]["Problem"].is_object());

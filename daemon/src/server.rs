@@ -41,6 +41,8 @@ pub enum ServeError {
 
 /// What every handler shares.
 pub struct AppState {
+    /// How the open-file limit is shared (for `/health`).
+    pub fd_budget: Arc<crate::fds::FdBudget>,
     pub config: Config,
     pub store: Addr<StoreActor>,
     pub backend: String,
@@ -247,7 +249,16 @@ pub async fn serve(config: Config, args: Args, log: LogControl) -> Result<(), Se
         tracing::info!(spool = %spool.path().display(), pending = spool.pending(), "history spool ready");
     }
     let clusters = ClusterSet::new(config.clusters.clone());
+    crate::retention::spawn(handle.addr.clone(), config.history.clone());
     let mut pod_settings = config.pods.clone();
+    let fd_budget = Arc::new(crate::fds::FdBudget::current());
+    tracing::info!(
+        limit = fd_budget.limit,
+        reserve = fd_budget.reserve,
+        sessions = fd_budget.sessions,
+        "open-file budget: pod sessions beyond it wait (state waiting_open_files)"
+    );
+    pod_settings.session_slots = fd_budget.slots.clone();
     pod_settings.kubernetes = Arc::new(podwrangler::KubernetesProvider::with_clusters(
         clusters.clone(),
     ));
@@ -268,6 +279,7 @@ pub async fn serve(config: Config, args: Args, log: LogControl) -> Result<(), Se
     .start();
 
     let state = web::Data::new(AppState {
+        fd_budget,
         store: handle.addr.clone(),
         backend: handle.backend.to_string(),
         store_health: handle.health.clone(),

@@ -73,8 +73,13 @@ fn assert_history_complete(d: &Daemon, ran: &[(String, usize)]) {
             .collect();
         assert_eq!(rows.len(), 1, "{name}: {} rows", rows.len());
         assert_eq!(rows[0]["status"], "succeeded", "{name}: {}", rows[0]);
+        // A listing shows a preview; the record has the full output.
+        let id = rows[0]["id"].as_i64().unwrap();
+        let full = d
+            .unix("GET", &format!("/api/v1/commands/{id}"), None)
+            .json();
         assert_eq!(
-            rows[0]["stdout"].as_str().unwrap(),
+            full["stdout"].as_str().unwrap(),
             expected_stdout(name, *bytes),
             "{name}"
         );

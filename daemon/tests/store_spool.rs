@@ -96,7 +96,10 @@ fn history(s: &mut Store) -> Vec<CommandRecord> {
             ..HistoryFilter::default()
         })
         .unwrap()
-        .items;
+        .items
+        .into_iter()
+        .map(|item| item.record)
+        .collect::<Vec<_>>();
     page.reverse();
     page
 }

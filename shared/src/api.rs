@@ -585,6 +585,10 @@ pub enum PodState {
     Failed {
         last_error: String,
     },
+    /// Waiting for a share of the daemon's open-file limit (`waiting (open-file limit)`): as
+    /// many sessions are open as the limit allows after the reserve for the API and database.
+    /// It connects when another session closes.
+    WaitingOpenFiles,
 }
 
 impl PodState {
@@ -598,6 +602,7 @@ impl PodState {
             PodState::Busy { .. } => "busy",
             PodState::BackingOff { .. } => "backing_off",
             PodState::Failed { .. } => "failed",
+            PodState::WaitingOpenFiles => "waiting_open_files",
         }
     }
 }
@@ -953,8 +958,75 @@ pub struct FanOutResponse {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommandPage {
-    pub items: Vec<CommandRecord>,
+    pub items: Vec<CommandSummary>,
     pub next_cursor: Option<String>,
+}
+
+/// Bytes of `command`, `stdout` and `stderr` a history listing shows of each row: the start of
+/// each, cut at a UTF-8 character boundary. The full text comes from `GET
+/// /api/v1/commands/{id}` and `GET /api/v1/commands/{id}/output`.
+pub const HISTORY_PREVIEW_BYTES: usize = 1024;
+
+/// One row of a history listing: the record with `command`, `stdout` and `stderr` cut to
+/// their first [`HISTORY_PREVIEW_BYTES`] bytes, and their full sizes. Derefs to the record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CommandSummary {
+    #[serde(flatten)]
+    pub record: CommandRecord,
+    /// True when `command`, `stdout` or `stderr` is cut short here (compare with the sizes);
+    /// `GET /api/v1/commands/{id}` has them in full.
+    #[serde(default)]
+    pub preview: bool,
+    /// Full size of `command` in bytes (UTF-8).
+    #[serde(default)]
+    pub command_bytes: u64,
+    /// Full size of `stdout` in bytes (UTF-8), as stored.
+    #[serde(default)]
+    pub stdout_bytes: u64,
+    /// Full size of `stderr` in bytes (UTF-8), as stored.
+    #[serde(default)]
+    pub stderr_bytes: u64,
+}
+
+impl CommandSummary {
+    /// A listing row of `record`: its texts cut to previews, with their full sizes.
+    pub fn of(mut record: CommandRecord) -> CommandSummary {
+        let command_bytes = record.command.len() as u64;
+        let stdout_bytes = record.stdout.len() as u64;
+        let stderr_bytes = record.stderr.len() as u64;
+        let mut preview = false;
+        for text in [&mut record.command, &mut record.stdout, &mut record.stderr] {
+            preview |= cut_preview(text, HISTORY_PREVIEW_BYTES);
+        }
+        CommandSummary {
+            record,
+            preview,
+            command_bytes,
+            stdout_bytes,
+            stderr_bytes,
+        }
+    }
+}
+
+impl std::ops::Deref for CommandSummary {
+    type Target = CommandRecord;
+    fn deref(&self) -> &CommandRecord {
+        &self.record
+    }
+}
+
+/// Cuts `text` to at most `max` bytes at a character boundary; answers whether it cut.
+pub fn cut_preview(text: &mut String, max: usize) -> bool {
+    if text.len() <= max {
+        return false;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    true
 }
 
 /// `POST /api/v1/pods/import`: list pods through the Kubernetes API and register them.
@@ -1098,6 +1170,26 @@ pub struct Health {
     pub database: DatabaseHealth,
     /// Number of pods in each state (`ready`, `idle`, `backing_off`, ...).
     pub pods: BTreeMap<String, usize>,
+    /// The open-file limit and how it is shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<FilesHealth>,
+}
+
+/// The daemon's open-file limit, the descriptors kept back for the API and the database, and
+/// the pod sessions that share the rest (beyond them pods wait in `waiting_open_files`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FilesHealth {
+    /// The soft `RLIMIT_NOFILE` the daemon runs with (raised to the hard limit at start).
+    pub limit: u64,
+    /// Descriptors kept for the API and the database.
+    pub reserve: u64,
+    /// Pod sessions that may be open at once.
+    pub session_budget: u64,
+    /// Pod sessions open or connecting now.
+    pub sessions_open: u64,
+    /// Descriptors the daemon has open now.
+    pub in_use: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -1142,6 +1234,21 @@ pub struct Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn previews_cut_at_a_character_boundary() {
+        let mut ascii = "a".repeat(10);
+        assert!(!cut_preview(&mut ascii, 10));
+        assert!(cut_preview(&mut ascii, 4));
+        assert_eq!(ascii, "aaaa");
+        // 'é' is two bytes: a cut through it keeps the whole characters before it.
+        let mut accents = "éééé".to_owned();
+        assert!(cut_preview(&mut accents, 5));
+        assert_eq!(accents, "éé");
+        let mut emoji = "🦀🦀".to_owned();
+        assert!(cut_preview(&mut emoji, 3));
+        assert_eq!(emoji, "");
+    }
 
     #[test]
     fn request_bodies_reject_unknown_fields() {

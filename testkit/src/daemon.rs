@@ -45,6 +45,9 @@ pub struct DaemonOptions {
     pub log_level: Option<String>,
     /// Reuse this state directory (database, socket, logs) instead of a fresh one: a restart.
     pub state_dir: Option<PathBuf>,
+    /// Start the daemon with this open-file limit, soft and hard (through `prlimit`), so it
+    /// cannot raise it.
+    pub nofile: Option<u64>,
 }
 
 impl DaemonOptions {
@@ -62,6 +65,7 @@ impl DaemonOptions {
             env: Vec::new(),
             log_level: None,
             state_dir: None,
+            nofile: None,
         }
     }
 }
@@ -126,7 +130,15 @@ impl Daemon {
             .database_url
             .clone()
             .unwrap_or_else(|| dir.join("podwrangler.db").display().to_string());
-        let mut cmd = Command::new(&opts.bin);
+        let mut cmd = match opts.nofile {
+            // prlimit sets the limits and then execs the daemon: the same process.
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg("--").arg(&opts.bin);
+                c
+            }
+            None => Command::new(&opts.bin),
+        };
         for (k, _) in std::env::vars() {
             if k.starts_with("PODWRANGLER_")
                 || k == "LISTEN_FDS"

@@ -178,6 +178,11 @@ pub struct PodActor {
     waiting_for_slot: bool,
     /// Cancels the running command.
     running_cancel: Option<CancelToken>,
+    /// This pod's share of the daemon's open-file budget, held while it connects or has a
+    /// session.
+    files_permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Connecting, but waiting for a share of the open-file budget.
+    waiting_for_files: bool,
 }
 
 impl PodActor {
@@ -213,6 +218,8 @@ impl PodActor {
             last_data: std::time::Instant::now(),
             waiting_for_slot: false,
             running_cancel: None,
+            files_permit: None,
+            waiting_for_files: false,
         }
     }
 
@@ -231,6 +238,8 @@ impl PodActor {
         if self.busy {
             let queued = self.queue.len();
             self.set_state(PodState::Busy { queued });
+        } else if self.connecting && self.waiting_for_files {
+            self.set_state(PodState::WaitingOpenFiles);
         } else if self.connecting && self.waiting_for_slot {
             self.set_state(PodState::Waiting);
         } else if self.connecting {
@@ -261,6 +270,33 @@ impl PodActor {
         }
         self.cancel_reconnect(ctx);
         self.connecting = true;
+        if self.files_permit.is_none() {
+            match self.settings.session_slots.clone().try_acquire_owned() {
+                Ok(permit) => self.files_permit = Some(permit),
+                Err(_) => {
+                    // Every share of the open-file budget is taken: wait for a session to
+                    // close rather than take descriptors the API and database need.
+                    self.waiting_for_files = true;
+                    self.settle_state();
+                    let files = self.settings.session_slots.clone();
+                    ctx.spawn(
+                        async move { files.acquire_owned().await.ok() }
+                            .into_actor(self)
+                            .map(|permit, act, ctx| {
+                                act.waiting_for_files = false;
+                                act.files_permit = permit;
+                                act.connecting = false;
+                                if act.retired {
+                                    act.files_permit = None;
+                                    return;
+                                }
+                                act.connect(ctx);
+                            }),
+                    );
+                    return;
+                }
+            }
+        }
         self.waiting_for_slot = true;
         self.settle_state();
         let slots = self.settings.connect_slots.clone();
@@ -326,6 +362,8 @@ impl PodActor {
 
     fn connect_failed(&mut self, ctx: &mut Context<Self>, error: String) {
         tracing::warn!(alias = %self.alias, pod = %self.label, %error, "cannot connect");
+        // No session, no descriptors: the share goes back while this pod backs off.
+        self.files_permit = None;
         self.last_error = Some(error.clone());
         // Commands waiting for this connection fail now rather than wait through the backoff.
         let waiting: Vec<Job> = self.queue.drain(..).collect();
@@ -367,6 +405,7 @@ impl PodActor {
             actix::spawn(async move { session.close().await });
             self.shell_replaced = true;
         }
+        self.files_permit = None;
         self.last_error = Some(error.clone());
         self.attempt = 0;
         if self.queue.is_empty() {
@@ -807,6 +846,8 @@ impl Supervised for PodActor {
         }
         self.busy = false;
         self.connecting = false;
+        self.waiting_for_files = false;
+        self.files_permit = None;
         self.reconnect_timer = None;
         self.attempt = 0;
         self.state = PodState::Idle;

@@ -1,13 +1,16 @@
 //! Command history: `GET /api/v1/commands` (filters, cursor paging) and `/commands/{id}`; the
 //! audit log of pod changes: `GET /api/v1/audit`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use podwrangler::api::{AuditPage, CommandPage, CommandRecord, CommandStatus};
 
 use super::error::ApiError;
 use super::{mailbox, store_err, validate};
 use crate::server::AppState;
-use crate::store::{AuditFilter, GetCommand, HistoryFilter, ListAudit, ListCommands};
+use crate::store::{
+    AuditFilter, ExportPage, GetCommand, HistoryFilter, ListAudit, ListCommands, OutputStream,
+    ReadOutput,
+};
 
 /// Schemas of the query parameters, with the limits [`filter_of`] enforces.
 mod params {
@@ -53,6 +56,20 @@ mod params {
             .minimum(Some(1))
             .maximum(Some(i64::MAX))
             .description(Some("Only the commands of this fan-out job (a job id)."))
+    }
+    pub fn stream() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["stdout", "stderr"]))
+            .description(Some("Which output: `stdout` (the default) or `stderr`."))
+    }
+    pub fn format() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["ndjson", "csv"]))
+            .description(Some(
+                "`ndjson` (the default): one record per line; `csv`: RFC 4180 with a header row.",
+            ))
     }
     pub fn cursor() -> ObjectBuilder {
         ObjectBuilder::new()
@@ -369,9 +386,429 @@ pub async fn get_command(
     Ok(HttpResponse::Ok().json(record))
 }
 
+/// Query of `GET /api/v1/commands/{id}/output`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct OutputQuery {
+    /// `stdout` (the default) or `stderr`.
+    #[param(schema_with = params::stream)]
+    pub stream: Option<String>,
+}
+
+/// Bytes of output read from the database per step of a download: what one output request
+/// holds in memory at most (besides the database engine's own working memory).
+pub const OUTPUT_CHUNK_BYTES: u64 = 256 * 1024;
+
+/// The inclusive byte range `Range: bytes=...` asks of `size` bytes: `a-b`, `a-` or the suffix
+/// `-n`, one range only. A range that ends past the end is cut to it.
+pub fn byte_range(header: &str, size: u64) -> Result<(u64, u64), ApiError> {
+    let refuse = |message: String| ApiError::RangeNotSatisfiable { size, message };
+    let spec = header
+        .trim()
+        .strip_prefix("bytes=")
+        .ok_or_else(|| refuse(format!("{header:?} is not `bytes=FIRST-LAST`")))?
+        .trim();
+    if spec.contains(',') {
+        return Err(refuse("only one range per request".into()));
+    }
+    let (first, last) = spec
+        .split_once('-')
+        .ok_or_else(|| refuse(format!("{header:?} is not `bytes=FIRST-LAST`")))?;
+    let number = |s: &str| {
+        let s = s.trim();
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    let (start, end) = match (first.trim().is_empty(), number(first), number(last)) {
+        // `-n`: the last n bytes.
+        (true, _, Some(n)) if n > 0 && size > 0 => (size.saturating_sub(n), size - 1),
+        (false, Some(a), None) if last.trim().is_empty() => (a, size.saturating_sub(1)),
+        (false, Some(a), Some(b)) if a <= b => (a, b.min(size.saturating_sub(1))),
+        _ => return Err(refuse(format!("{header:?} is not a valid byte range"))),
+    };
+    if start >= size {
+        return Err(refuse(format!(
+            "{header:?} starts past the end of the {size} bytes there are"
+        )));
+    }
+    Ok((start, end))
+}
+
+/// A command's stdout or stderr as stored, raw (UTF-8 text; a range may cut through a
+/// character). `Range: bytes=FIRST-LAST` (or `FIRST-`, or `-SUFFIX`) gets 206 with that part;
+/// only the bytes asked for are read from the database, 256 KiB at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/commands/{id}/output",
+    tag = "history",
+    params(
+        ("id" = i64, Path, description = "History record id"),
+        OutputQuery,
+        ("Range" = Option<String>, Header, description = "One byte range: `bytes=FIRST-LAST`, `bytes=FIRST-` or `bytes=-SUFFIX` (RFC 9110); absent: all of it"),
+    ),
+    responses(
+        (status = 200, description = "The whole output", body = String, content_type = "text/plain; charset=utf-8",
+            headers(("Accept-Ranges" = String, description = "`bytes`"))),
+        (status = 206, description = "The range asked for", body = String, content_type = "text/plain; charset=utf-8",
+            headers(("Content-Range" = String, description = "`bytes FIRST-LAST/SIZE`"))),
+        (status = 404, description = "`command_not_found`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 416, description = "`range_not_satisfiable`: the range is malformed, asks for several ranges, or starts past the end; `Content-Range: bytes */SIZE` gives the size", body = podwrangler::api::Problem, content_type = "application/problem+json",
+            headers(("Content-Range" = String, description = "`bytes */SIZE`"))),
+        (status = 422, description = "`validation`: the id is not a number, or `stream` is neither `stdout` nor `stderr`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`database_unavailable`: retry after `Retry-After`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn command_output(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<OutputQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::validation("id", format!("{id:?} is not a command id")))?;
+    let stream = match query.stream.as_deref() {
+        None | Some("stdout") => OutputStream::Stdout,
+        Some("stderr") => OutputStream::Stderr,
+        Some(other) => {
+            let shown: String = other.chars().take(40).collect();
+            return Err(ApiError::validation(
+                "stream",
+                format!("{shown:?} is neither stdout nor stderr"),
+            ));
+        }
+    };
+    let store = state.store.clone();
+    let size = store
+        .send(ReadOutput {
+            id,
+            stream,
+            offset: 0,
+            len: 0,
+        })
+        .await
+        .map_err(mailbox)?
+        .map_err(store_err)?
+        .ok_or(ApiError::CommandNotFound(id))?
+        .total;
+    let range = req
+        .headers()
+        .get(actix_web::http::header::RANGE)
+        .map(|v| {
+            let text = v.to_str().map_err(|_| ApiError::RangeNotSatisfiable {
+                size,
+                message: "the Range header is not ASCII".into(),
+            })?;
+            byte_range(text, size)
+        })
+        .transpose()?;
+    let (start, end_excl, mut resp) = match range {
+        Some((first, last)) => {
+            let mut r = HttpResponse::PartialContent();
+            r.insert_header((
+                actix_web::http::header::CONTENT_RANGE,
+                format!("bytes {first}-{last}/{size}"),
+            ));
+            (first, last + 1, r)
+        }
+        None => (0, size, HttpResponse::Ok()),
+    };
+    resp.content_type("text/plain; charset=utf-8")
+        .insert_header((actix_web::http::header::ACCEPT_RANGES, "bytes"));
+    // Read step by step as the client takes the body: at most one step in memory.
+    let body = futures_util::stream::unfold(start, move |pos| {
+        let store = store.clone();
+        async move {
+            if pos >= end_excl {
+                return None;
+            }
+            let len = (end_excl - pos).min(OUTPUT_CHUNK_BYTES);
+            let read = store
+                .send(ReadOutput {
+                    id,
+                    stream,
+                    offset: pos,
+                    len,
+                })
+                .await;
+            match read {
+                Ok(Ok(Some(slice))) if !slice.bytes.is_empty() => {
+                    let next = pos + slice.bytes.len() as u64;
+                    Some((Ok(web::Bytes::from(slice.bytes)), next))
+                }
+                _ => {
+                    tracing::warn!(id, "a command's output could not be read while sending it");
+                    Some((
+                        Err(actix_web::error::ErrorServiceUnavailable(
+                            "the output could not be read",
+                        )),
+                        end_excl,
+                    ))
+                }
+            }
+        }
+    });
+    Ok(resp
+        .no_chunking(end_excl - start)
+        .streaming::<_, actix_web::Error>(body))
+}
+
+/// Query of `GET /api/v1/commands/export`: the listing's filters and a format.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// Only the commands of this fan-out job.
+    #[param(schema_with = params::job)]
+    pub job: Option<String>,
+    /// `ndjson` (the default) or `csv`.
+    #[param(schema_with = params::format)]
+    pub format: Option<String>,
+    /// Only this pod's commands.
+    #[param(schema_with = params::alias)]
+    pub alias: Option<String>,
+    /// running, succeeded, failed, timeout, error or interrupted.
+    #[param(value_type = Option<CommandStatus>)]
+    pub status: Option<String>,
+    /// RFC 3339 instant: only commands started at or after it.
+    #[param(schema_with = params::since)]
+    pub since: Option<String>,
+    /// Only commands this caller asked for.
+    #[param(schema_with = params::actor)]
+    pub actor: Option<String>,
+}
+
+/// Full records an export reads from the database per step: with outputs of up to 4 MiB per
+/// stream, at most 32 MiB of stored text (plus its encoding) per export at a time.
+pub const EXPORT_STEP_ROWS: usize = 4;
+
+/// The CSV columns of an export, in order.
+pub const EXPORT_CSV_COLUMNS: [&str; 16] = [
+    "id",
+    "alias",
+    "pod_label",
+    "command",
+    "status",
+    "exit_code",
+    "stdout",
+    "stderr",
+    "error",
+    "truncated",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "actor",
+    "session_restarted",
+    "job_id",
+];
+
+/// One CSV field (RFC 4180): quoted, with quotes doubled, when it holds a comma, a quote, CR
+/// or LF (or starts with a space).
+fn csv_field(out: &mut Vec<u8>, text: &str) {
+    if text.contains([',', '"', '\r', '\n']) || text.starts_with(' ') {
+        out.push(b'"');
+        out.extend_from_slice(text.replace('"', "\"\"").as_bytes());
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
+/// One record as a CSV line (CRLF-terminated).
+pub fn csv_line(out: &mut Vec<u8>, r: &CommandRecord) {
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    let fields = [
+        r.id.to_string(),
+        r.alias.clone(),
+        r.pod_label.clone(),
+        r.command.clone(),
+        r.status.as_str().to_owned(),
+        opt(r.exit_code.map(|c| c.to_string())),
+        r.stdout.clone(),
+        r.stderr.clone(),
+        opt(r.error.clone()),
+        r.truncated.to_string(),
+        r.started_at.to_rfc3339(),
+        opt(r.finished_at.map(|t| t.to_rfc3339())),
+        opt(r.duration_ms.map(|d| d.to_string())),
+        opt(r.actor.clone()),
+        r.session_restarted.to_string(),
+        opt(r.job_id.map(|j| j.to_string())),
+    ];
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        csv_field(out, f);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The whole (filtered) history with full output, oldest first, streamed: NDJSON (one
+/// `CommandRecord` per line) or CSV. The daemon reads 4 records at a time as the client takes
+/// the body, so memory stays bounded however large the history is.
+#[utoipa::path(
+    get,
+    path = "/api/v1/commands/export",
+    tag = "history",
+    params(ExportQuery),
+    responses(
+        (status = 200, description = "Every matching record, oldest first: NDJSON (`CommandRecord` per line) or CSV with a header row", content(
+            (String = "application/x-ndjson"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "Unknown query parameter", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation`: a bad filter or `format`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`database_unavailable`: retry after `Retry-After`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn export_commands(
+    state: web::Data<AppState>,
+    query: web::Query<ExportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let csv = match q.format.as_deref() {
+        None | Some("ndjson") => false,
+        Some("csv") => true,
+        Some(other) => {
+            let shown: String = other.chars().take(40).collect();
+            return Err(ApiError::validation(
+                "format",
+                format!("{shown:?} is neither ndjson nor csv"),
+            ));
+        }
+    };
+    let filter = filter_of(HistoryQuery {
+        alias: q.alias,
+        status: q.status,
+        since: q.since,
+        actor: q.actor,
+        limit: None,
+        cursor: None,
+        job: q.job,
+    })?;
+    let store = state.store.clone();
+    // The first step before the answer, so a database that is down is a 503, not a cut body.
+    let first = store
+        .send(ExportPage {
+            filter: filter.clone(),
+            after: 0,
+            limit: EXPORT_STEP_ROWS,
+        })
+        .await
+        .map_err(mailbox)?
+        .map_err(store_err)?;
+    let encode = move |rows: &[CommandRecord], header: bool| {
+        let mut out = Vec::new();
+        if csv && header {
+            out.extend_from_slice(EXPORT_CSV_COLUMNS.join(",").as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        for r in rows {
+            if csv {
+                csv_line(&mut out, r);
+            } else if serde_json::to_writer(&mut out, r).is_ok() {
+                out.push(b'\n');
+            }
+        }
+        web::Bytes::from(out)
+    };
+    let head = encode(&first, true);
+    let after = first.last().map(|r| r.id);
+    let done = first.len() < EXPORT_STEP_ROWS;
+    let rest = futures_util::stream::unfold((after, done), move |(after, done)| {
+        let store = store.clone();
+        let filter = filter.clone();
+        async move {
+            let after = after?;
+            if done {
+                return None;
+            }
+            let page = store
+                .send(ExportPage {
+                    filter,
+                    after,
+                    limit: EXPORT_STEP_ROWS,
+                })
+                .await;
+            match page {
+                Ok(Ok(rows)) if rows.is_empty() => None,
+                Ok(Ok(rows)) => {
+                    let next = (rows.last().map(|r| r.id), rows.len() < EXPORT_STEP_ROWS);
+                    Some((Ok(encode(&rows, false)), next))
+                }
+                _ => {
+                    tracing::warn!("an export broke off: the database could not be read");
+                    Some((
+                        Err(actix_web::error::ErrorServiceUnavailable(
+                            "the history could not be read",
+                        )),
+                        (None, true),
+                    ))
+                }
+            }
+        }
+    });
+    let body = futures_util::StreamExt::chain(
+        futures_util::stream::once(async move { Ok::<_, actix_web::Error>(head) }),
+        rest,
+    );
+    Ok(HttpResponse::Ok()
+        .content_type(if csv {
+            "text/csv; charset=utf-8"
+        } else {
+            podwrangler::api::NDJSON
+        })
+        .streaming(body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_fields_quote_what_needs_it() {
+        let mut out = Vec::new();
+        csv_field(&mut out, "plain");
+        out.push(b'|');
+        csv_field(&mut out, "a,b");
+        out.push(b'|');
+        csv_field(&mut out, "say \"hi\"\nbye");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "plain|\"a,b\"|\"say \"\"hi\"\"\nbye\""
+        );
+    }
+
+    #[test]
+    fn byte_ranges_follow_rfc_9110() {
+        assert_eq!(byte_range("bytes=0-9", 100).unwrap(), (0, 9));
+        assert_eq!(byte_range("bytes=90-", 100).unwrap(), (90, 99));
+        assert_eq!(byte_range("bytes=-10", 100).unwrap(), (90, 99));
+        assert_eq!(byte_range("bytes=-1000", 100).unwrap(), (0, 99));
+        assert_eq!(byte_range("bytes=95-200", 100).unwrap(), (95, 99));
+        for bad in [
+            "bytes=100-",
+            "bytes=5-2",
+            "bytes=0-1,5-6",
+            "items=0-1",
+            "bytes=-0",
+            "bytes=a-b",
+            "bytes=-",
+            "bytes=+1-2",
+        ] {
+            assert!(
+                matches!(
+                    byte_range(bad, 100),
+                    Err(ApiError::RangeNotSatisfiable { size: 100, .. })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(byte_range("bytes=0-", 0).is_err());
+    }
 
     fn q() -> HistoryQuery {
         HistoryQuery {

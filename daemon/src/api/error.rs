@@ -85,6 +85,10 @@ pub enum ApiError {
     /// Storage or actor failure; the message is safe to show (no secrets).
     #[error("internal error: {0}")]
     Internal(String),
+    /// A `Range` header that is malformed, asks for several ranges, or lies outside the
+    /// `size` bytes there are: 416 with `Content-Range: bytes */size`.
+    #[error("range not satisfiable: {message}")]
+    RangeNotSatisfiable { size: u64, message: String },
 }
 
 impl ApiError {
@@ -120,6 +124,7 @@ impl ApiError {
             ApiError::ShuttingDown => "shutting_down",
             ApiError::DatabaseUnavailable { .. } => "database_unavailable",
             ApiError::Internal(_) => "internal",
+            ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
         }
     }
 
@@ -148,6 +153,7 @@ impl ApiError {
             ApiError::ShuttingDown => "Shutting down",
             ApiError::DatabaseUnavailable { .. } => "Database unavailable",
             ApiError::Internal(_) => "Internal error",
+            ApiError::RangeNotSatisfiable { .. } => "Range not satisfiable",
         }
     }
 
@@ -208,6 +214,7 @@ impl ResponseError for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
         }
     }
 
@@ -222,6 +229,12 @@ impl ResponseError for ApiError {
         }
         if matches!(self, ApiError::DatabaseUnavailable { .. }) {
             resp.insert_header(("Retry-After", crate::store::RETRY_AFTER_SECS.to_string()));
+        }
+        if let ApiError::RangeNotSatisfiable { size, .. } = self {
+            resp.insert_header((
+                actix_web::http::header::CONTENT_RANGE,
+                format!("bytes */{size}"),
+            ));
         }
         if let ApiError::MethodNotAllowed { allow, .. } = self {
             resp.insert_header((actix_web::http::header::ALLOW, *allow));

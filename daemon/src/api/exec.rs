@@ -391,10 +391,7 @@ pub(super) struct Targets {
     command: String,
 }
 
-pub(super) async fn targets(
-    state: &AppState,
-    req: &FanOutRequest,
-) -> Result<Targets, ApiError> {
+pub(super) async fn targets(state: &AppState, req: &FanOutRequest) -> Result<Targets, ApiError> {
     let chosen = usize::from(req.aliases.is_some())
         + usize::from(req.tag.is_some())
         + usize::from(req.all)

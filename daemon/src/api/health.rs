@@ -49,5 +49,12 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             error,
         },
         pods,
+        files: Some(podwrangler::api::FilesHealth {
+            limit: state.fd_budget.limit,
+            reserve: state.fd_budget.reserve,
+            session_budget: state.fd_budget.sessions,
+            sessions_open: state.fd_budget.sessions_open(),
+            in_use: crate::fds::in_use().unwrap_or(0),
+        }),
     })
 }

@@ -6,8 +6,8 @@ pub mod error;
 pub mod exec;
 pub mod files;
 pub mod health;
-pub mod jobs;
 pub mod input;
+pub mod jobs;
 pub mod pods;
 pub mod validate;
 
@@ -97,8 +97,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/v1/files", "POST").post(files::put_files))
         .service(resource("/api/v1/commands", "GET").get(commands::list_commands))
         .service(resource("/api/v1/commands/", "GET").get(commands::list_commands))
+        // Before `{id}`, which would take `export` for an id.
+        .service(resource("/api/v1/commands/export", "GET").get(commands::export_commands))
         .service(resource("/api/v1/commands/{id}", "GET").get(commands::get_command))
         .service(resource("/api/v1/commands/{id}/cancel", "POST").post(commands::cancel_command))
+        .service(resource("/api/v1/commands/{id}/output", "GET").get(commands::command_output))
         .service(resource("/api/v1/audit", "GET").get(commands::list_audit))
         .service(resource("/api/v1/clusters", "GET").get(pods::list_clusters))
         .default_service(web::to(not_found));

@@ -19,6 +19,7 @@ pub mod bench;
 pub(crate) mod conn;
 pub mod jobs;
 mod queries;
+pub use queries::{OutputSlice, OutputStream, Pruned};
 mod schema;
 pub mod spool;
 
@@ -521,6 +522,37 @@ impl AuditFilter {
 #[rtype(result = "Result<AuditPage, StoreError>")]
 pub struct ListAudit(pub AuditFilter);
 
+/// Up to `len` bytes of a command's stdout or stderr from byte `offset`, and its full size;
+/// only those bytes are read. `None` when there is no such command.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<OutputSlice>, StoreError>")]
+pub struct ReadOutput {
+    pub id: i64,
+    pub stream: OutputStream,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// One retention batch: removes up to `batch` of the oldest finished rows started before
+/// `cutoff` or beyond the newest `max_rows` (see [`queries::prune_history`]).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Pruned, StoreError>")]
+pub struct PruneHistory {
+    pub cutoff: Option<DateTime<Utc>>,
+    pub max_rows: Option<u64>,
+    pub batch: usize,
+}
+
+/// One step of an export: up to `limit` full rows matching `filter` with ids above `after`,
+/// oldest first.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<CommandRecord>, StoreError>")]
+pub struct ExportPage {
+    pub filter: HistoryFilter,
+    pub after: i64,
+    pub limit: usize,
+}
+
 /// Replaces the error of a finished command's row (by `id`, else by `uid`): how an interrupt
 /// that ran after the row was written ended. Answers whether a row changed.
 #[derive(Debug, Message)]
@@ -673,6 +705,34 @@ impl Store {
         end: &CommandEnd,
     ) -> Result<CommandRecord, StoreError> {
         self.with(true, |c| queries::record_finish(c, id, uid, start, end))
+    }
+    /// [`queries::prune_history`].
+    pub fn prune_history(
+        &mut self,
+        cutoff: Option<DateTime<Utc>>,
+        max_rows: Option<u64>,
+        batch: usize,
+    ) -> Result<Pruned, StoreError> {
+        self.with(true, |c| queries::prune_history(c, cutoff, max_rows, batch))
+    }
+    /// [`queries::export_page`].
+    pub fn export_page(
+        &mut self,
+        filter: &HistoryFilter,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<CommandRecord>, StoreError> {
+        self.with(false, |c| queries::export_page(c, filter, after, limit))
+    }
+    /// [`queries::read_output`].
+    pub fn read_output(
+        &mut self,
+        id: i64,
+        stream: OutputStream,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<OutputSlice>, StoreError> {
+        self.with(false, |c| queries::read_output(c, id, stream, offset, len))
     }
     /// [`queries::amend_error`].
     pub fn amend_error(
@@ -1055,6 +1115,29 @@ impl Handler<InterruptRunning> for StoreActor {
     type Result = Result<usize, StoreError>;
     fn handle(&mut self, msg: InterruptRunning, _: &mut Self::Context) -> Self::Result {
         self.store.interrupt_running(msg.ids.as_deref())
+    }
+}
+
+impl Handler<PruneHistory> for StoreActor {
+    type Result = Result<Pruned, StoreError>;
+    fn handle(&mut self, msg: PruneHistory, _: &mut Self::Context) -> Self::Result {
+        self.store
+            .prune_history(msg.cutoff, msg.max_rows, msg.batch)
+    }
+}
+
+impl Handler<ExportPage> for StoreActor {
+    type Result = Result<Vec<CommandRecord>, StoreError>;
+    fn handle(&mut self, msg: ExportPage, _: &mut Self::Context) -> Self::Result {
+        self.store.export_page(&msg.filter, msg.after, msg.limit)
+    }
+}
+
+impl Handler<ReadOutput> for StoreActor {
+    type Result = Result<Option<OutputSlice>, StoreError>;
+    fn handle(&mut self, msg: ReadOutput, _: &mut Self::Context) -> Self::Result {
+        self.store
+            .read_output(msg.id, msg.stream, msg.offset, msg.len)
     }
 }
 

@@ -7,7 +7,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use podwrangler::api::{
-    AuditAction, AuditEvent, AuditPage, CommandPage, CommandRecord, CommandStatus,
+    AuditAction, AuditEvent, AuditPage, CommandPage, CommandRecord, CommandStatus, CommandSummary,
+    HISTORY_PREVIEW_BYTES,
 };
 use podwrangler::{ProviderConfig, ProviderKind, Secret};
 
@@ -656,14 +657,71 @@ fn decode_cursor(cursor: &str) -> Result<i64, StoreError> {
     }
 }
 
+/// The columns a listing reads of a row besides its previews.
+type ListedMeta = (
+    i64,
+    String,
+    String,
+    String,
+    Option<i32>,
+    Option<String>,
+    bool,
+    NaiveDateTime,
+    Option<NaiveDateTime>,
+    Option<f64>,
+    Option<String>,
+    bool,
+    Option<i64>,
+);
+
+/// Previews (at most [`HISTORY_PREVIEW_BYTES`] characters each, cut in SQL) and the full byte
+/// sizes of `command`, `stdout` and `stderr`.
+type ListedTexts = (String, String, String, i64, i64, i64);
+
+/// SQL for the first [`HISTORY_PREVIEW_BYTES`] characters of `column` (at most four times as
+/// many bytes; cut to bytes after reading), and for its full size in bytes. The database reads
+/// the value, the daemon only the preview.
+fn preview_sql(column: &str) -> String {
+    format!("substr({column}, 1, {HISTORY_PREVIEW_BYTES})")
+}
+
+fn size_sql(column: &str) -> String {
+    format!("CAST(octet_length({column}) AS BIGINT)")
+}
+
 pub fn list_commands(
     conn: &mut DbConnection,
     filter: &HistoryFilter,
 ) -> Result<CommandPage, StoreError> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{BigInt, Text};
     let limit = filter.effective_limit();
     let before = filter.cursor.as_deref().map(decode_cursor).transpose()?;
-    let mut rows: Vec<CommandDb> = with_conn!(conn, c => {
-        let mut q = commands::table.select(CommandDb::as_select()).into_boxed();
+    let texts = (
+        sql::<Text>(&preview_sql("command")),
+        sql::<Text>(&preview_sql("stdout")),
+        sql::<Text>(&preview_sql("stderr")),
+        sql::<BigInt>(&size_sql("command")),
+        sql::<BigInt>(&size_sql("stdout")),
+        sql::<BigInt>(&size_sql("stderr")),
+    );
+    let meta = (
+        commands::id,
+        commands::alias,
+        commands::pod_label,
+        commands::status,
+        commands::exit_code,
+        commands::error,
+        commands::truncated,
+        commands::started_at,
+        commands::finished_at,
+        commands::duration_ms,
+        commands::actor,
+        commands::session_restarted,
+        commands::job_id,
+    );
+    let mut rows: Vec<(ListedMeta, ListedTexts)> = with_conn!(conn, c => {
+        let mut q = commands::table.select((meta, texts.clone())).into_boxed();
         if let Some(alias) = &filter.alias {
             q = q.filter(commands::alias.eq(alias));
         }
@@ -689,15 +747,208 @@ pub fn list_commands(
     });
     let next_cursor = if rows.len() > limit {
         rows.truncate(limit);
-        rows.last().map(|r| encode_cursor(r.id))
+        rows.last().map(|r| encode_cursor(r.0.0))
     } else {
         None
     };
     let items = rows
         .into_iter()
-        .map(CommandDb::into_record)
-        .collect::<Result<_, _>>()?;
+        .map(|(m, t)| {
+            let (command, stdout, stderr, command_bytes, stdout_bytes, stderr_bytes) = t;
+            let row = CommandDb {
+                id: m.0,
+                alias: m.1,
+                pod_label: m.2,
+                command,
+                status: m.3,
+                exit_code: m.4,
+                stdout,
+                stderr,
+                error: m.5,
+                truncated: m.6,
+                started_at: m.7,
+                finished_at: m.8,
+                duration_ms: m.9,
+                actor: m.10,
+                session_restarted: m.11,
+                job_id: m.12,
+            };
+            let mut summary = CommandSummary::of(row.into_record()?);
+            summary.command_bytes = command_bytes.max(0) as u64;
+            summary.stdout_bytes = stdout_bytes.max(0) as u64;
+            summary.stderr_bytes = stderr_bytes.max(0) as u64;
+            summary.preview = summary.command_bytes > summary.command.len() as u64
+                || summary.stdout_bytes > summary.stdout.len() as u64
+                || summary.stderr_bytes > summary.stderr.len() as u64;
+            Ok(summary)
+        })
+        .collect::<Result<_, StoreError>>()?;
     Ok(CommandPage { items, next_cursor })
+}
+
+/// What one retention batch removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub rows: u64,
+    /// Bytes of command text and output the removed rows held.
+    pub bytes: u64,
+}
+
+/// Removes up to `batch` of the oldest finished rows that are older than `cutoff` or beyond
+/// the newest `max_rows`, in one transaction, and answers what they held. Rows still `running`
+/// are never removed.
+pub fn prune_history(
+    conn: &mut DbConnection,
+    cutoff: Option<DateTime<Utc>>,
+    max_rows: Option<u64>,
+    batch: usize,
+) -> Result<Pruned, StoreError> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{BigInt, Nullable};
+    let running = CommandStatus::Running.as_str();
+    write_tx!(conn, c => {
+        // The id at and below which rows are beyond the newest `max_rows`.
+        let over_count: Option<i64> = match max_rows {
+            Some(n) => commands::table
+                .select(commands::id)
+                .order(commands::id.desc())
+                .offset(n.min(i64::MAX as u64) as i64)
+                .limit(1)
+                .first::<i64>(c)
+                .optional()?,
+            None => None,
+        };
+        let mut q = commands::table
+            .select(commands::id)
+            .filter(commands::status.ne(running))
+            .into_boxed();
+        q = match (cutoff, over_count) {
+            (Some(t), Some(id)) => q.filter(
+                commands::started_at
+                    .lt(t.naive_utc())
+                    .or(commands::id.le(id)),
+            ),
+            (Some(t), None) => q.filter(commands::started_at.lt(t.naive_utc())),
+            (None, Some(id)) => q.filter(commands::id.le(id)),
+            (None, None) => return Ok(Pruned::default()),
+        };
+        let ids: Vec<i64> = q.order(commands::id.asc()).limit(batch as i64).load(c)?;
+        if ids.is_empty() {
+            return Ok(Pruned::default());
+        }
+        let bytes: Option<i64> = commands::table
+            .filter(commands::id.eq_any(&ids))
+            .select(sql::<Nullable<BigInt>>(
+                "CAST(SUM(octet_length(command) + octet_length(stdout) + octet_length(stderr)) AS BIGINT)",
+            ))
+            .first(c)?;
+        let rows = diesel::delete(commands::table.filter(commands::id.eq_any(&ids))).execute(c)?;
+        Ok::<_, StoreError>(Pruned {
+            rows: rows as u64,
+            bytes: bytes.unwrap_or(0).max(0) as u64,
+        })
+    })
+}
+
+/// Up to `limit` full rows matching `filter` (its cursor and limit aside) with ids above
+/// `after`, oldest first: one step of an export.
+pub fn export_page(
+    conn: &mut DbConnection,
+    filter: &HistoryFilter,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<CommandRecord>, StoreError> {
+    let rows: Vec<CommandDb> = with_conn!(conn, c => {
+        let mut q = commands::table
+            .select(CommandDb::as_select())
+            .filter(commands::id.gt(after))
+            .into_boxed();
+        if let Some(alias) = &filter.alias {
+            q = q.filter(commands::alias.eq(alias));
+        }
+        if let Some(status) = filter.status {
+            q = q.filter(commands::status.eq(status.as_str()));
+        }
+        if let Some(actor) = &filter.actor {
+            q = q.filter(commands::actor.eq(actor));
+        }
+        if let Some(since) = filter.since {
+            q = q.filter(commands::started_at.ge(since.naive_utc()));
+        }
+        q.order(commands::id.asc()).limit(limit as i64).load(c)?
+    });
+    rows.into_iter().map(CommandDb::into_record).collect()
+}
+
+/// Which output of a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+impl OutputStream {
+    fn column(self) -> &'static str {
+        match self {
+            OutputStream::Stdout => "stdout",
+            OutputStream::Stderr => "stderr",
+        }
+    }
+}
+
+/// A byte range of one output of a command, and the output's full size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputSlice {
+    pub total: u64,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(QueryableByName)]
+struct OutputSliceDb {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    total: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
+    part: Option<Vec<u8>>,
+}
+
+/// Up to `len` bytes of a command's output from byte `offset`, read in the database (only those
+/// bytes reach the daemon). `None` when there is no such command.
+pub fn read_output(
+    conn: &mut DbConnection,
+    id: i64,
+    stream: OutputStream,
+    offset: u64,
+    len: u64,
+) -> Result<Option<OutputSlice>, StoreError> {
+    use diesel::sql_types::BigInt;
+    let column = stream.column();
+    let start = offset.min(i64::MAX as u64 - 1) as i64 + 1;
+    let len = len.min(i64::MAX as u64) as i64;
+    let row: Option<OutputSliceDb> = match conn {
+        DbConnection::Sqlite(c) => diesel::sql_query(format!(
+            "SELECT CAST(octet_length({column}) AS BIGINT) AS total, \
+             substr(CAST({column} AS BLOB), ?, ?) AS part FROM commands WHERE id = ?"
+        ))
+        .bind::<BigInt, _>(start)
+        .bind::<BigInt, _>(len)
+        .bind::<BigInt, _>(id)
+        .get_result(c)
+        .optional()?,
+        DbConnection::Pg(c) => diesel::sql_query(format!(
+            "SELECT CAST(octet_length({column}) AS BIGINT) AS total, \
+             substring(convert_to({column}, 'UTF8') from CAST($1 AS INTEGER) for CAST($2 AS INTEGER)) AS part \
+             FROM commands WHERE id = $3"
+        ))
+        .bind::<BigInt, _>(start.min(i32::MAX as i64))
+        .bind::<BigInt, _>(len.min(i32::MAX as i64))
+        .bind::<BigInt, _>(id)
+        .get_result(c)
+        .optional()?,
+    };
+    Ok(row.map(|r| OutputSlice {
+        total: r.total.max(0) as u64,
+        bytes: r.part.unwrap_or_default(),
+    }))
 }
 
 pub fn get_command(conn: &mut DbConnection, id: i64) -> Result<Option<CommandRecord>, StoreError> {
