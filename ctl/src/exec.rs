@@ -210,6 +210,13 @@ fn expected_pods(client: &Client, cmd: &ExecRunMany) -> Result<usize, CtlError> 
     if let Some(aliases) = &cmd.aliases {
         return Ok(split_aliases(aliases).len());
     }
+    if let Some(set) = &cmd.set {
+        let detail: podwrangler::api::PodSetDetail = client.get(
+            &format!("{API_PREFIX}/sets/{}", crate::pods::encode_segment(set)),
+            &[],
+        )?;
+        return Ok(detail.pods.len());
+    }
     let query: Vec<(&str, String)> = cmd.tag.iter().map(|t| ("tag", t.clone())).collect();
     let pods: Vec<PodInfo> = client.get(&pods_path(), &query)?;
     Ok(pods.len())
@@ -263,13 +270,18 @@ fn output_preview(r: &CommandRecord) -> String {
 pub fn run_many(client: &Client, cmd: &ExecRunMany, json: bool) -> Result<i32, CtlError> {
     let command = command_text(&cmd.command, "pwctl exec run-many COMMAND --all")?;
     check_timeout(cmd.timeout)?;
-    let chosen = [cmd.aliases.is_some(), cmd.tag.is_some(), cmd.all]
-        .iter()
-        .filter(|b| **b)
-        .count();
+    let chosen = [
+        cmd.aliases.is_some(),
+        cmd.tag.is_some(),
+        cmd.set.is_some(),
+        cmd.all,
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
     if chosen != 1 {
         return Err(CtlError::Usage(
-            "say which pods: exactly one of --aliases a,b, --tag T or --all".into(),
+            "say which pods: exactly one of --aliases a,b, --tag T, --set S or --all".into(),
         ));
     }
     let aliases = cmd.aliases.as_deref().map(split_aliases);
@@ -280,6 +292,7 @@ pub fn run_many(client: &Client, cmd: &ExecRunMany, json: bool) -> Result<i32, C
         command,
         aliases,
         tag: cmd.tag.clone(),
+        set: cmd.set.clone(),
         all: cmd.all,
         timeout: cmd.timeout,
         concurrency: cmd.concurrency,
@@ -433,6 +446,9 @@ pub fn history(client: &Client, cmd: &ExecHistory, json: bool) -> Result<i32, Ct
     let mut query: Vec<(&str, String)> = vec![("limit", cmd.limit.to_string())];
     if let Some(a) = &cmd.alias {
         query.push(("alias", a.clone()));
+    }
+    if let Some(s) = &cmd.set {
+        query.push(("set", s.clone()));
     }
     if let Some(a) = &cmd.actor {
         query.push(("actor", a.clone()));

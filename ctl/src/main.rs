@@ -15,11 +15,12 @@ mod kube;
 mod local;
 mod output;
 mod pods;
+mod sets;
 mod unix;
 
 use argh::{ArgsInfo, FromArgs};
 
-use crate::cli::{Command, ExecCommand, PodCommand, Pwctl};
+use crate::cli::{Command, ExecCommand, PodCommand, Pwctl, SetCommand};
 use crate::client::Client;
 use crate::config::{ConnectionFlags, Sources};
 use crate::error::{CtlError, exit};
@@ -135,6 +136,12 @@ fn run() -> Result<i32, CtlError> {
             ExecCommand::RunMany(c) => exec::run_many(&client, &c, json),
             ExecCommand::History(c) => exec::history(&client, &c, json),
             ExecCommand::Show(c) => exec::show(&client, &c, json),
+        },
+        Command::Set(s) => match s.command {
+            SetCommand::Add(c) => sets::add(&client, &c, json),
+            SetCommand::List(_) => sets::list(&client, json),
+            SetCommand::Show(c) => sets::show(&client, &c, json),
+            SetCommand::Delete(c) => sets::delete(&client, &c, json),
         },
         Command::Audit(c) => audit::list(&client, &c, json),
         Command::Clusters(_) => clusters::list(&client, json),

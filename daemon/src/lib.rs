@@ -10,4 +10,5 @@ pub mod keys;
 pub mod logging;
 pub mod openapi;
 pub mod server;
+pub mod sets;
 pub mod store;

@@ -35,6 +35,14 @@ Errors are `application/problem+json` with a stable `code`."
         api::commands::list_audit,
         api::commands::cancel_command,
         api::pods::list_clusters,
+        api::sets::create_set,
+        api::sets::list_sets,
+        api::sets::get_set,
+        api::sets::delete_set,
+        api::sets::get_member,
+        api::sets::update_member,
+        api::sets::delete_member,
+        api::sets::exec_member,
     ),
     components(schemas(podwrangler::api::Problem, podwrangler::api::PodState)),
     modifiers(&BearerAuth),
@@ -43,6 +51,7 @@ Errors are `application/problem+json` with a stable `code`."
         (name = "pods", description = "Register, list, update and remove pods"),
         (name = "exec", description = "Run commands in one pod or many"),
         (name = "history", description = "Every command that ran"),
+        (name = "sets", description = "Pod sets: a cluster, namespace and label selector whose Ready pods stay registered as `SET/POD`"),
         (name = "daemon", description = "Daemon health"),
     )
 )]
@@ -68,6 +77,9 @@ const DRAINING: &[(&str, &str)] = &[
     ("/api/v1/pods/import", "post"),
     ("/api/v1/pods/{alias}/exec", "post"),
     ("/api/v1/exec", "post"),
+    ("/api/v1/sets", "post"),
+    ("/api/v1/pods/{set}/{pod}", "patch"),
+    ("/api/v1/pods/{set}/{pod}/exec", "post"),
 ];
 
 fn problem(description: &str) -> Value {
@@ -214,14 +226,17 @@ pub fn document(max_command_timeout_secs: f64, max_body_bytes: usize) -> Value {
             timeout["maximum"] = json!(max_command_timeout_secs);
         }
     }
-    // Exactly one of `aliases`, `tag` and `all: true` (null counts as absent, as serde reads it).
+    // Exactly one of `aliases`, `tag`, `set` and `all: true` (null counts as absent, as serde
+    // reads it).
     schemas["FanOutRequest"]["oneOf"] = json!([
         {"required": ["aliases"], "properties": {
-            "aliases": {"type": "array"}, "tag": {"type": "null"}, "all": {"const": false}}},
+            "aliases": {"type": "array"}, "tag": {"type": "null"}, "set": {"type": "null"}, "all": {"const": false}}},
         {"required": ["tag"], "properties": {
-            "tag": {"type": "string"}, "aliases": {"type": "null"}, "all": {"const": false}}},
+            "tag": {"type": "string"}, "aliases": {"type": "null"}, "set": {"type": "null"}, "all": {"const": false}}},
+        {"required": ["set"], "properties": {
+            "set": {"type": "string"}, "aliases": {"type": "null"}, "tag": {"type": "null"}, "all": {"const": false}}},
         {"required": ["all"], "properties": {
-            "all": {"const": true}, "aliases": {"type": "null"}, "tag": {"type": "null"}}},
+            "all": {"const": true}, "aliases": {"type": "null"}, "tag": {"type": "null"}, "set": {"type": "null"}}},
     ]);
     doc
 }

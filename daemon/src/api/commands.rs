@@ -22,6 +22,16 @@ mod params {
             .pattern(Some(ALIAS_PATTERN))
             .description(Some("Only this pod's commands (an alias)."))
     }
+    pub fn set() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(63))
+            .pattern(Some(ALIAS_PATTERN))
+            .description(Some(
+                "Only commands run in members of this pod set (a set name), pods long gone included.",
+            ))
+    }
     pub fn since() -> ObjectBuilder {
         ObjectBuilder::new()
             .schema_type(Type::String)
@@ -65,6 +75,9 @@ pub struct HistoryQuery {
     /// Only this pod's commands.
     #[param(schema_with = params::alias)]
     pub alias: Option<String>,
+    /// Only commands that ran in members of this pod set, pods long gone included.
+    #[param(schema_with = params::set)]
+    pub set: Option<String>,
     /// running, succeeded, failed, timeout, error or interrupted.
     #[param(value_type = Option<CommandStatus>)]
     pub status: Option<String>,
@@ -107,6 +120,9 @@ fn filter_of(q: HistoryQuery) -> Result<HistoryFilter, ApiError> {
     if let Some(a) = &q.alias {
         validate::alias(a)?;
     }
+    if let Some(s) = &q.set {
+        validate::set_name_in("set", s)?;
+    }
     let status = q
         .status
         .as_deref()
@@ -127,6 +143,7 @@ fn filter_of(q: HistoryQuery) -> Result<HistoryFilter, ApiError> {
     let limit = page_limit(q.limit.as_deref())?;
     Ok(HistoryFilter {
         alias: q.alias,
+        set: q.set,
         status,
         actor: q.actor.as_deref().map(actor_filter).transpose()?,
         since,

@@ -256,13 +256,18 @@ async fn targets(
     state: &AppState,
     req: &FanOutRequest,
 ) -> Result<Vec<(String, Addr<PodActor>)>, ApiError> {
-    let chosen =
-        usize::from(req.aliases.is_some()) + usize::from(req.tag.is_some()) + usize::from(req.all);
+    let chosen = usize::from(req.aliases.is_some())
+        + usize::from(req.tag.is_some())
+        + usize::from(req.set.is_some())
+        + usize::from(req.all);
     if chosen != 1 {
         return Err(ApiError::validation(
             "aliases",
-            "give exactly one of aliases, tag or all=true",
+            "give exactly one of aliases, tag, set or all=true",
         ));
+    }
+    if let Some(set) = &req.set {
+        return set_targets(state, set).await;
     }
     let aliases: Vec<String> = if let Some(list) = &req.aliases {
         if list.is_empty() {
@@ -271,7 +276,7 @@ async fn targets(
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::with_capacity(list.len());
         for (i, a) in list.iter().enumerate() {
-            validate::alias_in(&format!("aliases[{i}]"), a)?;
+            validate::pod_ref_in(&format!("aliases[{i}]"), a)?;
             if seen.insert(a.clone()) {
                 out.push(a.clone());
             }
@@ -303,7 +308,29 @@ async fn targets(
     Ok(out)
 }
 
-/// Run one command in many pods at once (aliases, a tag, or all).
+/// The members of a pod set now. A member retired between the list and the lookup is left
+/// out: its pod is going, so the command is not sent there.
+async fn set_targets(
+    state: &AppState,
+    set: &str,
+) -> Result<Vec<(String, Addr<PodActor>)>, ApiError> {
+    validate::set_name_in("set", set)?;
+    let aliases = state
+        .sets
+        .member_aliases(set)
+        .ok_or_else(|| ApiError::SetNotFound(set.to_owned()))?;
+    let found = state
+        .registry
+        .send(LookupMany(aliases))
+        .await
+        .map_err(mailbox)?;
+    Ok(found
+        .into_iter()
+        .filter_map(|(alias, addr)| addr.map(|a| (alias, a)))
+        .collect())
+}
+
+/// Run one command in many pods at once (aliases, a tag, a pod set, or all).
 #[utoipa::path(
     post,
     path = "/api/v1/exec",
@@ -311,7 +338,7 @@ async fn targets(
     request_body = FanOutRequest,
     responses(
         (status = 200, description = "One result per pod; with `Accept: application/x-ndjson`, one CommandRecord JSON per line as each pod finishes", body = FanOutResponse),
-        (status = 404, description = "`pod_not_found`: an alias is not registered (nothing ran)", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`pod_not_found`: an alias is not registered, or `set_not_found` (nothing ran)", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
     )
 )]

@@ -85,6 +85,16 @@ struct CommandInsert<'a> {
     actor: Option<&'a str>,
     session_restarted: bool,
     uid: Option<&'a str>,
+    set_name: Option<&'a str>,
+    pod_name: Option<&'a str>,
+}
+
+/// The set and pod name of a set member's alias (`SET/POD`); `None` for other pods.
+pub fn set_and_pod(alias: &str) -> (Option<&str>, Option<&str>) {
+    match alias.split_once('/') {
+        Some((set, pod)) => (Some(set), Some(pod)),
+        None => (None, None),
+    }
 }
 
 impl<'a> CommandInsert<'a> {
@@ -106,6 +116,8 @@ impl<'a> CommandInsert<'a> {
             actor: Some(&msg.actor),
             session_restarted: false,
             uid,
+            set_name: set_and_pod(&msg.alias).0,
+            pod_name: set_and_pod(&msg.alias).1,
         }
     }
 }
@@ -642,6 +654,9 @@ pub fn list_commands(
         if let Some(alias) = &filter.alias {
             q = q.filter(commands::alias.eq(alias));
         }
+        if let Some(set) = &filter.set {
+            q = q.filter(commands::set_name.eq(set));
+        }
         if let Some(status) = filter.status {
             q = q.filter(commands::status.eq(status.as_str()));
         }
@@ -736,6 +751,8 @@ pub fn insert_history(
             actor: r.actor.as_deref(),
             session_restarted: r.session_restarted,
             uid: None,
+            set_name: set_and_pod(&r.alias).0,
+            pod_name: set_and_pod(&r.alias).1,
         })
         .collect();
     write_tx!(conn, c => {

@@ -41,6 +41,20 @@ diesel::table! {
         actor -> Nullable<Text>,
         session_restarted -> Bool,
         uid -> Nullable<Text>,
+        set_name -> Nullable<Text>,
+        pod_name -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    pod_sets (name) {
+        name -> Text,
+        cluster -> Text,
+        namespace -> Text,
+        selector -> Text,
+        container -> Nullable<Text>,
+        created_at -> Timestamp,
+        actor -> Text,
     }
 }
 
