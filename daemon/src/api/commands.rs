@@ -368,6 +368,7 @@ mod tests {
     fn q() -> HistoryQuery {
         HistoryQuery {
             alias: None,
+            set: None,
             status: None,
             since: None,
             actor: None,
