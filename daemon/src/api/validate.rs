@@ -269,7 +269,15 @@ mod tests {
         assert!(alias("-x").is_err());
         assert!(alias(&"a".repeat(129)).is_err());
         assert!(alias(&"a".repeat(128)).is_ok());
-        assert!(alias("a/b").is_err());
+        // `SET/POD`: a pod set member; only a set registers those.
+        assert!(alias("web/web-5d8f7-abcde").is_ok());
+        assert!(registered_alias("web/web-5d8f7-abcde").is_err());
+        assert!(registered_alias("web-0").is_ok());
+        for bad in ["a/B", "a/", "/b", "a/b/c", "-a/b", "a b/c"] {
+            assert!(alias(bad).is_err(), "{bad}");
+        }
+        assert!(alias(&format!("{}/b", "a".repeat(64))).is_err());
+        assert!(set_name_in("set", &"a".repeat(63)).is_ok());
     }
 
     #[test]
