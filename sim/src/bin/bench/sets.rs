@@ -46,19 +46,28 @@ pub struct SetsArgs {
 
 const SET: &str = "bench";
 
-fn config_for(sim: &PodsimProc, dir: &std::path::Path) -> anyhow::Result<String> {
-    let token = dir.join("sim.token");
+/// `[clusters.NAME]` for a podsim: its server and a token file.
+fn cluster_config(name: &str, sim: &PodsimProc, dir: &std::path::Path) -> anyhow::Result<String> {
+    let token = dir.join(format!("{name}.token"));
     std::fs::write(&token, sim.info["token"].as_str().context("podsim token")?)?;
     Ok(format!(
-        "[clusters.sim]\nserver = {:?}\ntoken_file = {:?}\n",
+        "[clusters.{name}]\nserver = {:?}\ntoken_file = {:?}\n",
         sim.info["http_base"].as_str().context("podsim http_base")?,
         token.display().to_string()
     ))
 }
 
+fn config_for(sim: &PodsimProc, dir: &std::path::Path) -> anyhow::Result<String> {
+    cluster_config("sim", sim, dir)
+}
+
 fn create_set(client: &mut UnixClient) -> anyhow::Result<()> {
+    create_named_set(client, SET, "sim")
+}
+
+fn create_named_set(client: &mut UnixClient, name: &str, cluster: &str) -> anyhow::Result<()> {
     let body =
-        json!({"name": SET, "cluster": "sim", "namespace": "default", "selector": "app=web"});
+        json!({"name": name, "cluster": cluster, "namespace": "default", "selector": "app=web"});
     client
         .post("/api/v1/sets", &body.to_string())?
         .ok_json("create the pod set")?;
@@ -67,8 +76,12 @@ fn create_set(client: &mut UnixClient) -> anyhow::Result<()> {
 
 /// Members now, and how many of them are ready.
 fn members(client: &mut UnixClient) -> anyhow::Result<(Vec<Value>, usize)> {
+    members_of(client, SET)
+}
+
+fn members_of(client: &mut UnixClient, set: &str) -> anyhow::Result<(Vec<Value>, usize)> {
     let v = client
-        .get(&format!("/api/v1/sets/{SET}"))?
+        .get(&format!("/api/v1/sets/{set}"))?
         .ok_json("show the set")?;
     let pods = v["pods"].as_array().cloned().unwrap_or_default();
     let ready = pods
@@ -79,10 +92,25 @@ fn members(client: &mut UnixClient) -> anyhow::Result<(Vec<Value>, usize)> {
 }
 
 fn wait_all_ready(client: &mut UnixClient, n: usize, limit: Duration) -> anyhow::Result<Duration> {
+    wait_sets_ready(client, &[SET.to_owned()], n, limit)
+}
+
+/// Until the sets have `n` members in all, every one ready.
+fn wait_sets_ready(
+    client: &mut UnixClient,
+    sets: &[String],
+    n: usize,
+    limit: Duration,
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
     loop {
-        let (pods, ready) = members(client)?;
-        if pods.len() == n && ready == n {
+        let (mut total, mut ready) = (0, 0);
+        for set in sets {
+            let (pods, r) = members_of(client, set)?;
+            total += pods.len();
+            ready += r;
+        }
+        if total == n && ready == n {
             return Ok(started.elapsed());
         }
         if started.elapsed() > limit {
@@ -94,6 +122,15 @@ fn wait_all_ready(client: &mut UnixClient, n: usize, limit: Duration) -> anyhow:
 
 fn fan_out(client: &mut UnixClient, concurrency: usize) -> anyhow::Result<Vec<Value>> {
     let body = json!({"command": "echo $POD_NAME", "set": SET, "timeout": 120, "concurrency": concurrency});
+    let v = client
+        .post("/api/v1/exec", &body.to_string())?
+        .ok_json("fan-out")?;
+    Ok(v["results"].as_array().cloned().unwrap_or_default())
+}
+
+/// A fan-out to every registered pod (the members of every set).
+fn fan_out_all(client: &mut UnixClient, concurrency: usize) -> anyhow::Result<Vec<Value>> {
+    let body = json!({"command": "echo $POD_NAME", "all": true, "timeout": 120, "concurrency": concurrency});
     let v = client
         .post("/api/v1/exec", &body.to_string())?
         .ok_json("fan-out")?;
@@ -124,12 +161,24 @@ fn outcome(r: &Value) -> Outcome {
     }
 }
 
-fn scale(args: &SetsArgs) -> anyhow::Result<()> {
+fn scale(args: &SetsArgs, fd_limit: u64) -> anyhow::Result<()> {
     let n = args.pods;
-    println!("== pod set of {n} pods (podsim, exec shells on pipes)");
-    let sim = PodsimProc::start_with_args(n, false, None, &[])?;
+    // Each connected pod holds a socket and three pipes in podsim: one podsim per shard keeps
+    // each under the open-file limit; each shard is a cluster with a set of its own.
+    let per_podsim = ((fd_limit.saturating_sub(1000)) / 5).max(100) as usize;
+    let shards = n.div_ceil(per_podsim).max(1);
+    println!("== {n} pods in pod sets ({shards} podsim cluster(s), exec shells on pipes)");
     let dir = tempfile::tempdir()?;
-    let config = config_for(&sim, dir.path())?;
+    let mut sims = Vec::with_capacity(shards);
+    let mut config = String::new();
+    let mut sets = Vec::with_capacity(shards);
+    for i in 0..shards {
+        let count = n / shards + usize::from(i < n % shards);
+        let sim = PodsimProc::start_with_args(count, false, None, &[])?;
+        config.push_str(&cluster_config(&format!("sim{i}"), &sim, dir.path())?);
+        sets.push(format!("{SET}{i}"));
+        sims.push(sim);
+    }
     let db = dir.path().join("podwrangler.db");
     let mut table = Table::new(&["measure", "value"]);
     {
@@ -141,12 +190,14 @@ fn scale(args: &SetsArgs) -> anyhow::Result<()> {
         let mut client = daemon.client(Duration::from_secs(600));
         let rss_empty = daemon.rss_bytes()?;
         let started = Instant::now();
-        create_set(&mut client)?;
-        wait_all_ready(&mut client, n, Duration::from_secs(1800))
+        for (i, set) in sets.iter().enumerate() {
+            create_named_set(&mut client, set, &format!("sim{i}"))?;
+        }
+        wait_sets_ready(&mut client, &sets, n, Duration::from_secs(1800))
             .with_context(|| daemon.log_tail())?;
         let all_ready = started.elapsed();
         table.row(vec![
-            format!("set created -> {n} members ready"),
+            format!("sets created -> {n} members ready"),
             format!("{:.1} s", all_ready.as_secs_f64()),
         ]);
         let rss = daemon.rss_bytes()?;
@@ -159,7 +210,7 @@ fn scale(args: &SetsArgs) -> anyhow::Result<()> {
             fmt_bytes(rss.saturating_sub(rss_empty) / n as u64),
         ]);
         let started = Instant::now();
-        let results = fan_out(&mut client, args.concurrency)?;
+        let results = fan_out_all(&mut client, args.concurrency)?;
         let took = started.elapsed();
         let ran = results
             .iter()
@@ -168,7 +219,7 @@ fn scale(args: &SetsArgs) -> anyhow::Result<()> {
         let distinct: BTreeSet<&str> = results.iter().filter_map(|r| r["alias"].as_str()).collect();
         table.row(vec![
             format!(
-                "fan-out `echo $POD_NAME` to the set ({} at once)",
+                "fan-out `echo $POD_NAME` to all {n} ({} at once)",
                 args.concurrency
             ),
             format!("{:.2} s", took.as_secs_f64()),
@@ -181,7 +232,7 @@ fn scale(args: &SetsArgs) -> anyhow::Result<()> {
             bail!("only {ran} of {n} outputs were right");
         }
     }
-    // Cold start: the same database, the set and its members stored.
+    // Cold start: the same database, the sets and their members stored.
     let started = Instant::now();
     let daemon = DaemonProc::start(DaemonSpec {
         database: Some(&db),
@@ -189,13 +240,14 @@ fn scale(args: &SetsArgs) -> anyhow::Result<()> {
         ..Default::default()
     })?;
     let mut client = daemon.client(Duration::from_secs(600));
-    wait_all_ready(&mut client, n, Duration::from_secs(1800)).with_context(|| daemon.log_tail())?;
+    wait_sets_ready(&mut client, &sets, n, Duration::from_secs(1800))
+        .with_context(|| daemon.log_tail())?;
     table.row(vec![
-        format!("cold start: daemon restart (stored set) -> {n} members ready"),
+        format!("cold start: daemon restart (stored sets) -> {n} members ready"),
         format!("{:.1} s", started.elapsed().as_secs_f64()),
     ]);
     table.print();
-    drop(sim);
+    drop(sims);
     Ok(())
 }
 
@@ -333,7 +385,7 @@ pub fn main(args: SetsArgs) -> anyhow::Result<()> {
     let limit = raise_fd_limit();
     println!("open-file limit: {limit}");
     if args.pods > 0 {
-        scale(&args)?;
+        scale(&args, limit)?;
     }
     if args.churn_pods > 0 {
         churn(&args)?;
