@@ -90,6 +90,7 @@ pub enum Command {
     Health(HealthCmd),
     Pod(PodCmd),
     Exec(ExecCmd),
+    Set(SetCmd),
     Audit(AuditCmd),
     Clusters(ClustersCmd),
     Cp(CpCmd),
@@ -404,6 +405,9 @@ pub struct ExecRunMany {
     /// every pod with this tag
     #[argh(option, arg_name = "tag")]
     pub tag: Option<String>,
+    /// every current member of this pod set
+    #[argh(option, arg_name = "set")]
+    pub set: Option<String>,
     /// every registered pod
     #[argh(switch)]
     pub all: bool,
@@ -470,6 +474,9 @@ pub struct ExecHistory {
     /// only this pod's commands
     #[argh(option, arg_name = "alias")]
     pub alias: Option<String>,
+    /// only commands run in members of this pod set, gone pods included
+    #[argh(option, arg_name = "set")]
+    pub set: Option<String>,
     /// only commands this caller asked for, e.g. unix:1000(alice) or key:ci
     #[argh(option, arg_name = "actor")]
     pub actor: Option<String>,
@@ -512,6 +519,73 @@ pub struct ExecShow {
     /// with --stdout or --stderr: only these bytes, FIRST-LAST, FIRST- or -SUFFIX
     #[argh(option, arg_name = "bytes")]
     pub range: Option<String>,
+}
+
+/// Pod sets: a cluster, namespace and label selector whose Ready pods stay registered as
+/// SET/POD while the cluster rolls them.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "set")]
+pub struct SetCmd {
+    #[argh(subcommand)]
+    pub command: SetCommand,
+}
+
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand)]
+pub enum SetCommand {
+    Add(SetAdd),
+    List(SetList),
+    Show(SetShow),
+    Delete(SetDelete),
+}
+
+/// Create a pod set on a cluster the daemon's configuration names (pwctl clusters).
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(
+    subcommand,
+    name = "add",
+    example = "pwctl set add web --cluster prod -n shop -l app=web",
+    example = "pwctl exec run-many 'git -C /app log -1' --set web"
+)]
+pub struct SetAdd {
+    /// the set's name; members are NAME/POD
+    #[argh(positional, arg_name = "name")]
+    pub name: String,
+    /// a cluster of the daemon's configuration ([clusters.NAME])
+    #[argh(option, arg_name = "cluster")]
+    pub cluster: String,
+    /// the pods' namespace
+    #[argh(option, short = 'n', arg_name = "namespace")]
+    pub namespace: String,
+    /// label selector, e.g. app=web or 'tier in (a,b)'
+    #[argh(option, short = 'l', arg_name = "selector")]
+    pub selector: String,
+    /// container to exec into (default: the pod's first)
+    #[argh(option, arg_name = "container")]
+    pub container: Option<String>,
+}
+
+/// List pod sets with their member counts.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "list")]
+pub struct SetList {}
+
+/// Show a pod set and its members.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "show")]
+pub struct SetShow {
+    /// the set's name
+    #[argh(positional, arg_name = "name")]
+    pub name: String,
+}
+
+/// Delete a pod set; its members are retired, their history stays.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "delete")]
+pub struct SetDelete {
+    /// the set's name
+    #[argh(positional, arg_name = "name")]
+    pub name: String,
 }
 
 /// Show who registered, changed, imported and removed pods, newest first.

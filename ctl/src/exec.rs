@@ -334,13 +334,19 @@ fn fan_out_request(cmd: &ExecRunMany) -> Result<FanOutRequest, CtlError> {
         command_text(&cmd.command, "pwctl exec run-many COMMAND --all")?
     };
     check_timeout(cmd.timeout)?;
-    let chosen = [cmd.aliases.is_some(), cmd.tag.is_some(), cmd.all, rerun]
-        .iter()
-        .filter(|b| **b)
-        .count();
+    let chosen = [
+        cmd.aliases.is_some(),
+        cmd.tag.is_some(),
+        cmd.set.is_some(),
+        cmd.all,
+        rerun,
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
     if chosen != 1 {
         return Err(CtlError::Usage(
-            "say which pods: exactly one of --aliases a,b, --tag T, --all or --rerun-failed JOB"
+            "say which pods: exactly one of --aliases a,b, --tag T, --set S, --all or --rerun-failed JOB"
                 .into(),
         ));
     }
@@ -355,6 +361,7 @@ fn fan_out_request(cmd: &ExecRunMany) -> Result<FanOutRequest, CtlError> {
         command,
         aliases,
         tag: cmd.tag.clone(),
+        set: cmd.set.clone(),
         all: cmd.all,
         timeout: cmd.timeout,
         concurrency: cmd.concurrency,
@@ -643,6 +650,9 @@ pub fn history(client: &Client, cmd: &ExecHistory, json: bool) -> Result<i32, Ct
     let mut query: Vec<(&str, String)> = vec![("limit", cmd.limit.to_string())];
     if let Some(a) = &cmd.alias {
         query.push(("alias", a.clone()));
+    }
+    if let Some(s) = &cmd.set {
+        query.push(("set", s.clone()));
     }
     if let Some(a) = &cmd.actor {
         query.push(("actor", a.clone()));

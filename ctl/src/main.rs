@@ -17,11 +17,12 @@ mod kube;
 mod local;
 mod output;
 mod pods;
+mod sets;
 mod unix;
 
 use argh::{ArgsInfo, FromArgs};
 
-use crate::cli::{Command, ExecCommand, PodCommand, Pwctl};
+use crate::cli::{Command, ExecCommand, PodCommand, Pwctl, SetCommand};
 use crate::client::Client;
 use crate::config::{ConnectionFlags, Sources};
 use crate::error::{CtlError, exit};
@@ -139,6 +140,12 @@ fn run() -> Result<i32, CtlError> {
             ExecCommand::Show(c) => exec::show(&client, &c, json),
             ExecCommand::Job(c) => exec::job(&client, &c, json),
             ExecCommand::Jobs(c) => exec::jobs(&client, &c, json),
+        },
+        Command::Set(s) => match s.command {
+            SetCommand::Add(c) => sets::add(&client, &c, json),
+            SetCommand::List(_) => sets::list(&client, json),
+            SetCommand::Show(c) => sets::show(&client, &c, json),
+            SetCommand::Delete(c) => sets::delete(&client, &c, json),
         },
         Command::Audit(c) => audit::list(&client, &c, json),
         Command::Clusters(_) => clusters::list(&client, json),

@@ -87,7 +87,7 @@ pub fn health(client: &Client, json: bool) -> Result<i32, CtlError> {
     Ok(code)
 }
 
-fn state_text(state: &PodState) -> String {
+pub(crate) fn state_text(state: &PodState) -> String {
     match state {
         PodState::Ready => output::good("ready"),
         PodState::Idle => "idle".into(),

@@ -802,7 +802,7 @@ impl Config {
             .unwrap_or(2);
 
         for (i, pod) in file.pods.iter().enumerate() {
-            crate::api::validate::alias(&pod.alias)
+            crate::api::validate::registered_alias(&pod.alias)
                 .map_err(|e| invalid(&format!("pods[{i}].alias"), e.to_string()))?;
         }
 

@@ -13,4 +13,5 @@ pub mod metrics;
 pub mod openapi;
 pub mod retention;
 pub mod server;
+pub mod sets;
 pub mod store;

@@ -45,6 +45,14 @@ Errors are `application/problem+json` with a stable `code`."
         api::commands::command_output,
         api::commands::export_commands,
         api::pods::list_clusters,
+        api::sets::create_set,
+        api::sets::list_sets,
+        api::sets::get_set,
+        api::sets::delete_set,
+        api::sets::get_member,
+        api::sets::update_member,
+        api::sets::delete_member,
+        api::sets::exec_member,
     ),
     components(schemas(podwrangler::api::Problem, podwrangler::api::PodState)),
     modifiers(&BearerAuth),
@@ -54,6 +62,7 @@ Errors are `application/problem+json` with a stable `code`."
         (name = "exec", description = "Run commands in one pod or many"),
         (name = "files", description = "Copy files into pods and out of them, verified by SHA-256"),
         (name = "history", description = "Every command that ran"),
+        (name = "sets", description = "Pod sets: a cluster, namespace and label selector whose Ready pods stay registered as `SET/POD`"),
         (name = "daemon", description = "Daemon health"),
     )
 )]
@@ -83,6 +92,9 @@ const DRAINING: &[(&str, &str)] = &[
     ("/api/v1/pods/{alias}/exec/script", "post"),
     ("/api/v1/pods/{alias}/files", "put"),
     ("/api/v1/files", "post"),
+    ("/api/v1/sets", "post"),
+    ("/api/v1/pods/{set}/{pod}", "patch"),
+    ("/api/v1/pods/{set}/{pod}/exec", "post"),
 ];
 
 fn problem(description: &str) -> Value {
@@ -234,21 +246,24 @@ pub fn document(max_command_timeout_secs: f64, max_body_bytes: usize) -> Value {
             timeout["maximum"] = json!(max_command_timeout_secs);
         }
     }
-    // Exactly one of `aliases`, `tag` and `all: true` with a `command`, or `rerun_failed`
-    // without one (null counts as absent, as serde reads it).
+    // Exactly one of `aliases`, `tag`, `set` and `all: true` with a `command`, or
+    // `rerun_failed` without one (null counts as absent, as serde reads it).
     schemas["FanOutRequest"]["oneOf"] = json!([
         {"required": ["aliases", "command"], "properties": {
-            "aliases": {"type": "array"}, "tag": {"type": "null"}, "all": {"const": false},
-            "rerun_failed": {"type": "null"}}},
+            "aliases": {"type": "array"}, "tag": {"type": "null"}, "set": {"type": "null"},
+            "all": {"const": false}, "rerun_failed": {"type": "null"}}},
         {"required": ["tag", "command"], "properties": {
-            "tag": {"type": "string"}, "aliases": {"type": "null"}, "all": {"const": false},
-            "rerun_failed": {"type": "null"}}},
+            "tag": {"type": "string"}, "aliases": {"type": "null"}, "set": {"type": "null"},
+            "all": {"const": false}, "rerun_failed": {"type": "null"}}},
+        {"required": ["set", "command"], "properties": {
+            "set": {"type": "string"}, "aliases": {"type": "null"}, "tag": {"type": "null"},
+            "all": {"const": false}, "rerun_failed": {"type": "null"}}},
         {"required": ["all", "command"], "properties": {
             "all": {"const": true}, "aliases": {"type": "null"}, "tag": {"type": "null"},
-            "rerun_failed": {"type": "null"}}},
+            "set": {"type": "null"}, "rerun_failed": {"type": "null"}}},
         {"required": ["rerun_failed"], "not": {"required": ["command"]}, "properties": {
             "rerun_failed": {"type": "integer"}, "aliases": {"type": "null"},
-            "tag": {"type": "null"}, "all": {"const": false}}},
+            "tag": {"type": "null"}, "set": {"type": "null"}, "all": {"const": false}}},
     ]);
     doc
 }

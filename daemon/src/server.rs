@@ -55,6 +55,8 @@ pub struct AppState {
     pub keys: std::sync::RwLock<KeyRing>,
     /// Clusters named by the administrator; replaced on SIGHUP.
     pub clusters: Arc<ClusterSet>,
+    /// Pod sets and their watches.
+    pub sets: Arc<crate::sets::SetManager>,
 }
 
 impl AppState {
@@ -288,13 +290,17 @@ pub async fn serve(config: Config, args: Args, log: LogControl) -> Result<(), Se
         shutting_down: AtomicBool::new(false),
         keys: std::sync::RwLock::new(config.keys.clone()),
         clusters,
+        sets: Default::default(),
         config: config.clone(),
     });
     let loaded = crate::api::pods::load_from_store(&state)
         .await
         .map_err(|e| ServeError::Setup(format!("cannot load pods from the database: {e}")))?;
     let applied = crate::api::pods::apply_config_pods(&state, &config.config_pods).await;
-    tracing::info!(pods = loaded, config_pods = applied, "pods loaded");
+    let sets = crate::sets::start_all(&state)
+        .await
+        .map_err(|e| ServeError::Setup(format!("cannot load pod sets from the database: {e}")))?;
+    tracing::info!(pods = loaded, config_pods = applied, sets, "pods loaded");
 
     let listeners = bind_listeners(&config)?;
     let grace = config.grace_period;
@@ -384,6 +390,8 @@ pub async fn serve(config: Config, args: Args, log: LogControl) -> Result<(), Se
 
 /// After the server stopped: close sessions, mark what is still running as interrupted.
 async fn shutdown(state: &AppState, socket: Option<PathBuf>) {
+    // Set members stay registered for the next start; only their watches stop.
+    state.sets.stop_all();
     let retire = state.registry.send(RetireAll);
     if tokio::time::timeout(std::time::Duration::from_secs(5), retire)
         .await

@@ -21,6 +21,10 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 pub mod limits {
     /// Longest alias (and tag, cluster name, PlainTTY service id).
     pub const MAX_ALIAS_LEN: usize = 128;
+    /// Longest pod set name, so that `SET/POD` fits an alias for pod names up to 64 characters.
+    pub const MAX_SET_NAME_LEN: usize = 63;
+    /// Longest label selector of a pod set.
+    pub const MAX_SELECTOR_LEN: usize = 1024;
     /// Aliases, tags, cluster names and PlainTTY service ids: letters, digits, `.`, `_`, `-`, not
     /// starting with `.` or `-`.
     pub const ALIAS_PATTERN: &str = "^[A-Za-z0-9_][A-Za-z0-9._-]*$";
@@ -172,6 +176,49 @@ pub mod schema {
     }
     pub fn tag_opt() -> ObjectBuilder {
         alias_opt("Pods with this tag.")
+    }
+    pub fn set_opt() -> ObjectBuilder {
+        string(true)
+            .min_length(Some(1))
+            .max_length(Some(MAX_SET_NAME_LEN))
+            .pattern(Some(ALIAS_PATTERN))
+            .description(Some("Members of this pod set."))
+    }
+    pub fn set_name() -> ObjectBuilder {
+        string(false)
+            .min_length(Some(1))
+            .max_length(Some(MAX_SET_NAME_LEN))
+            .pattern(Some(ALIAS_PATTERN))
+            .description(Some(
+                "The set's name: letters, digits, `.`, `_`, `-`; 1 to 63 characters; not starting with `.` or `-`. Members are `NAME/POD`.",
+            ))
+    }
+    pub fn set_cluster() -> ObjectBuilder {
+        string(false)
+            .min_length(Some(1))
+            .max_length(Some(MAX_ALIAS_LEN))
+            .pattern(Some(ALIAS_PATTERN))
+            .description(Some(
+                "A cluster named in the daemon's configuration (`GET /api/v1/clusters`).",
+            ))
+    }
+    pub fn set_namespace() -> ObjectBuilder {
+        string(false)
+            .min_length(Some(1))
+            .max_length(Some(DNS_LABEL_MAX_LEN))
+            .pattern(Some(DNS_LABEL_PATTERN))
+            .description(Some(
+                "Kubernetes namespace, a DNS-1123 label (lower-case letters, digits, `-`).",
+            ))
+    }
+    pub fn set_selector() -> ObjectBuilder {
+        string(false)
+            .min_length(Some(1))
+            .max_length(Some(MAX_SELECTOR_LEN))
+            .pattern(Some(non_blank_pattern()))
+            .description(Some(
+                "Kubernetes label selector (`app=web`, `tier in (a,b)`, `!canary`), not empty; the API server checks it.",
+            ))
     }
     pub fn alias_prefix() -> ObjectBuilder {
         string(true)
@@ -656,6 +703,10 @@ pub struct FanOutRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(schema_with = schema::tag_opt))]
     pub tag: Option<String>,
+    /// Every current member of this pod set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::set_opt))]
+    pub set: Option<String>,
     #[serde(default)]
     pub all: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1100,6 +1151,67 @@ pub struct ClusterInfo {
     pub source: String,
 }
 
+/// `POST /api/v1/sets`: a pod set. The daemon watches the cluster for pods of `namespace` that
+/// match `selector` and keeps every Ready one registered as `NAME/POD`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PodSetCreate {
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::set_name))]
+    pub name: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::set_cluster))]
+    pub cluster: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::set_namespace))]
+    pub namespace: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::set_selector))]
+    pub selector: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::container_opt))]
+    pub container: Option<String>,
+}
+
+/// A pod set and how its watch stands.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PodSetInfo {
+    pub name: String,
+    pub cluster: String,
+    pub namespace: String,
+    pub selector: String,
+    #[serde(default)]
+    pub container: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// Who created it.
+    pub actor: String,
+    /// Members registered now.
+    pub members: usize,
+    /// `starting` (first list not done), `watching`, or `failing` (see `error`; the watch retries).
+    pub watch: String,
+    /// The last watch error, while the watch is failing.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// One member of a pod set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PodSetMember {
+    /// `SET/POD`: the alias every per-pod route and fan-out takes.
+    pub alias: String,
+    /// The Kubernetes pod's name.
+    pub pod: String,
+    pub state: PodState,
+}
+
+/// `GET /api/v1/sets/{name}`: the set and its members, by pod name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PodSetDetail {
+    #[serde(flatten)]
+    pub set: PodSetInfo,
+    pub pods: Vec<PodSetMember>,
+}
+
 /// What an audit event records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -1109,6 +1221,8 @@ pub enum AuditAction {
     PodUpdated,
     PodRemoved,
     PodsImported,
+    SetCreated,
+    SetDeleted,
 }
 
 impl AuditAction {
@@ -1118,6 +1232,8 @@ impl AuditAction {
             AuditAction::PodUpdated => "pod_updated",
             AuditAction::PodRemoved => "pod_removed",
             AuditAction::PodsImported => "pods_imported",
+            AuditAction::SetCreated => "set_created",
+            AuditAction::SetDeleted => "set_deleted",
         }
     }
 }
@@ -1130,6 +1246,8 @@ impl std::str::FromStr for AuditAction {
             "pod_updated" => AuditAction::PodUpdated,
             "pod_removed" => AuditAction::PodRemoved,
             "pods_imported" => AuditAction::PodsImported,
+            "set_created" => AuditAction::SetCreated,
+            "set_deleted" => AuditAction::SetDeleted,
             other => return Err(format!("unknown audit action {other:?}")),
         })
     }

@@ -172,6 +172,34 @@ pub async fn credentials_of(config: &kube::Config) -> Result<KubeCredentials> {
     })
 }
 
+/// A `kube::Config` that presents exactly these credentials (no file, no plugin): what the
+/// daemon's pod set watchers build their client from.
+pub fn client_config(creds: &KubeCredentials) -> Result<kube::Config> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let url: http::Uri = creds
+        .server
+        .parse()
+        .map_err(|_| kube_err("cluster server", "is not a valid URL"))?;
+    let mut config = kube::Config::new(url);
+    config.default_namespace = creds.namespace.clone();
+    config.accept_invalid_certs = creds.insecure_skip_tls_verify;
+    if let Some(pem) = &creds.certificate_authority {
+        let ders = CertificateDer::pem_slice_iter(pem.as_bytes())
+            .map(|c| c.map(|c| c.to_vec()))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|_| kube_err("certificate authority", "is not valid PEM"))?;
+        config.root_cert = Some(ders);
+    }
+    if let Some(token) = &creds.token {
+        config.auth_info.token = Some(token.expose().to_owned().into());
+    }
+    if let (Some(cert), Some(key)) = (&creds.client_certificate, &creds.client_key) {
+        config.auth_info.client_certificate_data = Some(BASE64.encode(cert));
+        config.auth_info.client_key_data = Some(BASE64.encode(key.expose()).into());
+    }
+    Ok(config)
+}
+
 /// `data` (base64 of PEM, as kubeconfigs carry it) or the file at `path`.
 fn load_pem(data: Option<&str>, path: Option<&str>, what: &str) -> Result<Option<String>> {
     let bytes = match (data, path) {

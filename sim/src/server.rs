@@ -224,11 +224,11 @@ struct PodFilter {
 }
 
 impl PodFilter {
-    fn parse(q: &[(String, String)], state: &State, ns: Option<&str>) -> Result<PodFilter, Resp> {
+    /// The selectors of a query, or the message of the 400 answer.
+    fn parse(q: &[(String, String)], state: &State, ns: Option<&str>) -> Result<PodFilter, String> {
         let labels = Selector::parse(query_get(q, "labelSelector").unwrap_or(""))
-            .map_err(|e| k8s_error(400, "BadRequest", &e.to_string()))?;
-        let fields = parse_field_selector(query_get(q, "fieldSelector").unwrap_or(""))
-            .map_err(|msg| k8s_error(400, "BadRequest", &msg))?;
+            .map_err(|e| e.to_string())?;
+        let fields = parse_field_selector(query_get(q, "fieldSelector").unwrap_or(""))?;
         Ok(PodFilter {
             labels,
             fields,
@@ -262,7 +262,7 @@ fn list_pods(req: &Request<Incoming>, state: &Arc<State>, ns: Option<&str>) -> R
     let q = query_pairs(req);
     let filter = match PodFilter::parse(&q, state, ns) {
         Ok(f) => f,
-        Err(resp) => return resp,
+        Err(msg) => return k8s_error(400, "BadRequest", &msg),
     };
     if query_bool(&q, "watch") {
         return watch_pods(req, state, filter, &q);
@@ -690,7 +690,7 @@ async fn admin(req: Request<Incoming>, segs: &[&str], state: &Arc<State>) -> Res
         (Method::POST, ["pods"]) => {
             let create: CreateRequest = match admin_body(req).await {
                 Ok(c) => c,
-                Err(resp) => return resp,
+                Err(e) => return json_resp(StatusCode::BAD_REQUEST, &json!({ "error": e })),
             };
             if create.count == 0 || create.count > 100_000 {
                 return json_resp(
@@ -720,7 +720,7 @@ async fn admin(req: Request<Incoming>, segs: &[&str], state: &Arc<State>) -> Res
         (Method::POST, ["rollout"]) => {
             let roll: RolloutRequest = match admin_body(req).await {
                 Ok(r) => r,
-                Err(resp) => return resp,
+                Err(e) => return json_resp(StatusCode::BAD_REQUEST, &json!({ "error": e })),
             };
             let selector = match Selector::parse(&roll.selector) {
                 Ok(s) => s,
@@ -796,14 +796,13 @@ async fn admin(req: Request<Incoming>, segs: &[&str], state: &Arc<State>) -> Res
     }
 }
 
-/// An admin request body (an empty body is the defaults), or the 400 answer.
+/// An admin request body (an empty body is the defaults), or the 400 answer's message.
 async fn admin_body<T: serde::de::DeserializeOwned + Default>(
     req: Request<Incoming>,
-) -> Result<T, Resp> {
-    let bad = |msg: String| json_resp(StatusCode::BAD_REQUEST, &json!({ "error": msg }));
+) -> Result<T, String> {
     match read_json_body(req).await {
         Ok(None) => Ok(T::default()),
-        Ok(Some(v)) => serde_json::from_value(v).map_err(|e| bad(format!("invalid JSON: {e}"))),
-        Err(e) => Err(bad(e)),
+        Ok(Some(v)) => serde_json::from_value(v).map_err(|e| format!("invalid JSON: {e}")),
+        Err(e) => Err(e),
     }
 }

@@ -123,6 +123,13 @@ pub struct PodStateChanged {
 #[rtype(result = "()")]
 pub struct Retire;
 
+/// Retire once the running command (if any) has finished, as for a pod that is terminating:
+/// new and queued commands are refused as retired (they were never sent), the running one keeps
+/// its session to its end, then the session closes. Answered at once.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
 struct Job {
     command: String,
     timeout: Duration,
@@ -958,6 +965,37 @@ impl Handler<Retire> for PodActor {
             .into_actor(self)
             .map(|_, _, ctx| ctx.stop()),
         )
+    }
+}
+
+impl Handler<Drain> for PodActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
+        self.retired = true;
+        self.cancel_reconnect(ctx);
+        for job in self.queue.drain(..) {
+            let _ = job
+                .reply
+                .send(Err(ExecRejected::Retired(self.alias.clone())));
+        }
+        // The running command's own completion does not know about draining; look every few
+        // milliseconds whether it is done.
+        ctx.run_interval(Duration::from_millis(20), |act, ctx| {
+            if act.busy {
+                return;
+            }
+            let session = act.session.take();
+            ctx.spawn(
+                async move {
+                    if let Some(s) = session {
+                        s.close().await;
+                    }
+                }
+                .into_actor(act)
+                .map(|_, _, ctx| ctx.stop()),
+            );
+        });
     }
 }
 

@@ -8,7 +8,7 @@ use actix::prelude::*;
 use podwrangler::PodEndpoint;
 use podwrangler::api::PodState;
 
-use super::pod::{PodActor, PodStateChanged, Retire};
+use super::pod::{Drain, PodActor, PodStateChanged, Retire};
 use crate::config::PodSettings;
 use crate::store::StoreActor;
 
@@ -62,6 +62,14 @@ pub struct StartPod {
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct StopPod {
+    pub alias: String,
+}
+
+/// Forget a pod whose Kubernetes pod is terminating or gone: its actor drains (the running
+/// command finishes, nothing else is sent) and stops. Answers whether there was such a pod.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct DrainPod {
     pub alias: String,
 }
 
@@ -140,6 +148,20 @@ impl Handler<StopPod> for RegistryActor {
                 None => false,
             }
         })
+    }
+}
+
+impl Handler<DrainPod> for RegistryActor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: DrainPod, _: &mut Context<Self>) -> bool {
+        match self.pods.remove(&msg.alias) {
+            Some(e) => {
+                e.addr.do_send(Drain);
+                true
+            }
+            None => false,
+        }
     }
 }
 

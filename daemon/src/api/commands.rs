@@ -25,6 +25,16 @@ mod params {
             .pattern(Some(ALIAS_PATTERN))
             .description(Some("Only this pod's commands (an alias)."))
     }
+    pub fn set() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(63))
+            .pattern(Some(ALIAS_PATTERN))
+            .description(Some(
+                "Only commands run in members of this pod set (a set name), pods long gone included.",
+            ))
+    }
     pub fn since() -> ObjectBuilder {
         ObjectBuilder::new()
             .schema_type(Type::String)
@@ -89,6 +99,9 @@ pub struct HistoryQuery {
     /// Only this pod's commands.
     #[param(schema_with = params::alias)]
     pub alias: Option<String>,
+    /// Only commands that ran in members of this pod set, pods long gone included.
+    #[param(schema_with = params::set)]
+    pub set: Option<String>,
     /// running, succeeded, failed, timeout, error or interrupted.
     #[param(value_type = Option<CommandStatus>)]
     pub status: Option<String>,
@@ -134,6 +147,9 @@ fn filter_of(q: HistoryQuery) -> Result<HistoryFilter, ApiError> {
     if let Some(a) = &q.alias {
         validate::alias(a)?;
     }
+    if let Some(s) = &q.set {
+        validate::set_name_in("set", s)?;
+    }
     let status = q
         .status
         .as_deref()
@@ -154,6 +170,7 @@ fn filter_of(q: HistoryQuery) -> Result<HistoryFilter, ApiError> {
     let limit = page_limit(q.limit.as_deref())?;
     Ok(HistoryFilter {
         alias: q.alias,
+        set: q.set,
         status,
         actor: q.actor.as_deref().map(actor_filter).transpose()?,
         since,
@@ -560,6 +577,9 @@ pub async fn command_output(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
+    /// Only the commands that ran on members of this pod set (also pods gone since).
+    #[param(schema_with = params::set)]
+    pub set: Option<String>,
     /// Only the commands of this fan-out job.
     #[param(schema_with = params::job)]
     pub job: Option<String>,
@@ -688,6 +708,7 @@ pub async fn export_commands(
         limit: None,
         cursor: None,
         job: q.job,
+        set: q.set,
     })?;
     let store = state.store.clone();
     // The first step before the answer, so a database that is down is a 503, not a cut body.
@@ -813,6 +834,7 @@ mod tests {
     fn q() -> HistoryQuery {
         HistoryQuery {
             alias: None,
+            set: None,
             status: None,
             since: None,
             actor: None,

@@ -22,6 +22,10 @@ pub enum ApiError {
     PodNotFound(String),
     #[error("a pod named {0:?} already exists")]
     PodExists(String),
+    #[error("no pod set named {0:?}")]
+    SetNotFound(String),
+    #[error("a pod set named {0:?} already exists")]
+    SetExists(String),
     #[error("no command with id {0}")]
     CommandNotFound(i64),
     #[error("no job with id {0}")]
@@ -106,6 +110,8 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::PodNotFound(_) => "pod_not_found",
             ApiError::PodExists(_) => "pod_exists",
+            ApiError::SetNotFound(_) => "set_not_found",
+            ApiError::SetExists(_) => "set_exists",
             ApiError::CommandNotFound(_) => "command_not_found",
             ApiError::JobNotFound(_) => "job_not_found",
             ApiError::FileNotFound(_) => "file_not_found",
@@ -135,6 +141,8 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "Payload too large",
             ApiError::PodNotFound(_) => "Pod not found",
             ApiError::PodExists(_) => "Pod already exists",
+            ApiError::SetNotFound(_) => "Pod set not found",
+            ApiError::SetExists(_) => "Pod set already exists",
             ApiError::CommandNotFound(_) => "Command not found",
             ApiError::JobNotFound(_) => "Job not found",
             ApiError::FileNotFound(_) => "File not found",
@@ -199,6 +207,8 @@ impl ResponseError for ApiError {
             | ApiError::NotFound(_)
             | ApiError::FileNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PodExists(_) => StatusCode::CONFLICT,
+            ApiError::SetNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::SetExists(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,

@@ -394,6 +394,7 @@ pub(super) struct Targets {
 pub(super) async fn targets(state: &AppState, req: &FanOutRequest) -> Result<Targets, ApiError> {
     let chosen = usize::from(req.aliases.is_some())
         + usize::from(req.tag.is_some())
+        + usize::from(req.set.is_some())
         + usize::from(req.all)
         + usize::from(req.rerun_failed.is_some());
     if chosen != 1 {
@@ -404,8 +405,11 @@ pub(super) async fn targets(state: &AppState, req: &FanOutRequest) -> Result<Tar
         };
         return Err(ApiError::validation(
             field,
-            "give exactly one of aliases, tag, all=true or rerun_failed",
+            "give exactly one of aliases, tag, set, all=true or rerun_failed",
         ));
+    }
+    if let Some(set) = &req.set {
+        return set_targets(state, set, &req.command).await;
     }
     let (aliases, description, command): (Vec<String>, String, String) =
         if let Some(job) = req.rerun_failed {
@@ -449,7 +453,7 @@ pub(super) async fn targets(state: &AppState, req: &FanOutRequest) -> Result<Tar
                 let mut seen = std::collections::HashSet::new();
                 let mut out = Vec::with_capacity(list.len());
                 for (i, a) in list.iter().enumerate() {
-                    validate::alias_in(&format!("aliases[{i}]"), a)?;
+                    validate::pod_ref_in(&format!("aliases[{i}]"), a)?;
                     if seen.insert(a.clone()) {
                         out.push(a.clone());
                     }
@@ -491,6 +495,29 @@ pub(super) async fn targets(state: &AppState, req: &FanOutRequest) -> Result<Tar
         pods,
         description,
         command,
+    })
+}
+
+/// The members of a pod set now. A member retired between the list and the lookup is left
+/// out: its pod is going, so the command is not sent there.
+async fn set_targets(state: &AppState, set: &str, command: &str) -> Result<Targets, ApiError> {
+    validate::set_name_in("set", set)?;
+    let aliases = state
+        .sets
+        .member_aliases(set)
+        .ok_or_else(|| ApiError::SetNotFound(set.to_owned()))?;
+    let found = state
+        .registry
+        .send(LookupMany(aliases))
+        .await
+        .map_err(mailbox)?;
+    Ok(Targets {
+        pods: found
+            .into_iter()
+            .filter_map(|(alias, addr)| addr.map(|a| (alias, Some(a))))
+            .collect(),
+        description: format!("set: {set}"),
+        command: command.to_owned(),
     })
 }
 
@@ -559,7 +586,7 @@ async fn finish_job(
     }
 }
 
-/// Run one command in many pods (aliases, a tag, or all) as a job; or run a job's command again
+/// Run one command in many pods (aliases, a tag, a pod set, or all) as a job; or run a job's command again
 /// on its pods that failed.
 #[utoipa::path(
     post,
@@ -568,7 +595,7 @@ async fn finish_job(
     request_body = FanOutRequest,
     responses(
         (status = 200, description = "One result per pod (pods not run are `skipped`, with the reason in `error`), and the job's id; with `Accept: application/x-ndjson`, ExecEvents as they happen: `job` first, then each pod's `started`, `stdout`, `stderr` and `finished` (each carrying the pod's alias), then `job_finished` with the job's summary", content((FanOutResponse = "application/json"), (ExecEvent = "application/x-ndjson"))),
-        (status = 404, description = "`pod_not_found`: an alias is not registered (nothing ran); `job_not_found`: `rerun_failed` names no job", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`pod_not_found`: an alias is not registered, `set_not_found`: no such pod set (nothing ran); `job_not_found`: `rerun_failed` names no job", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 503, description = "`database_unavailable`: the job cannot be recorded (nothing ran); retry after `Retry-After`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
     )

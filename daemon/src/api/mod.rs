@@ -9,6 +9,7 @@ pub mod health;
 pub mod input;
 pub mod jobs;
 pub mod pods;
+pub mod sets;
 pub mod validate;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -104,6 +105,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/v1/commands/{id}/output", "GET").get(commands::command_output))
         .service(resource("/api/v1/audit", "GET").get(commands::list_audit))
         .service(resource("/api/v1/clusters", "GET").get(pods::list_clusters))
+        .service(
+            resource("/api/v1/sets", "GET, POST")
+                .get(sets::list_sets)
+                .post(sets::create_set),
+        )
+        .service(
+            resource("/api/v1/sets/", "GET, POST")
+                .get(sets::list_sets)
+                .post(sets::create_set),
+        )
+        .service(
+            resource("/api/v1/sets/{name}", "GET, DELETE")
+                .get(sets::get_set)
+                .delete(sets::delete_set),
+        )
+        // Set members (`SET/POD`) as two path segments; `{set}%2F{pod}` reaches the routes above.
+        .service(
+            resource("/api/v1/pods/{set}/{pod}", "GET, PATCH, DELETE")
+                .get(sets::get_member)
+                .patch(sets::update_member)
+                .delete(sets::delete_member),
+        )
+        .service(resource("/api/v1/pods/{set}/{pod}/exec", "POST").post(sets::exec_member))
         .default_service(web::to(not_found));
 }
 

@@ -501,7 +501,8 @@ fn dedup_tags(tags: &[String]) -> Result<Vec<String>, ApiError> {
     Ok(t)
 }
 
-async fn insert(state: &AppState, pod: NewPod) -> Result<PodInfo, ApiError> {
+/// Stores a pod and starts its actor (no audit: callers record why).
+pub(crate) async fn insert(state: &AppState, pod: NewPod) -> Result<PodInfo, ApiError> {
     let alias = pod.alias.clone();
     let row = state
         .store
@@ -530,7 +531,7 @@ pub async fn register(
     body: &PodCreate,
     actor: &str,
 ) -> Result<PodInfo, ApiError> {
-    validate::alias(&body.alias)?;
+    validate::registered_alias(&body.alias)?;
     let tags = dedup_tags(&body.tags)?;
     let endpoint = endpoint_for_create(body)?;
     check_credentials(&endpoint, &state.clusters)?;

@@ -97,9 +97,56 @@ fn is_label_chars(v: &str) -> bool {
         && b.last().is_some_and(|c| *c != b'-')
 }
 
-/// Letters, digits, `.`, `_`, `-`; 1 to 128 characters; not starting with `.` or `-`.
+/// A pod as the API names it: an alias (letters, digits, `.`, `_`, `-`; 1 to 128 characters;
+/// not starting with `.` or `-`), or a pod set member's `SET/POD`.
 pub fn alias(alias: &str) -> Result<(), ApiError> {
+    pod_ref_in("alias", alias)
+}
+
+/// As [`alias`], naming `field` in the error.
+pub fn pod_ref_in(field: &str, alias: &str) -> Result<(), ApiError> {
+    let Some((set, pod)) = alias.split_once('/') else {
+        return alias_in(field, alias);
+    };
+    set_name_in(field, set)?;
+    dns_subdomain(field, pod)?;
+    let len = alias.chars().count();
+    if len > MAX_ALIAS_LEN {
+        return Err(ApiError::validation(
+            field,
+            format!("is {len} characters long; at most {MAX_ALIAS_LEN}"),
+        ));
+    }
+    Ok(())
+}
+
+/// What a caller may register: an alias without `/` (`SET/POD` belongs to pod sets).
+pub fn registered_alias(alias: &str) -> Result<(), ApiError> {
+    if alias.contains('/') {
+        return Err(ApiError::validation(
+            "alias",
+            format!(
+                "{alias:?}: aliases with '/' are pod set members (SET/POD); a pod set registers them"
+            ),
+        ));
+    }
     alias_in("alias", alias)
+}
+
+/// Longest pod set name: short enough that `SET/POD` fits an alias for pod names of up to 64
+/// characters (Deployment pods have at most 63).
+pub const MAX_SET_NAME_LEN: usize = 63;
+
+/// A pod set's name: alias-like, at most [`MAX_SET_NAME_LEN`] characters.
+pub fn set_name_in(field: &str, name: &str) -> Result<(), ApiError> {
+    alias_in(field, name)?;
+    if name.chars().count() > MAX_SET_NAME_LEN {
+        return Err(ApiError::validation(
+            field,
+            format!("a pod set name has at most {MAX_SET_NAME_LEN} characters"),
+        ));
+    }
+    Ok(())
 }
 
 /// As [`alias`], naming `field` in the error.
@@ -222,7 +269,15 @@ mod tests {
         assert!(alias("-x").is_err());
         assert!(alias(&"a".repeat(129)).is_err());
         assert!(alias(&"a".repeat(128)).is_ok());
-        assert!(alias("a/b").is_err());
+        // `SET/POD`: a pod set member; only a set registers those.
+        assert!(alias("web/web-5d8f7-abcde").is_ok());
+        assert!(registered_alias("web/web-5d8f7-abcde").is_err());
+        assert!(registered_alias("web-0").is_ok());
+        for bad in ["a/B", "a/", "/b", "a/b/c", "-a/b", "a b/c"] {
+            assert!(alias(bad).is_err(), "{bad}");
+        }
+        assert!(alias(&format!("{}/b", "a".repeat(64))).is_err());
+        assert!(set_name_in("set", &"a".repeat(63)).is_ok());
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod jobs;
 mod queries;
 pub use queries::{OutputSlice, OutputStream, Pruned};
 mod schema;
+pub mod sets;
 pub mod spool;
 
 use std::path::PathBuf;
@@ -251,6 +252,8 @@ impl PodRow {
 #[derive(Clone, Debug, PartialEq)]
 pub struct HistoryFilter {
     pub alias: Option<String>,
+    /// Only commands that ran in members of this pod set, including pods long gone.
+    pub set: Option<String>,
     pub status: Option<CommandStatus>,
     /// Only commands this caller asked for (`unix:1000(alice)`, `key:ci`).
     pub actor: Option<String>,
@@ -282,6 +285,7 @@ impl Default for HistoryFilter {
     fn default() -> Self {
         HistoryFilter {
             alias: None,
+            set: None,
             status: None,
             actor: None,
             since: None,

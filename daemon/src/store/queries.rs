@@ -88,6 +88,16 @@ struct CommandInsert<'a> {
     session_restarted: bool,
     uid: Option<&'a str>,
     job_id: Option<i64>,
+    set_name: Option<&'a str>,
+    pod_name: Option<&'a str>,
+}
+
+/// The set and pod name of a set member's alias (`SET/POD`); `None` for other pods.
+pub fn set_and_pod(alias: &str) -> (Option<&str>, Option<&str>) {
+    match alias.split_once('/') {
+        Some((set, pod)) => (Some(set), Some(pod)),
+        None => (None, None),
+    }
 }
 
 impl<'a> CommandInsert<'a> {
@@ -110,6 +120,8 @@ impl<'a> CommandInsert<'a> {
             session_restarted: false,
             uid,
             job_id: msg.job_id,
+            set_name: set_and_pod(&msg.alias).0,
+            pod_name: set_and_pod(&msg.alias).1,
         }
     }
 }
@@ -725,6 +737,9 @@ pub fn list_commands(
         if let Some(alias) = &filter.alias {
             q = q.filter(commands::alias.eq(alias));
         }
+        if let Some(set) = &filter.set {
+            q = q.filter(commands::set_name.eq(set));
+        }
         if let Some(status) = filter.status {
             q = q.filter(commands::status.eq(status.as_str()));
         }
@@ -1016,6 +1031,8 @@ pub fn insert_history(
             session_restarted: r.session_restarted,
             uid: None,
             job_id: r.job_id,
+            set_name: set_and_pod(&r.alias).0,
+            pod_name: set_and_pod(&r.alias).1,
         })
         .collect();
     write_tx!(conn, c => {

@@ -42,6 +42,8 @@ diesel::table! {
         session_restarted -> Bool,
         uid -> Nullable<Text>,
         job_id -> Nullable<BigInt>,
+        set_name -> Nullable<Text>,
+        pod_name -> Nullable<Text>,
     }
 }
 
@@ -57,6 +59,18 @@ diesel::table! {
         total -> BigInt,
         counts -> Text,
         stopped -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    pod_sets (name) {
+        name -> Text,
+        cluster -> Text,
+        namespace -> Text,
+        selector -> Text,
+        container -> Nullable<Text>,
+        created_at -> Timestamp,
+        actor -> Text,
     }
 }
 

@@ -26,6 +26,8 @@ pub struct DaemonSpec<'a> {
     pub database: Option<&'a Path>,
     /// `--lazy`: pods connect on first use instead of at registration.
     pub lazy: bool,
+    /// The configuration file's text (default: empty).
+    pub config: Option<&'a str>,
 }
 
 impl DaemonProc {
@@ -39,7 +41,7 @@ impl DaemonProc {
         let log = dir.path().join("daemon.log");
         let config = dir.path().join("config.toml");
         // Empty, so the user's own configuration never changes what is measured.
-        std::fs::write(&config, "")?;
+        std::fs::write(&config, spec.config.unwrap_or(""))?;
         let database = spec
             .database
             .map(Path::to_path_buf)

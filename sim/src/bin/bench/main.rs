@@ -2,7 +2,8 @@
 //!
 //! `cargo run --release -p podsim --bin bench -- engine` measures the session engine for both
 //! providers, `-- daemon` podwranglerd (latency, fan-out against kubectl, memory per pod) and
-//! `-- history` the history store with a million rows. Each benchmark is a subcommand in its own module, so more can be added beside it.
+//! `-- history` the history store with a million rows, `-- sets` pod sets at scale
+//! (10,000 pods through a pod set) and under churn (a rollout while fan-outs run). Each benchmark is a subcommand in its own module, so more can be added beside it.
 
 mod daemon;
 mod daemon_proc;
@@ -10,6 +11,7 @@ mod engine;
 mod history;
 mod http;
 mod podsim_proc;
+mod sets;
 mod table;
 
 use argh::FromArgs;
@@ -27,6 +29,7 @@ enum Command {
     Engine(engine::EngineArgs),
     Daemon(daemon::DaemonArgs),
     History(history::HistoryArgs),
+    Sets(sets::SetsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,5 +38,6 @@ fn main() -> anyhow::Result<()> {
         Command::Engine(a) => engine::main(a),
         Command::Daemon(a) => daemon::main(a),
         Command::History(a) => history::main(a),
+        Command::Sets(a) => sets::main(a),
     }
 }

@@ -28,6 +28,16 @@ impl PodsimProc {
         tls: bool,
         kubeconfig_out: Option<&std::path::Path>,
     ) -> anyhow::Result<PodsimProc> {
+        PodsimProc::start_with_args(pods, tls, kubeconfig_out, &[])
+    }
+
+    /// As [`PodsimProc::start_with`], with further podsim arguments.
+    pub fn start_with_args(
+        pods: usize,
+        tls: bool,
+        kubeconfig_out: Option<&std::path::Path>,
+        extra: &[&str],
+    ) -> anyhow::Result<PodsimProc> {
         let bin = podsim_binary()?;
         let workdir = tempfile::tempdir()?;
         let mut cmd = Command::new(&bin);
@@ -38,6 +48,7 @@ impl PodsimProc {
         if let Some(path) = kubeconfig_out {
             cmd.arg("--kubeconfig-out").arg(path);
         }
+        cmd.args(extra);
         let mut child = cmd
             .arg("--workdir")
             .arg(workdir.path())
