@@ -1063,7 +1063,8 @@ pub struct Problem {
     /// Stable: `pod_not_found`, `pod_exists`, `pod_connection`, `pod_busy`, `command_timeout`,
     /// `command_failed`, `validation`, `unauthorized`, `forbidden`, `not_found`,
     /// `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `upstream`,
-    /// `database_unavailable`, `command_not_running`, `shutting_down`, `internal`, ...
+    /// `database_unavailable`, `command_not_running`, `job_not_found`, `shutting_down`,
+    /// `internal`, ...
     pub code: String,
     /// The request field at fault, for validation errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
