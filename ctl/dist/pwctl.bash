@@ -4,7 +4,7 @@ _pwctl_subcommands() {
     case "$1" in
         "pwctl") echo "health pod exec audit clusters completions man" ;;
         "pwctl pod") echo "list show add update remove import" ;;
-        "pwctl exec") echo "run run-many history show" ;;
+        "pwctl exec") echo "run run-many history show job jobs" ;;
     esac
 }
 _pwctl_flags() {
@@ -20,9 +20,11 @@ _pwctl_flags() {
         "pwctl pod import") echo "--namespace -n --selector -l --cluster --kubeconfig --context --server --token --token-file --certificate-authority --insecure-skip-tls-verify --prefix --tag --socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl exec") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl exec run") echo "--timeout --socket --api-url --api-key --json --no-color --local -L --help" ;;
-        "pwctl exec run-many") echo "--aliases --tag --all --timeout --concurrency --show-output --socket --api-url --api-key --json --no-color --local -L --help" ;;
-        "pwctl exec history") echo "--alias --actor --failed --status --since --limit --cursor --socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl exec run-many") echo "--aliases --tag --all --timeout --concurrency --show-output --stream --group --diff --batch --max-failures --canary --pick --rerun-failed --socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl exec history") echo "--alias --actor --failed --status --since --job --limit --cursor --socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl exec show") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl exec job") echo "--diff --socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl exec jobs") echo "--limit --socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl audit") echo "--actor --limit --cursor --socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl clusters") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl completions") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
@@ -42,9 +44,11 @@ _pwctl_value_flags() {
         "pwctl pod import") echo "--api-key --api-url --certificate-authority --cluster --context --kubeconfig --namespace --prefix --selector --server --socket --tag --token --token-file -l -n" ;;
         "pwctl exec") echo "--api-key --api-url --socket" ;;
         "pwctl exec run") echo "--api-key --api-url --socket --timeout" ;;
-        "pwctl exec run-many") echo "--aliases --api-key --api-url --concurrency --socket --tag --timeout" ;;
-        "pwctl exec history") echo "--actor --alias --api-key --api-url --cursor --limit --since --socket --status" ;;
+        "pwctl exec run-many") echo "--aliases --api-key --api-url --batch --canary --concurrency --max-failures --pick --rerun-failed --socket --tag --timeout" ;;
+        "pwctl exec history") echo "--actor --alias --api-key --api-url --cursor --job --limit --since --socket --status" ;;
         "pwctl exec show") echo "--api-key --api-url --socket" ;;
+        "pwctl exec job") echo "--api-key --api-url --socket" ;;
+        "pwctl exec jobs") echo "--api-key --api-url --limit --socket" ;;
         "pwctl audit") echo "--actor --api-key --api-url --cursor --limit --socket" ;;
         "pwctl clusters") echo "--api-key --api-url --socket" ;;
         "pwctl completions") echo "--api-key --api-url --socket" ;;
@@ -82,6 +86,8 @@ _pwctl_value() {
         "pwctl exec history|--status") echo "running succeeded failed timeout error interrupted" ;;
         "pwctl exec history|--socket") echo "@file" ;;
         "pwctl exec show|--socket") echo "@file" ;;
+        "pwctl exec job|--socket") echo "@file" ;;
+        "pwctl exec jobs|--socket") echo "@file" ;;
         "pwctl audit|--socket") echo "@file" ;;
         "pwctl clusters|--socket") echo "@file" ;;
         "pwctl completions|--socket") echo "@file" ;;

@@ -7,7 +7,7 @@ function __pwctl_subcommands
         case 'pwctl pod'
             printf '%s\n' list show add update remove import
         case 'pwctl exec'
-            printf '%s\n' run run-many history show
+            printf '%s\n' run run-many history show job jobs
     end
 end
 function __pwctl_value_flags
@@ -35,11 +35,15 @@ function __pwctl_value_flags
         case 'pwctl exec run'
             printf '%s\n' -- --api-key --api-url --socket --timeout
         case 'pwctl exec run-many'
-            printf '%s\n' -- --aliases --api-key --api-url --concurrency --socket --tag --timeout
+            printf '%s\n' -- --aliases --api-key --api-url --batch --canary --concurrency --max-failures --pick --rerun-failed --socket --tag --timeout
         case 'pwctl exec history'
-            printf '%s\n' -- --actor --alias --api-key --api-url --cursor --limit --since --socket --status
+            printf '%s\n' -- --actor --alias --api-key --api-url --cursor --job --limit --since --socket --status
         case 'pwctl exec show'
             printf '%s\n' -- --api-key --api-url --socket
+        case 'pwctl exec job'
+            printf '%s\n' -- --api-key --api-url --socket
+        case 'pwctl exec jobs'
+            printf '%s\n' -- --api-key --api-url --limit --socket
         case 'pwctl audit'
             printf '%s\n' -- --actor --api-key --api-url --cursor --limit --socket
         case 'pwctl clusters'
@@ -148,9 +152,11 @@ complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l insecure-skip-tls-verify
 complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l prefix -r -d 'aliases become PREFIX + pod name'
 complete -c pwctl -n '__pwctl_at "pwctl pod import"' -l tag -r -d 'tag every imported pod (repeat for more)'
 complete -c pwctl -n '__pwctl_at "pwctl exec"' -a run -d 'Run a command in one pod: its output as it arrives, stdout to stdout and stderr to stderr, and pwctl exits with its exit code (124 when it timed out; Ctrl-C cancels it in the pod, keeping the shell, and exits 130)'
-complete -c pwctl -n '__pwctl_at "pwctl exec"' -a run-many -d 'Run one command in many pods at once; a table of results follows'
+complete -c pwctl -n '__pwctl_at "pwctl exec"' -a run-many -d 'Run one command in many pods at once, as a job; a table of results follows (or live lines with --stream, groups of identical output with --group)'
 complete -c pwctl -n '__pwctl_at "pwctl exec"' -a history -d 'Show past commands, newest first'
 complete -c pwctl -n '__pwctl_at "pwctl exec"' -a show -d 'Show one past command with its full output'
+complete -c pwctl -n '__pwctl_at "pwctl exec"' -a job -d 'Show a fan-out job again: its pods folded into groups of identical output, largest first'
+complete -c pwctl -n '__pwctl_at "pwctl exec"' -a jobs -d 'List recent fan-out jobs, newest first'
 complete -c pwctl -n '__pwctl_at "pwctl exec run"' -l timeout -r -d 'seconds the command may run (default: the daemon\'s, 30)'
 complete -c pwctl -n '__pwctl_at "pwctl exec run"' -a '(pwctl pod list -q 2>/dev/null)'
 complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l aliases -r -a '(pwctl pod list -q 2>/dev/null)' -d 'comma-separated aliases'
@@ -159,13 +165,24 @@ complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l all -d 'every registe
 complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l timeout -r -d 'seconds each pod\'s command may run (default: the daemon\'s)'
 complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l concurrency -r -d 'pods that run at once (default: the daemon\'s)'
 complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l show-output -d 'print each pod\'s output under a header after the table'
+complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l stream -d 'print output lines as they arrive, each prefixed by its pod (one colour per pod)'
+complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l group -d 'fold pods with identical output and exit code into one block, largest first'
+complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l diff -d 'with the groups, show how each smaller group\'s output differs from the largest\'s'
+complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l batch -r -d 'run in waves of N pods or P% of them, each after the previous one ended'
+complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l max-failures -r -d 'stop starting pods once more than N pods (or P% of them) failed; the rest are skipped'
+complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l canary -r -d 'run N pods first; if any of them fails, skip the rest'
+complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l pick -r -d 'run on N of the pods, chosen at random'
+complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l rerun-failed -r -d 'run job JOB\'s command again on its pods that failed, timed out or could not run'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l alias -r -a '(pwctl pod list -q 2>/dev/null)' -d 'only this pod\'s commands'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l actor -r -d 'only commands this caller asked for, e.g. unix:1000(alice) or key:ci'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l failed -d 'only commands that did not succeed (failed, timeout, error, interrupted)'
-complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l status -r -a 'running succeeded failed timeout error interrupted' -d 'only this status: running, succeeded, failed, timeout, error, interrupted'
+complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l status -r -a 'running succeeded failed timeout error interrupted' -d 'only this status: running, succeeded, failed, timeout, error, cancelled, skipped, ...'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l since -r -d 'only commands started at or after this RFC 3339 time'
+complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l job -r -d 'only the commands of this fan-out job'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l limit -r -d 'how many (default 20)'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l cursor -r -d 'continue from an earlier page\'s cursor'
+complete -c pwctl -n '__pwctl_at "pwctl exec job"' -l diff -d 'show how each smaller group\'s output differs from the largest\'s'
+complete -c pwctl -n '__pwctl_at "pwctl exec jobs"' -l limit -r -d 'how many (default 20)'
 complete -c pwctl -n '__pwctl_at "pwctl audit"' -l actor -r -d 'only what this caller did, e.g. unix:1000(alice) or key:ci'
 complete -c pwctl -n '__pwctl_at "pwctl audit"' -l limit -r -d 'how many (default 20)'
 complete -c pwctl -n '__pwctl_at "pwctl audit"' -l cursor -r -d 'continue from an earlier page\'s cursor'
