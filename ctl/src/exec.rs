@@ -261,9 +261,12 @@ fn fan_out_request(cmd: &ExecRunMany) -> Result<FanOutRequest, CtlError> {
                 "--rerun-failed runs the job's own command again; give no command".into(),
             ));
         }
-        String::new()
+        None
     } else {
-        command_text(&cmd.command, "pwctl exec run-many COMMAND --all")?
+        Some(command_text(
+            &cmd.command,
+            "pwctl exec run-many COMMAND --all",
+        )?)
     };
     check_timeout(cmd.timeout)?;
     let chosen = [cmd.aliases.is_some(), cmd.tag.is_some(), cmd.all, rerun]

@@ -112,6 +112,16 @@ where
     }
 }
 
+/// An optional field that, when present, must not be `null`: absent and `null` mean different
+/// things to the schema, so they must to the daemon too.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 /// Schemas of constrained fields, built from [`limits`].
 #[cfg(feature = "openapi")]
 pub mod schema {
@@ -577,10 +587,14 @@ pub struct ExecRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FanOutRequest {
-    /// Required unless `rerun_failed` is given.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    /// Required unless `rerun_failed` is given (then it must be absent).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     #[cfg_attr(feature = "openapi", schema(schema_with = schema::command))]
-    pub command: String,
+    pub command: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(schema_with = schema::aliases_opt))]
     pub aliases: Option<Vec<String>>,

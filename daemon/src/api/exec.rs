@@ -359,7 +359,12 @@ impl Amount {
                 ),
             )
         };
-        if digits.is_empty() || digits.len() > 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        // As strict as the documented pattern: digits only, no leading zero.
+        if digits.is_empty()
+            || digits.len() > 6
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+            || (digits.len() > 1 && digits.starts_with('0'))
+        {
             return Err(bad());
         }
         let n: usize = digits.parse().map_err(|_| bad())?;
@@ -430,7 +435,7 @@ async fn targets(state: &AppState, req: &FanOutRequest) -> Result<Targets, ApiEr
                     "must be a job id (1 or more)",
                 ));
             }
-            if !req.command.is_empty() {
+            if req.command.is_some() {
                 return Err(ApiError::validation(
                     "command",
                     "leave it out with rerun_failed: the job's command runs again",
@@ -457,7 +462,8 @@ async fn targets(state: &AppState, req: &FanOutRequest) -> Result<Targets, ApiEr
             }
             (failed, format!("rerun-failed of job {job}"), info.command)
         } else {
-            validate::command(&req.command)?;
+            let command = req.command.clone().unwrap_or_default();
+            validate::command(&command)?;
             if let Some(list) = &req.aliases {
                 if list.is_empty() {
                     return Err(ApiError::validation("aliases", "must not be empty"));
@@ -471,7 +477,7 @@ async fn targets(state: &AppState, req: &FanOutRequest) -> Result<Targets, ApiEr
                     }
                 }
                 let description = format!("aliases: {}", podwrangler::nodeset::fold(&out));
-                (out, description, req.command.clone())
+                (out, description, command)
             } else {
                 let (rows, description) = if let Some(tag) = &req.tag {
                     validate::alias_in("tag", tag)?;
@@ -486,7 +492,7 @@ async fn targets(state: &AppState, req: &FanOutRequest) -> Result<Targets, ApiEr
                 (
                     rows.into_iter().map(|r| r.alias).collect(),
                     description,
-                    req.command.clone(),
+                    command,
                 )
             }
         };
@@ -774,4 +780,31 @@ pub async fn fan_out(
         job_id: Some(job_id),
         stopped: info.stopped,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_counts_or_percentages_as_strict_as_their_pattern() {
+        assert_eq!(Amount::parse("batch", "25", 1).unwrap(), Amount::Pods(25));
+        assert_eq!(
+            Amount::parse("batch", "10%", 1).unwrap(),
+            Amount::Percent(10)
+        );
+        assert_eq!(
+            Amount::parse("max_failures", "0", 0).unwrap(),
+            Amount::Pods(0)
+        );
+        for bad in [
+            "0", "0%", "007", "05%", "101%", "100001", "", "%", "1.5", " 3", "-1",
+        ] {
+            assert!(Amount::parse("batch", bad, 1).is_err(), "{bad}");
+        }
+        // Waves round up, budgets down.
+        assert_eq!(Amount::Percent(10).of(15, true), 2);
+        assert_eq!(Amount::Percent(10).of(15, false), 1);
+        assert_eq!(Amount::Pods(4).of(2, true), 4);
+    }
 }
