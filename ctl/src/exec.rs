@@ -336,7 +336,8 @@ pub fn run_many(client: &Client, cmd: &ExecRunMany, json: bool) -> Result<i32, C
         &body,
         |event: ExecEvent| match event {
             ExecEvent::Job { id, pods } => {
-                job_id = Some(id);
+                // 0: the daemon could not record the job (its database refuses writes).
+                job_id = (id > 0).then_some(id);
                 if show_progress {
                     bar = Some(progress_bar(pods));
                 }

@@ -771,7 +771,8 @@ pub enum ExecEvent {
     Error {
         problem: Box<Problem>,
     },
-    /// Fan-out only, first: the job's id and how many pods it names.
+    /// Fan-out only, first: the job's id (0 when the database could not record the job; the
+    /// pods run anyway) and how many pods it names.
     Job {
         id: i64,
         pods: usize,
@@ -888,7 +889,8 @@ pub struct FanOutResponse {
     /// Pods that ran and did not succeed.
     pub failed: usize,
     pub duration_ms: f64,
-    /// The job this fan-out was (`GET /api/v1/jobs/{id}`).
+    /// The job this fan-out was (`GET /api/v1/jobs/{id}`); absent when the database could not
+    /// record it (the pods ran anyway and their results wait in the spool).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<i64>,
     /// Pods not run (status `skipped`).

@@ -188,7 +188,9 @@ fn stream_exec(
 
 /// One fan-out job while it runs: what every pod runs, for whom, and whether it has stopped.
 struct FanOutJob {
-    id: i64,
+    /// `None` when the database could not record the job: the pods run anyway (their results
+    /// wait in the spool like any other), without a job to point at.
+    id: Option<i64>,
     command: String,
     timeout: Duration,
     actor: String,
@@ -254,7 +256,7 @@ async fn record_not_run(
         command: job.command.clone(),
         started_at,
         actor: job.actor.clone(),
-        job_id: Some(job.id),
+        job_id: job.id,
     };
     let end = CommandEnd {
         status,
@@ -308,7 +310,7 @@ async fn run_one(
                     timeout: job.timeout,
                     actor: job.actor.clone(),
                     events: job.events.clone(),
-                    job_id: Some(job.id),
+                    job_id: job.id,
                 })
                 .await
             {
@@ -559,25 +561,29 @@ async fn finish_job(
     fallback: podwrangler::api::JobInfo,
 ) -> podwrangler::api::JobInfo {
     let stopped = job.stopped();
-    let finish = FinishJob {
-        id: job.id,
-        counts,
+    let fallback = podwrangler::api::JobInfo {
+        finished_at: Some(Utc::now()),
         stopped: stopped.clone(),
+        ..fallback
+    };
+    let Some(id) = job.id else {
+        return fallback;
+    };
+    let finish = FinishJob {
+        id,
+        counts,
+        stopped,
     };
     if let Ok(Err(e)) | Err(e) = store
         .send(finish)
         .await
         .map_err(|e| crate::store::StoreError::Unavailable(e.to_string()))
     {
-        tracing::error!(job = job.id, error = %e, "cannot record the end of a job");
+        tracing::error!(job = id, error = %e, "cannot record the end of a job");
     }
-    match store.send(GetJob { id: job.id }).await {
+    match store.send(GetJob { id }).await {
         Ok(Ok(Some(info))) => info,
-        _ => podwrangler::api::JobInfo {
-            finished_at: Some(Utc::now()),
-            stopped,
-            ..fallback
-        },
+        _ => fallback,
     }
 }
 
@@ -592,7 +598,7 @@ async fn finish_job(
         (status = 200, description = "One result per pod (pods not run are `skipped`, with the reason in `error`), and the job's id; with `Accept: application/x-ndjson`, ExecEvents as they happen: `job` first, then each pod's `started`, `stdout`, `stderr` and `finished` (each carrying the pod's alias), then `job_finished` with the job's summary", content((FanOutResponse = "application/json"), (ExecEvent = "application/x-ndjson"))),
         (status = 404, description = "`pod_not_found`: an alias is not registered (nothing ran); `job_not_found`: `rerun_failed` names no job", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`database_unavailable`: the job cannot be recorded (nothing ran); retry after `Retry-After`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`database_unavailable`: the pods a tag, `all` or `rerun_failed` names cannot be read (nothing ran); retry after `Retry-After`. A database that only refuses writes does not stop a fan-out: its results wait in the spool, and it has no job (`job_id` absent, the stream's `job` id 0)", body = podwrangler::api::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn fan_out(
@@ -663,14 +669,18 @@ pub async fn fan_out(
         options: options.clone(),
         total,
     };
-    let job_id = state
-        .store
-        .send(create)
-        .await
-        .map_err(mailbox)?
-        .map_err(db_err)?;
+    let job_id = match state.store.send(create).await.map_err(mailbox)? {
+        Ok(id) => Some(id),
+        // As for single commands, a database that cannot take writes does not stop the work:
+        // the rows go to the spool, only the job itself is not recorded.
+        Err(crate::store::StoreError::Unavailable(e)) => {
+            tracing::error!(error = %e, "cannot record a fan-out job; its pods run without one");
+            None
+        }
+        Err(e) => return Err(db_err(e)),
+    };
     let fallback_info = podwrangler::api::JobInfo {
-        id: job_id,
+        id: job_id.unwrap_or(0),
         command: command.clone(),
         actor: actor.0.clone(),
         targets: description,
@@ -684,7 +694,7 @@ pub async fn fan_out(
     let (events, rx) = if streaming {
         let (tx, rx) = tokio::sync::mpsc::channel::<ExecEvent>(256);
         let _ = tx.try_send(ExecEvent::Job {
-            id: job_id,
+            id: job_id.unwrap_or(0),
             pods: total,
         });
         (Some(tx), Some(rx))
@@ -777,7 +787,7 @@ pub async fn fan_out(
         skipped,
         results: records,
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-        job_id: Some(job_id),
+        job_id,
         stopped: info.stopped,
     }))
 }
