@@ -181,7 +181,7 @@ complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l rerun-failed -r -d 'r
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l alias -r -a '(pwctl pod list -q 2>/dev/null)' -d 'only this pod\'s commands'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l actor -r -d 'only commands this caller asked for, e.g. unix:1000(alice) or key:ci'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l failed -d 'only commands that did not succeed (failed, timeout, error, interrupted)'
-complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l status -r -a 'running succeeded failed timeout error interrupted' -d 'only this status: running, succeeded, failed, timeout, error, interrupted'
+complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l status -r -a 'running succeeded failed timeout error interrupted' -d 'only this status: running, succeeded, failed, timeout, error, cancelled, skipped, ...'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l since -r -d 'only commands started at or after this RFC 3339 time'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l job -r -d 'only the commands of this fan-out job'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l limit -r -d 'how many (default 20)'

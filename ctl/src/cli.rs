@@ -24,8 +24,9 @@ use argh::{ArgsInfo, FromArgs};
             token files and exec plugins as you, and sends the daemon the server, CA\n\
             and token or client certificate. --cluster NAME instead uses a cluster\n\
             the daemon's administrator configured (pwctl clusters lists them).",
-    note = "exec run exits with the remote command's exit code; the codes below are\n\
-            pwctl's own (--json tells them apart).",
+    note = "exec run exits with the remote command's exit code, exec run-many with the\n\
+            largest of its pods' codes; the codes below are pwctl's own (--json tells them\n\
+            apart).",
     example = "{command_name} --local health",
     example = "{command_name} pod add --alias web-0 --url 'wss://host/exec/svc/?token=T&pod=web-0'",
     example = "{command_name} exec run web-0 -- ls -la /app",
@@ -44,7 +45,11 @@ use argh::{ArgsInfo, FromArgs};
     error_code(77, "the daemon wants a valid API key"),
     error_code(78, "a config file cannot be read or parsed"),
     error_code(124, "the command timed out in the pod"),
-    error_code(130, "Ctrl-C cancelled the command in the pod (its shell is kept)")
+    error_code(130, "Ctrl-C cancelled the command in the pod (its shell is kept)"),
+    error_code(
+        255,
+        "exec run-many: a pod's command could not run or lost its connection (otherwise run-many exits with the largest exit code of its pods)"
+    )
 )]
 pub struct Pwctl {
     /// daemon's Unix socket (env PODWRANGLER_SOCKET)
@@ -483,7 +488,7 @@ pub struct ExecHistory {
     /// only commands that did not succeed (failed, timeout, error, interrupted)
     #[argh(switch)]
     pub failed: bool,
-    /// only this status: running, succeeded, failed, timeout, error, interrupted
+    /// only this status: running, succeeded, failed, timeout, error, cancelled, skipped, ...
     #[argh(option, arg_name = "status")]
     pub status: Option<String>,
     /// only commands started at or after this RFC 3339 time

@@ -329,9 +329,12 @@ fn fan_out_request(cmd: &ExecRunMany) -> Result<FanOutRequest, CtlError> {
                 "--rerun-failed runs the job's own command again; give no command".into(),
             ));
         }
-        String::new()
+        None
     } else {
-        command_text(&cmd.command, "pwctl exec run-many COMMAND --all")?
+        Some(command_text(
+            &cmd.command,
+            "pwctl exec run-many COMMAND --all",
+        )?)
     };
     check_timeout(cmd.timeout)?;
     let chosen = [
@@ -408,7 +411,8 @@ pub fn run_many(client: &Client, cmd: &ExecRunMany, json: bool) -> Result<i32, C
         &body,
         |event: ExecEvent| match event {
             ExecEvent::Job { id, pods } => {
-                job_id = Some(id);
+                // 0: the daemon could not record the job (its database refuses writes).
+                job_id = (id > 0).then_some(id);
                 if show_progress {
                     bar = Some(progress_bar(pods));
                 }

@@ -125,6 +125,16 @@ where
     }
 }
 
+/// An optional field that, when present, must not be `null`: absent and `null` mean different
+/// things to the schema, so they must to the daemon too.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 /// Schemas of constrained fields, built from [`limits`].
 #[cfg(feature = "openapi")]
 pub mod schema {
@@ -693,10 +703,14 @@ pub struct ExecRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FanOutRequest {
-    /// Required unless `rerun_failed` is given.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    /// Required unless `rerun_failed` is given (then it must be absent).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     #[cfg_attr(feature = "openapi", schema(schema_with = schema::command))]
-    pub command: String,
+    pub command: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(schema_with = schema::aliases_opt))]
     pub aliases: Option<Vec<String>>,
@@ -877,7 +891,8 @@ pub enum ExecEvent {
     Error {
         problem: Box<Problem>,
     },
-    /// Fan-out only, first: the job's id and how many pods it names.
+    /// Fan-out only, first: the job's id (0 when the database could not record the job; the
+    /// pods run anyway) and how many pods it names.
     Job {
         id: i64,
         pods: usize,
@@ -994,7 +1009,8 @@ pub struct FanOutResponse {
     /// Pods that ran and did not succeed.
     pub failed: usize,
     pub duration_ms: f64,
-    /// The job this fan-out was (`GET /api/v1/jobs/{id}`).
+    /// The job this fan-out was (`GET /api/v1/jobs/{id}`); absent when the database could not
+    /// record it (the pods ran anyway and their results wait in the spool).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<i64>,
     /// Pods not run (status `skipped`).
@@ -1337,7 +1353,8 @@ pub struct Problem {
     /// Stable: `pod_not_found`, `pod_exists`, `pod_connection`, `pod_busy`, `command_timeout`,
     /// `command_failed`, `validation`, `unauthorized`, `forbidden`, `not_found`,
     /// `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `upstream`,
-    /// `database_unavailable`, `command_not_running`, `shutting_down`, `internal`, ...
+    /// `database_unavailable`, `command_not_running`, `job_not_found`, `shutting_down`,
+    /// `internal`, ...
     pub code: String,
     /// The request field at fault, for validation errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]

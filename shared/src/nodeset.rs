@@ -11,8 +11,11 @@ use std::collections::BTreeMap;
 /// Longest digit run read as a number (longer runs stay literal text).
 const MAX_DIGITS: usize = 18;
 
-/// Splits `name` at its last run of digits: prefix, digits, suffix.
-fn split(name: &str) -> Option<(&str, &str, &str)> {
+/// A name cut at its last run of digits: prefix, digits, suffix.
+type Parts<'a> = (&'a str, &'a str, &'a str);
+
+/// Splits `name` at its last run of digits.
+fn split(name: &str) -> Option<Parts<'_>> {
     let bytes = name.as_bytes();
     let end = bytes.iter().rposition(u8::is_ascii_digit)? + 1;
     let start = bytes[..end]
@@ -59,7 +62,7 @@ pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
     // A number written with a leading zero fixes its pattern's width; numbers of that width
     // without one ("10" beside "09") belong to the same padded pattern.
     let mut padded_widths: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
-    let parts: Vec<(&str, Option<(&str, &str, &str)>)> = names
+    let parts: Vec<(&str, Option<Parts<'_>>)> = names
         .iter()
         .map(|n| (n.as_ref(), split(n.as_ref())))
         .collect();

@@ -175,7 +175,9 @@ pub(super) fn stream_exec(addr: Addr<PodActor>, exec: Exec, check: bool) -> Http
 
 /// One fan-out job while it runs: what every pod runs, for whom, and whether it has stopped.
 struct FanOutJob {
-    id: i64,
+    /// `None` when the database could not record the job: the pods run anyway (their results
+    /// wait in the spool like any other), without a job to point at.
+    id: Option<i64>,
     command: String,
     timeout: Duration,
     actor: String,
@@ -241,7 +243,7 @@ async fn record_not_run(
         command: job.command.clone(),
         started_at,
         actor: job.actor.clone(),
-        job_id: Some(job.id),
+        job_id: job.id,
     };
     let end = CommandEnd {
         status,
@@ -292,7 +294,7 @@ async fn run_one(
             let record = match addr
                 .send(Exec {
                     events: job.events.clone(),
-                    job_id: Some(job.id),
+                    job_id: job.id,
                     ..Exec::command(job.command.clone(), job.timeout, job.actor.clone())
                 })
                 .await
@@ -344,7 +346,12 @@ impl Amount {
                 ),
             )
         };
-        if digits.is_empty() || digits.len() > 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        // As strict as the documented pattern: digits only, no leading zero.
+        if digits.is_empty()
+            || digits.len() > 6
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+            || (digits.len() > 1 && digits.starts_with('0'))
+        {
             return Err(bad());
         }
         let n: usize = digits.parse().map_err(|_| bad())?;
@@ -409,7 +416,7 @@ pub(super) async fn targets(state: &AppState, req: &FanOutRequest) -> Result<Tar
         ));
     }
     if let Some(set) = &req.set {
-        return set_targets(state, set, &req.command).await;
+        return set_targets(state, set, req.command.as_deref().unwrap_or_default()).await;
     }
     let (aliases, description, command): (Vec<String>, String, String) =
         if let Some(job) = req.rerun_failed {
@@ -419,7 +426,7 @@ pub(super) async fn targets(state: &AppState, req: &FanOutRequest) -> Result<Tar
                     "must be a job id (1 or more)",
                 ));
             }
-            if !req.command.is_empty() {
+            if req.command.is_some() {
                 return Err(ApiError::validation(
                     "command",
                     "leave it out with rerun_failed: the job's command runs again",
@@ -446,6 +453,7 @@ pub(super) async fn targets(state: &AppState, req: &FanOutRequest) -> Result<Tar
             }
             (failed, format!("rerun-failed of job {job}"), info.command)
         } else {
+            let command = req.command.clone().unwrap_or_default();
             if let Some(list) = &req.aliases {
                 if list.is_empty() {
                     return Err(ApiError::validation("aliases", "must not be empty"));
@@ -459,7 +467,7 @@ pub(super) async fn targets(state: &AppState, req: &FanOutRequest) -> Result<Tar
                     }
                 }
                 let description = format!("aliases: {}", podwrangler::nodeset::fold(&out));
-                (out, description, req.command.clone())
+                (out, description, command)
             } else {
                 let (rows, description) = if let Some(tag) = &req.tag {
                     validate::alias_in("tag", tag)?;
@@ -474,7 +482,7 @@ pub(super) async fn targets(state: &AppState, req: &FanOutRequest) -> Result<Tar
                 (
                     rows.into_iter().map(|r| r.alias).collect(),
                     description,
-                    req.command.clone(),
+                    command,
                 )
             }
         };
@@ -564,25 +572,29 @@ async fn finish_job(
     fallback: podwrangler::api::JobInfo,
 ) -> podwrangler::api::JobInfo {
     let stopped = job.stopped();
-    let finish = FinishJob {
-        id: job.id,
-        counts,
+    let fallback = podwrangler::api::JobInfo {
+        finished_at: Some(Utc::now()),
         stopped: stopped.clone(),
+        ..fallback
+    };
+    let Some(id) = job.id else {
+        return fallback;
+    };
+    let finish = FinishJob {
+        id,
+        counts,
+        stopped,
     };
     if let Ok(Err(e)) | Err(e) = store
         .send(finish)
         .await
         .map_err(|e| crate::store::StoreError::Unavailable(e.to_string()))
     {
-        tracing::error!(job = job.id, error = %e, "cannot record the end of a job");
+        tracing::error!(job = id, error = %e, "cannot record the end of a job");
     }
-    match store.send(GetJob { id: job.id }).await {
+    match store.send(GetJob { id }).await {
         Ok(Ok(Some(info))) => info,
-        _ => podwrangler::api::JobInfo {
-            finished_at: Some(Utc::now()),
-            stopped,
-            ..fallback
-        },
+        _ => fallback,
     }
 }
 
@@ -597,7 +609,7 @@ async fn finish_job(
         (status = 200, description = "One result per pod (pods not run are `skipped`, with the reason in `error`), and the job's id; with `Accept: application/x-ndjson`, ExecEvents as they happen: `job` first, then each pod's `started`, `stdout`, `stderr` and `finished` (each carrying the pod's alias), then `job_finished` with the job's summary", content((FanOutResponse = "application/json"), (ExecEvent = "application/x-ndjson"))),
         (status = 404, description = "`pod_not_found`: an alias is not registered, `set_not_found`: no such pod set (nothing ran); `job_not_found`: `rerun_failed` names no job", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`database_unavailable`: the job cannot be recorded (nothing ran); retry after `Retry-After`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`database_unavailable`: the pods a tag, `all` or `rerun_failed` names cannot be read (nothing ran); retry after `Retry-After`. A database that only refuses writes does not stop a fan-out: its results wait in the spool, and it has no job (`job_id` absent, the stream's `job` id 0)", body = podwrangler::api::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn fan_out(
@@ -636,7 +648,7 @@ pub async fn fan_out(
     let canary = fanout_count("canary", req.canary)?;
     let pick = fanout_count("pick", req.pick)?;
     if req.rerun_failed.is_none() {
-        validate::command(&req.command)?;
+        validate::command(req.command.as_deref().unwrap_or_default())?;
     }
     let Targets {
         mut pods,
@@ -672,14 +684,18 @@ pub async fn fan_out(
         options: options.clone(),
         total,
     };
-    let job_id = state
-        .store
-        .send(create)
-        .await
-        .map_err(mailbox)?
-        .map_err(db_err)?;
+    let job_id = match state.store.send(create).await.map_err(mailbox)? {
+        Ok(id) => Some(id),
+        // As for single commands, a database that cannot take writes does not stop the work:
+        // the rows go to the spool, only the job itself is not recorded.
+        Err(crate::store::StoreError::Unavailable(e)) => {
+            tracing::error!(error = %e, "cannot record a fan-out job; its pods run without one");
+            None
+        }
+        Err(e) => return Err(db_err(e)),
+    };
     let fallback_info = podwrangler::api::JobInfo {
-        id: job_id,
+        id: job_id.unwrap_or(0),
         command: command.clone(),
         actor: actor.0.clone(),
         targets: description,
@@ -693,7 +709,7 @@ pub async fn fan_out(
     let (events, rx) = if streaming {
         let (tx, rx) = tokio::sync::mpsc::channel::<ExecEvent>(256);
         let _ = tx.try_send(ExecEvent::Job {
-            id: job_id,
+            id: job_id.unwrap_or(0),
             pods: total,
         });
         (Some(tx), Some(rx))
@@ -786,7 +802,34 @@ pub async fn fan_out(
         skipped,
         results: records,
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-        job_id: Some(job_id),
+        job_id,
         stopped: info.stopped,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_counts_or_percentages_as_strict_as_their_pattern() {
+        assert_eq!(Amount::parse("batch", "25", 1).unwrap(), Amount::Pods(25));
+        assert_eq!(
+            Amount::parse("batch", "10%", 1).unwrap(),
+            Amount::Percent(10)
+        );
+        assert_eq!(
+            Amount::parse("max_failures", "0", 0).unwrap(),
+            Amount::Pods(0)
+        );
+        for bad in [
+            "0", "0%", "007", "05%", "101%", "100001", "", "%", "1.5", " 3", "-1",
+        ] {
+            assert!(Amount::parse("batch", bad, 1).is_err(), "{bad}");
+        }
+        // Waves round up, budgets down.
+        assert_eq!(Amount::Percent(10).of(15, true), 2);
+        assert_eq!(Amount::Percent(10).of(15, false), 1);
+        assert_eq!(Amount::Pods(4).of(2, true), 4);
+    }
 }

@@ -410,7 +410,7 @@ pub async fn put_files(
     };
     check_declared_length(&http, MAX_FILE_BYTES)?;
     let request = FanOutRequest {
-        command: String::new(),
+        command: None,
         aliases: q
             .aliases
             .as_ref()
