@@ -1074,6 +1074,35 @@ mod tests {
     }
 
     #[test]
+    fn history_retention_is_off_by_default_and_validated() {
+        let pg = Args {
+            database_url: Some("postgres://u:p@h/db".into()),
+            ..args()
+        };
+        let c =
+            Config::resolve(&pg, &[("X", "y")], Mode::User, FileConfig::default(), None).unwrap();
+        assert!(!c.history.enabled());
+        let file: FileConfig =
+            toml::from_str("[history]\nmax_age_days = 30\nmax_rows = 1000").unwrap();
+        let c = Config::resolve(&pg, &[("X", "y")], Mode::User, file, None).unwrap();
+        assert_eq!(c.history.max_age_days, Some(30.0));
+        assert_eq!(c.history.max_rows, Some(1000));
+        for bad in [
+            "[history]\nmax_age_days = 0",
+            "[history]\nmax_rows = 0",
+            "[history]\nretention_batch = 0",
+            "[history]\nretention_every_secs = 0.0",
+        ] {
+            let file: FileConfig = toml::from_str(bad).unwrap();
+            assert!(
+                Config::resolve(&pg, &[("X", "y")], Mode::User, file, None).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(toml::from_str::<FileConfig>("[history]\nmax_days = 3").is_err());
+    }
+
+    #[test]
     fn file_pods_are_parsed_and_validated() {
         let file: FileConfig = toml::from_str(
             "[[pods]]\nalias = \"web\"\nprovider = \"plaintty\"\nurl = \"ws://h/exec/1/?token=t&pod=p\"\ntags = [\"a\"]",

@@ -418,20 +418,20 @@ pub struct OutputQuery {
 pub const OUTPUT_CHUNK_BYTES: u64 = 256 * 1024;
 
 /// The inclusive byte range `Range: bytes=...` asks of `size` bytes: `a-b`, `a-` or the suffix
-/// `-n`, one range only. A range that ends past the end is cut to it.
-pub fn byte_range(header: &str, size: u64) -> Result<(u64, u64), ApiError> {
+/// `-n`, one range only; a range that ends past the end is cut to it. `None` for a header this
+/// server ignores, as RFC 9110 lets it: another unit, several ranges, or a malformed one (the
+/// whole output is sent). A well-formed range that starts past the end is 416.
+pub fn byte_range(header: &str, size: u64) -> Result<Option<(u64, u64)>, ApiError> {
     let refuse = |message: String| ApiError::RangeNotSatisfiable { size, message };
-    let spec = header
-        .trim()
-        .strip_prefix("bytes=")
-        .ok_or_else(|| refuse(format!("{header:?} is not `bytes=FIRST-LAST`")))?
-        .trim();
+    let Some(spec) = header.trim().strip_prefix("bytes=").map(str::trim) else {
+        return Ok(None);
+    };
     if spec.contains(',') {
-        return Err(refuse("only one range per request".into()));
+        return Ok(None);
     }
-    let (first, last) = spec
-        .split_once('-')
-        .ok_or_else(|| refuse(format!("{header:?} is not `bytes=FIRST-LAST`")))?;
+    let Some((first, last)) = spec.split_once('-') else {
+        return Ok(None);
+    };
     let number = |s: &str| {
         let s = s.trim();
         (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
@@ -441,20 +441,24 @@ pub fn byte_range(header: &str, size: u64) -> Result<(u64, u64), ApiError> {
     let (start, end) = match (first.trim().is_empty(), number(first), number(last)) {
         // `-n`: the last n bytes.
         (true, _, Some(n)) if n > 0 && size > 0 => (size.saturating_sub(n), size - 1),
+        (true, _, Some(_)) => {
+            return Err(refuse(format!("{header:?} asks for no bytes of {size}")));
+        }
         (false, Some(a), None) if last.trim().is_empty() => (a, size.saturating_sub(1)),
         (false, Some(a), Some(b)) if a <= b => (a, b.min(size.saturating_sub(1))),
-        _ => return Err(refuse(format!("{header:?} is not a valid byte range"))),
+        _ => return Ok(None),
     };
     if start >= size {
         return Err(refuse(format!(
             "{header:?} starts past the end of the {size} bytes there are"
         )));
     }
-    Ok((start, end))
+    Ok(Some((start, end)))
 }
 
 /// A command's stdout or stderr as stored, raw (UTF-8 text; a range may cut through a
-/// character). `Range: bytes=FIRST-LAST` (or `FIRST-`, or `-SUFFIX`) gets 206 with that part;
+/// character). `Range: bytes=FIRST-LAST` (or `FIRST-`, or `-SUFFIX`) gets 206 with that part
+/// (a header in another form is ignored);
 /// only the bytes asked for are read from the database, 256 KiB at a time.
 #[utoipa::path(
     get,
@@ -463,7 +467,7 @@ pub fn byte_range(header: &str, size: u64) -> Result<(u64, u64), ApiError> {
     params(
         ("id" = i64, Path, description = "History record id"),
         OutputQuery,
-        ("Range" = Option<String>, Header, description = "One byte range: `bytes=FIRST-LAST`, `bytes=FIRST-` or `bytes=-SUFFIX` (RFC 9110); absent: all of it"),
+        ("Range" = Option<String>, Header, description = "One byte range: `bytes=FIRST-LAST`, `bytes=FIRST-` or `bytes=-SUFFIX` (RFC 9110); absent, or in any other form (another unit, several ranges, malformed): ignored, all of it is sent"),
     ),
     responses(
         (status = 200, description = "The whole output", body = String, content_type = "text/plain; charset=utf-8",
@@ -471,7 +475,7 @@ pub fn byte_range(header: &str, size: u64) -> Result<(u64, u64), ApiError> {
         (status = 206, description = "The range asked for", body = String, content_type = "text/plain; charset=utf-8",
             headers(("Content-Range" = String, description = "`bytes FIRST-LAST/SIZE`"))),
         (status = 404, description = "`command_not_found`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
-        (status = 416, description = "`range_not_satisfiable`: the range is malformed, asks for several ranges, or starts past the end; `Content-Range: bytes */SIZE` gives the size", body = podwrangler::api::Problem, content_type = "application/problem+json",
+        (status = 416, description = "`range_not_satisfiable`: the range starts past the end (or asks for no bytes); `Content-Range: bytes */SIZE` gives the size", body = podwrangler::api::Problem, content_type = "application/problem+json",
             headers(("Content-Range" = String, description = "`bytes */SIZE`"))),
         (status = 422, description = "`validation`: the id is not a number, or `stream` is neither `stdout` nor `stderr`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 503, description = "`database_unavailable`: retry after `Retry-After`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
@@ -520,7 +524,8 @@ pub async fn command_output(
             })?;
             byte_range(text, size)
         })
-        .transpose()?;
+        .transpose()?
+        .flatten();
     let (start, end_excl, mut resp) = match range {
         Some((first, last)) => {
             let mut r = HttpResponse::PartialContent();
@@ -805,27 +810,30 @@ mod tests {
 
     #[test]
     fn byte_ranges_follow_rfc_9110() {
-        assert_eq!(byte_range("bytes=0-9", 100).unwrap(), (0, 9));
-        assert_eq!(byte_range("bytes=90-", 100).unwrap(), (90, 99));
-        assert_eq!(byte_range("bytes=-10", 100).unwrap(), (90, 99));
-        assert_eq!(byte_range("bytes=-1000", 100).unwrap(), (0, 99));
-        assert_eq!(byte_range("bytes=95-200", 100).unwrap(), (95, 99));
-        for bad in [
-            "bytes=100-",
+        let ok = |h: &str| byte_range(h, 100).unwrap();
+        assert_eq!(ok("bytes=0-9"), Some((0, 9)));
+        assert_eq!(ok("bytes=90-"), Some((90, 99)));
+        assert_eq!(ok("bytes=-10"), Some((90, 99)));
+        assert_eq!(ok("bytes=-1000"), Some((0, 99)));
+        assert_eq!(ok("bytes=95-200"), Some((95, 99)));
+        // Ignored: the whole output is sent.
+        for ignored in [
             "bytes=5-2",
             "bytes=0-1,5-6",
             "items=0-1",
-            "bytes=-0",
             "bytes=a-b",
             "bytes=-",
-            "bytes=+1-2",
+            "G",
         ] {
+            assert_eq!(ok(ignored), None, "{ignored}");
+        }
+        for unsatisfiable in ["bytes=100-", "bytes=-0", "bytes=100-200"] {
             assert!(
                 matches!(
-                    byte_range(bad, 100),
+                    byte_range(unsatisfiable, 100),
                     Err(ApiError::RangeNotSatisfiable { size: 100, .. })
                 ),
-                "{bad}"
+                "{unsatisfiable}"
             );
         }
         assert!(byte_range("bytes=0-", 0).is_err());
