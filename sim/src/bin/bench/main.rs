@@ -2,11 +2,14 @@
 //!
 //! `cargo run --release -p podsim --bin bench -- engine` measures the session engine for both
 //! providers, `-- daemon` podwranglerd (latency, fan-out against kubectl, memory per pod) and
-//! `-- history` the history store with a million rows. Each benchmark is a subcommand in its own module, so more can be added beside it.
+//! `-- history` the history store with a million rows, `-- files` pwctl as a whole process
+//! (file copies against `kubectl cp`, streaming throughput and memory, one `exec run` against
+//! `kubectl exec`). Each benchmark is a subcommand in its own module, so more can be added beside it.
 
 mod daemon;
 mod daemon_proc;
 mod engine;
+mod files;
 mod history;
 mod http;
 mod podsim_proc;
@@ -27,6 +30,7 @@ enum Command {
     Engine(engine::EngineArgs),
     Daemon(daemon::DaemonArgs),
     History(history::HistoryArgs),
+    Files(files::FilesArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,5 +39,6 @@ fn main() -> anyhow::Result<()> {
         Command::Engine(a) => engine::main(a),
         Command::Daemon(a) => daemon::main(a),
         Command::History(a) => history::main(a),
+        Command::Files(a) => files::main(a),
     }
 }
