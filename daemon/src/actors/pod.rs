@@ -480,13 +480,13 @@ impl PodActor {
                 forward_output(alias, events)
             });
             let output = output.or(raw_output);
+            let defaults = RunOptions::default();
             let opts = RunOptions {
                 timeout,
                 check: false,
                 output,
                 cancel: Some(cancel),
-                max_output: max_output.unwrap_or(RunOptions::default().max_output),
-                ..RunOptions::default()
+                max_output: max_output.unwrap_or(defaults.max_output),
             };
             let label_for_retired = act.alias.clone();
             let replaced = std::mem::take(&mut act.shell_replaced);
