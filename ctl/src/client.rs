@@ -338,7 +338,9 @@ impl Client {
             on_whole(whole);
             return Ok(());
         }
-        let reader = BufReader::new(resp.body_mut().with_config().limit(MAX_BODY).reader());
+        // A live stream has no size limit (a 1 GiB output streams through); each line is one
+        // event of bounded size.
+        let reader = BufReader::new(resp.body_mut().with_config().limit(u64::MAX).reader());
         for line in reader.lines() {
             let line = line.map_err(|e| CtlError::Transport {
                 target: self.endpoint.to_string(),

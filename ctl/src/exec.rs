@@ -193,7 +193,9 @@ fn run_live(
     let mut finished: Option<CommandRecord> = None;
     let whole: Mutex<Option<CommandRecord>> = Mutex::new(None);
     let mut problem: Option<podwrangler::api::Problem> = None;
-    let mut printed_stdout = String::new();
+    // Only the last byte printed matters (did the output end a line?): keeping all of it
+    // would hold a whole streamed output in memory.
+    let mut last_stdout_byte: Option<u8> = None;
     let result = send(
         &mut |event| match event {
             ExecEvent::Started { id, .. } => {
@@ -203,7 +205,9 @@ fn run_live(
                 let mut out = std::io::stdout().lock();
                 let _ = out.write_all(data.as_bytes());
                 let _ = out.flush();
-                printed_stdout.push_str(&data);
+                if let Some(&b) = data.as_bytes().last() {
+                    last_stdout_byte = Some(b);
+                }
             }
             ExecEvent::Stderr { data, .. } => {
                 let _ = std::io::stderr().lock().write_all(data.as_bytes());
@@ -246,7 +250,7 @@ fn run_live(
         message: "the result stream ended without the command's record".into(),
     })?;
     if record.status == CommandStatus::Cancelled {
-        if !printed_stdout.is_empty() && !printed_stdout.ends_with('\n') {
+        if last_stdout_byte.is_some_and(|b| b != b'\n') {
             eprintln!();
         }
         output::error_line(&format!(

@@ -137,6 +137,12 @@ pub fn document(max_command_timeout_secs: f64, max_body_bytes: usize) -> Value {
                 let mut has_alias = false;
                 let params = op.get_mut("parameters").and_then(Value::as_array_mut);
                 for param in params.into_iter().flatten() {
+                    // Query fields with a schema of their own lose `required` in utoipa.
+                    if param["in"] == "query"
+                        && matches!(param["name"].as_str(), Some("path" | "command"))
+                    {
+                        param["required"] = json!(true);
+                    }
                     match (param["in"].as_str(), param["name"].as_str()) {
                         (Some("path"), Some("alias")) => {
                             param["schema"] = alias_schema.clone();
@@ -151,7 +157,11 @@ pub fn document(max_command_timeout_secs: f64, max_body_bytes: usize) -> Value {
                     .get("requestBody")
                     .is_some_and(|b| b["content"].get("application/octet-stream").is_some());
                 let has_body = match op.get_mut("requestBody") {
-                    Some(_) if raw_body => false,
+                    Some(body) if raw_body => {
+                        body["content"]["application/octet-stream"]["schema"] =
+                            json!({"type": "string", "format": "binary"});
+                        false
+                    }
                     Some(body) => {
                         body["description"] = json!(format!(
                             "JSON, at most {max_body_bytes} bytes (`max_body_bytes`; larger bodies are 413). Any `Content-Type` that can be JSON is read as JSON."

@@ -49,6 +49,12 @@ pub mod limits {
     /// Largest stdin of one command (`POST /pods/{alias}/exec/stdin`), in bytes. It is staged
     /// in the pod's temp directory before the command starts.
     pub const MAX_STDIN_BYTES: u64 = 1 << 30;
+    /// Longest command of `POST /pods/{alias}/exec/stdin`, in characters: it travels in the
+    /// query string, and the daemon reads at most 128 KiB of request line and headers (every
+    /// character may take 12 bytes percent-encoded). Longer commands go as scripts.
+    pub const MAX_STDIN_COMMAND_LEN: usize = 8192;
+    /// Longest comma-separated alias list in a query string, in bytes.
+    pub const MAX_ALIAS_LIST_LEN: usize = 65536;
     /// Largest script (`POST /pods/{alias}/exec/script`), in bytes.
     pub const MAX_SCRIPT_BYTES: u64 = 16 << 20;
     /// Largest file copied into pods (`PUT /pods/{alias}/files`, `POST /files`), in bytes.
@@ -434,6 +440,16 @@ pub mod schema {
                 "A file in the pod: absolute or relative to the shell's current directory, not ending in `/`, no control characters.",
             ))
     }
+    /// The command of `POST /pods/{alias}/exec/stdin` (query parameter).
+    pub fn stdin_command() -> ObjectBuilder {
+        string(false)
+            .min_length(Some(1))
+            .max_length(Some(MAX_STDIN_COMMAND_LEN))
+            .pattern(Some(command_pattern()))
+            .description(Some(
+                "Shell text run in the pod's shell with the body as its stdin (newlines allowed; no NUL or other control characters but tab, LF and CR; not only white space); at most 8192 characters (it travels in the query string).",
+            ))
+    }
     /// Octal permission bits (query parameter).
     pub fn file_mode() -> ObjectBuilder {
         string(false)
@@ -444,6 +460,7 @@ pub mod schema {
     pub fn alias_list() -> ObjectBuilder {
         string(false)
             .min_length(Some(1))
+            .max_length(Some(MAX_ALIAS_LIST_LEN))
             .pattern(Some(
                 "^[A-Za-z0-9_][A-Za-z0-9._-]*(,[A-Za-z0-9_][A-Za-z0-9._-]*)*$",
             ))
@@ -1439,8 +1456,8 @@ mod tests {
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct StdinQuery {
-    /// The shell command, as in `ExecRequest` (at most 65536 characters).
-    #[cfg_attr(feature = "openapi", param(schema_with = schema::command))]
+    /// The shell command, as in `ExecRequest` but at most 8192 characters.
+    #[cfg_attr(feature = "openapi", param(schema_with = schema::stdin_command))]
     pub command: String,
     /// Seconds the command may run once its stdin is in the pod (default: the daemon's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1466,7 +1483,7 @@ pub struct ScriptQuery {
     pub check: bool,
 }
 
-/// Query of `GET`/`PUT /api/v1/pods/{alias}/files`.
+/// Query of `PUT /api/v1/pods/{alias}/files`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
@@ -1476,11 +1493,22 @@ pub struct FileQuery {
     /// ending in `/`; 1 to 4096 bytes, no control characters.
     #[cfg_attr(feature = "openapi", param(schema_with = schema::pod_path))]
     pub path: String,
-    /// (PUT) Octal permission bits for the new file, e.g. `644`; default 0666 less the
+    /// Octal permission bits for the new file, e.g. `644`; default 0666 less the
     /// shell's umask.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", param(schema_with = schema::file_mode))]
     pub mode: Option<String>,
+}
+
+/// Query of `GET /api/v1/pods/{alias}/files`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct FileReadQuery {
+    /// The file in the pod (as in `FileQuery`).
+    #[cfg_attr(feature = "openapi", param(schema_with = schema::pod_path))]
+    pub path: String,
 }
 
 /// Query of `POST /api/v1/files`: one file to many pods. Exactly one of `aliases`, `tag`, `all`.

@@ -543,6 +543,7 @@ impl PodActor {
                 forward_output(alias, events)
             });
             let output = output.or(raw_output);
+            let defaults = RunOptions::default();
             let opts = RunOptions {
                 timeout,
                 check: false,
@@ -550,8 +551,7 @@ impl PodActor {
                 cancel: Some(cancel),
                 // The caller's wait ends at the timeout; the interrupt runs after the answer.
                 defer_recovery: true,
-                max_output: max_output.unwrap_or(RunOptions::default().max_output),
-                ..RunOptions::default()
+                max_output: max_output.unwrap_or(defaults.max_output),
             };
             let label_for_retired = act.alias.clone();
             let provider = act.endpoint.provider.kind().as_str();

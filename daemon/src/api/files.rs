@@ -10,10 +10,10 @@ use actix::Addr;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use futures_util::StreamExt;
-use podwrangler::api::limits::{MAX_FILE_BYTES, MAX_POD_PATH_LEN};
+use podwrangler::api::limits::{MAX_ALIAS_LIST_LEN, MAX_FILE_BYTES, MAX_POD_PATH_LEN};
 use podwrangler::api::{
     CommandRecord, CommandStatus, FILE_SHA256_HEADER, FILE_SIZE_HEADER, FanOutRequest,
-    FileCopyResponse, FileCopyResult, FileFanOutQuery, FileQuery,
+    FileCopyResponse, FileCopyResult, FileFanOutQuery, FileQuery, FileReadQuery,
 };
 use podwrangler::session::input::{END_OF_INPUT, PIECE, STAGED_VAR, shell_quote};
 use podwrangler::session::{Input, InputRole, OutputChunk};
@@ -249,6 +249,7 @@ fn summary(
         (status = 200, description = "One result: `ok` only when the SHA-256 and size the pod computed after writing match what was sent; otherwise `error` says why (no space, read-only, not verifiable, the pod refused)", body = FileCopyResponse),
         (status = 404, description = "`pod_not_found`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`: `Content-Length` over 4 GiB", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 431, description = "The request line and headers exceed 128 KiB (no body)"),
     )
 )]
 pub async fn put_file(
@@ -385,6 +386,7 @@ async fn feed_file(path: PathBuf, tx: mpsc::Sender<std::io::Result<Vec<u8>>>) {
         (status = 200, description = "One result per pod, in the order asked; `failed` counts the pods whose copy did not verify", body = FileCopyResponse),
         (status = 404, description = "`pod_not_found`: an alias is not registered (nothing was copied)", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`: the file is over 4 GiB", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 431, description = "The request line and headers exceed 128 KiB (no body)"),
     )
 )]
 pub async fn put_files(
@@ -409,6 +411,15 @@ pub async fn put_files(
         }
     };
     check_declared_length(&http, MAX_FILE_BYTES)?;
+    if q.aliases
+        .as_ref()
+        .is_some_and(|a| a.len() > MAX_ALIAS_LIST_LEN)
+    {
+        return Err(ApiError::validation(
+            "aliases",
+            format!("is longer than {MAX_ALIAS_LIST_LEN} bytes"),
+        ));
+    }
     let request = FanOutRequest {
         command: None,
         aliases: q
@@ -510,12 +521,13 @@ impl Base64Stream {
     get,
     path = "/api/v1/pods/{alias}/files",
     tag = "files",
-    params(("alias" = String, Path, description = "The pod's alias"), FileQuery),
+    params(("alias" = String, Path, description = "The pod's alias"), FileReadQuery),
     responses(
         (status = 200, description = "The file's bytes, streamed (bounded memory). `x-podwrangler-size` and `x-podwrangler-sha256` carry the size and SHA-256 the pod computed before sending (the SHA-256 is empty when the pod has neither sha256sum nor openssl); a client checks the bytes it got against them. A transfer that fails half-way ends the body early", content_type = "application/octet-stream",
             headers(("x-podwrangler-size" = u64, description = "Bytes in the pod's file"), ("x-podwrangler-sha256" = String, description = "Lower-case hex SHA-256 the pod computed"))),
         (status = 404, description = "`pod_not_found`, or `file_not_found`: no readable regular file at `path`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 429, description = "`pod_busy`: the pod's queue is full", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 431, description = "The request line and headers exceed 128 KiB (no body)"),
         (status = 502, description = "`pod_connection`, or the pod answered something else than the file", body = podwrangler::api::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -523,13 +535,10 @@ pub async fn get_file(
     state: web::Data<AppState>,
     alias: web::Path<String>,
     actor: Actor,
-    query: web::Query<FileQuery>,
+    query: web::Query<FileReadQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
     check_path(&q.path)?;
-    if q.mode.is_some() {
-        return Err(ApiError::validation("mode", "is only for PUT"));
-    }
     let alias = alias.into_inner();
     let addr = pod(&state, alias.clone()).await?;
     let (out_tx, mut out_rx) = mpsc::channel::<OutputChunk>(8);

@@ -6,7 +6,7 @@
 use actix::Addr;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
-use podwrangler::api::limits::{MAX_SCRIPT_BYTES, MAX_STDIN_BYTES};
+use podwrangler::api::limits::{MAX_SCRIPT_BYTES, MAX_STDIN_BYTES, MAX_STDIN_COMMAND_LEN};
 use podwrangler::api::{CommandRecord, ExecEvent, ScriptQuery, StdinQuery};
 use podwrangler::session::{Input, InputRole};
 use sha2::{Digest, Sha256};
@@ -129,6 +129,7 @@ async fn run_with_body(
         (status = 413, description = "`payload_too_large`: `Content-Length` over 1 GiB", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation`, or `command_failed` with `check` (with `record`)", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 429, description = "`pod_busy`: the pod's queue is full", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 431, description = "The request line and headers exceed 128 KiB (no body)"),
         (status = 502, description = "`pod_connection`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 503, description = "`database_unavailable` (see `POST /pods/{alias}/exec`)", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 504, description = "`command_timeout` (with `record`)", body = podwrangler::api::Problem, content_type = "application/problem+json"),
@@ -145,6 +146,15 @@ pub async fn exec_stdin(
     check_running(&state)?;
     let q = query.into_inner();
     validate::command(&q.command)?;
+    let chars = q.command.chars().count();
+    if chars > MAX_STDIN_COMMAND_LEN {
+        return Err(ApiError::validation(
+            "command",
+            format!(
+                "is {chars} characters; at most {MAX_STDIN_COMMAND_LEN} here (send longer ones as a script)"
+            ),
+        ));
+    }
     let timeout = validate::timeout(
         q.timeout,
         state.config.command_timeout,
@@ -199,6 +209,7 @@ fn script_history(script: &[u8]) -> String {
         (status = 413, description = "`payload_too_large`: the script is over 16 MiB", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation` (an empty script), or `command_failed` with `check` (with `record`)", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 429, description = "`pod_busy`: the pod's queue is full", body = podwrangler::api::Problem, content_type = "application/problem+json"),
+        (status = 431, description = "The request line and headers exceed 128 KiB (no body)"),
         (status = 502, description = "`pod_connection`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 503, description = "`database_unavailable` (see `POST /pods/{alias}/exec`)", body = podwrangler::api::Problem, content_type = "application/problem+json"),
         (status = 504, description = "`command_timeout` (with `record`)", body = podwrangler::api::Problem, content_type = "application/problem+json"),

@@ -355,7 +355,7 @@ fn bench_fanout(n: usize, args: &DaemonArgs, kubectl_ok: bool) -> anyhow::Result
 }
 
 /// Imports podsim's pods through the Kubernetes provider and checks all `n` were registered.
-fn register(client: &mut UnixClient, import: &str, n: usize) -> anyhow::Result<()> {
+pub(crate) fn register(client: &mut UnixClient, import: &str, n: usize) -> anyhow::Result<()> {
     let r = client
         .post("/api/v1/pods/import", import)?
         .ok_json("importing the pods")?;
@@ -367,7 +367,7 @@ fn register(client: &mut UnixClient, import: &str, n: usize) -> anyhow::Result<(
 }
 
 /// Polls `/health` until `n` pods are `ready`; fails early when any pod failed.
-fn wait_ready(
+pub(crate) fn wait_ready(
     client: &mut UnixClient,
     n: usize,
     limit: Duration,
