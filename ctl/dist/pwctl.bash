@@ -2,9 +2,10 @@
 # Install: pwctl completions bash > /etc/bash_completion.d/pwctl
 _pwctl_subcommands() {
     case "$1" in
-        "pwctl") echo "health pod exec audit clusters completions man" ;;
+        "pwctl") echo "health pod exec set audit clusters completions man" ;;
         "pwctl pod") echo "list show add update remove import" ;;
         "pwctl exec") echo "run run-many history show" ;;
+        "pwctl set") echo "add list show delete" ;;
     esac
 }
 _pwctl_flags() {
@@ -20,9 +21,14 @@ _pwctl_flags() {
         "pwctl pod import") echo "--namespace -n --selector -l --cluster --kubeconfig --context --server --token --token-file --certificate-authority --insecure-skip-tls-verify --prefix --tag --socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl exec") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl exec run") echo "--timeout --socket --api-url --api-key --json --no-color --local -L --help" ;;
-        "pwctl exec run-many") echo "--aliases --tag --all --timeout --concurrency --show-output --socket --api-url --api-key --json --no-color --local -L --help" ;;
-        "pwctl exec history") echo "--alias --actor --failed --status --since --limit --cursor --socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl exec run-many") echo "--aliases --tag --set --all --timeout --concurrency --show-output --socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl exec history") echo "--alias --set --actor --failed --status --since --limit --cursor --socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl exec show") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl set") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl set add") echo "--cluster --namespace -n --selector -l --container --socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl set list") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl set show") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl set delete") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl audit") echo "--actor --limit --cursor --socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl clusters") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl completions") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
@@ -42,9 +48,14 @@ _pwctl_value_flags() {
         "pwctl pod import") echo "--api-key --api-url --certificate-authority --cluster --context --kubeconfig --namespace --prefix --selector --server --socket --tag --token --token-file -l -n" ;;
         "pwctl exec") echo "--api-key --api-url --socket" ;;
         "pwctl exec run") echo "--api-key --api-url --socket --timeout" ;;
-        "pwctl exec run-many") echo "--aliases --api-key --api-url --concurrency --socket --tag --timeout" ;;
-        "pwctl exec history") echo "--actor --alias --api-key --api-url --cursor --limit --since --socket --status" ;;
+        "pwctl exec run-many") echo "--aliases --api-key --api-url --concurrency --set --socket --tag --timeout" ;;
+        "pwctl exec history") echo "--actor --alias --api-key --api-url --cursor --limit --set --since --socket --status" ;;
         "pwctl exec show") echo "--api-key --api-url --socket" ;;
+        "pwctl set") echo "--api-key --api-url --socket" ;;
+        "pwctl set add") echo "--api-key --api-url --cluster --container --namespace --selector --socket -l -n" ;;
+        "pwctl set list") echo "--api-key --api-url --socket" ;;
+        "pwctl set show") echo "--api-key --api-url --socket" ;;
+        "pwctl set delete") echo "--api-key --api-url --socket" ;;
         "pwctl audit") echo "--actor --api-key --api-url --cursor --limit --socket" ;;
         "pwctl clusters") echo "--api-key --api-url --socket" ;;
         "pwctl completions") echo "--api-key --api-url --socket" ;;
@@ -82,6 +93,11 @@ _pwctl_value() {
         "pwctl exec history|--status") echo "running succeeded failed timeout error interrupted" ;;
         "pwctl exec history|--socket") echo "@file" ;;
         "pwctl exec show|--socket") echo "@file" ;;
+        "pwctl set|--socket") echo "@file" ;;
+        "pwctl set add|--socket") echo "@file" ;;
+        "pwctl set list|--socket") echo "@file" ;;
+        "pwctl set show|--socket") echo "@file" ;;
+        "pwctl set delete|--socket") echo "@file" ;;
         "pwctl audit|--socket") echo "@file" ;;
         "pwctl clusters|--socket") echo "@file" ;;
         "pwctl completions|--socket") echo "@file" ;;

@@ -3,11 +3,13 @@
 function __pwctl_subcommands
     switch $argv[1]
         case 'pwctl'
-            printf '%s\n' health pod exec audit clusters completions man
+            printf '%s\n' health pod exec set audit clusters completions man
         case 'pwctl pod'
             printf '%s\n' list show add update remove import
         case 'pwctl exec'
             printf '%s\n' run run-many history show
+        case 'pwctl set'
+            printf '%s\n' add list show delete
     end
 end
 function __pwctl_value_flags
@@ -35,10 +37,20 @@ function __pwctl_value_flags
         case 'pwctl exec run'
             printf '%s\n' -- --api-key --api-url --socket --timeout
         case 'pwctl exec run-many'
-            printf '%s\n' -- --aliases --api-key --api-url --concurrency --socket --tag --timeout
+            printf '%s\n' -- --aliases --api-key --api-url --concurrency --set --socket --tag --timeout
         case 'pwctl exec history'
-            printf '%s\n' -- --actor --alias --api-key --api-url --cursor --limit --since --socket --status
+            printf '%s\n' -- --actor --alias --api-key --api-url --cursor --limit --set --since --socket --status
         case 'pwctl exec show'
+            printf '%s\n' -- --api-key --api-url --socket
+        case 'pwctl set'
+            printf '%s\n' -- --api-key --api-url --socket
+        case 'pwctl set add'
+            printf '%s\n' -- --api-key --api-url --cluster --container --namespace --selector --socket -l -n
+        case 'pwctl set list'
+            printf '%s\n' -- --api-key --api-url --socket
+        case 'pwctl set show'
+            printf '%s\n' -- --api-key --api-url --socket
+        case 'pwctl set delete'
             printf '%s\n' -- --api-key --api-url --socket
         case 'pwctl audit'
             printf '%s\n' -- --actor --api-key --api-url --cursor --limit --socket
@@ -85,6 +97,7 @@ complete -c pwctl -l local -s L -d 'start a user-mode podwranglerd in the backgr
 complete -c pwctl -n '__pwctl_at "pwctl"' -a health -d 'Show whether the daemon is up: version, uptime, database and pod states'
 complete -c pwctl -n '__pwctl_at "pwctl"' -a pod -d 'Register, inspect, change and remove pods'
 complete -c pwctl -n '__pwctl_at "pwctl"' -a exec -d 'Run commands in pods and look at what ran'
+complete -c pwctl -n '__pwctl_at "pwctl"' -a set -d 'Pod sets: a cluster, namespace and label selector whose Ready pods stay registered as SET/POD while the cluster rolls them'
 complete -c pwctl -n '__pwctl_at "pwctl"' -a audit -d 'Show who registered, changed, imported and removed pods, newest first'
 complete -c pwctl -n '__pwctl_at "pwctl"' -a clusters -d 'List the Kubernetes clusters the daemon\'s administrator configured, for --cluster'
 complete -c pwctl -n '__pwctl_at "pwctl"' -a completions -d 'Print a shell completion script: bash, zsh or fish'
@@ -155,17 +168,27 @@ complete -c pwctl -n '__pwctl_at "pwctl exec run"' -l timeout -r -d 'seconds the
 complete -c pwctl -n '__pwctl_at "pwctl exec run"' -a '(pwctl pod list -q 2>/dev/null)'
 complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l aliases -r -a '(pwctl pod list -q 2>/dev/null)' -d 'comma-separated aliases'
 complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l tag -r -d 'every pod with this tag'
+complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l set -r -d 'every current member of this pod set'
 complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l all -d 'every registered pod'
 complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l timeout -r -d 'seconds each pod\'s command may run (default: the daemon\'s)'
 complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l concurrency -r -d 'pods that run at once (default: the daemon\'s)'
 complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l show-output -d 'print each pod\'s output under a header after the table'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l alias -r -a '(pwctl pod list -q 2>/dev/null)' -d 'only this pod\'s commands'
+complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l set -r -d 'only commands run in members of this pod set, gone pods included'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l actor -r -d 'only commands this caller asked for, e.g. unix:1000(alice) or key:ci'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l failed -d 'only commands that did not succeed (failed, timeout, error, interrupted)'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l status -r -a 'running succeeded failed timeout error interrupted' -d 'only this status: running, succeeded, failed, timeout, error, interrupted'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l since -r -d 'only commands started at or after this RFC 3339 time'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l limit -r -d 'how many (default 20)'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l cursor -r -d 'continue from an earlier page\'s cursor'
+complete -c pwctl -n '__pwctl_at "pwctl set"' -a add -d 'Create a pod set on a cluster the daemon\'s configuration names (pwctl clusters)'
+complete -c pwctl -n '__pwctl_at "pwctl set"' -a list -d 'List pod sets with their member counts'
+complete -c pwctl -n '__pwctl_at "pwctl set"' -a show -d 'Show a pod set and its members'
+complete -c pwctl -n '__pwctl_at "pwctl set"' -a delete -d 'Delete a pod set; its members are retired, their history stays'
+complete -c pwctl -n '__pwctl_at "pwctl set add"' -l cluster -r -d 'a cluster of the daemon\'s configuration ([clusters.NAME])'
+complete -c pwctl -n '__pwctl_at "pwctl set add"' -l namespace -s n -r -d 'the pods\' namespace'
+complete -c pwctl -n '__pwctl_at "pwctl set add"' -l selector -s l -r -d 'label selector, e.g. app=web or \'tier in (a,b)\''
+complete -c pwctl -n '__pwctl_at "pwctl set add"' -l container -r -d 'container to exec into (default: the pod\'s first)'
 complete -c pwctl -n '__pwctl_at "pwctl audit"' -l actor -r -d 'only what this caller did, e.g. unix:1000(alice) or key:ci'
 complete -c pwctl -n '__pwctl_at "pwctl audit"' -l limit -r -d 'how many (default 20)'
 complete -c pwctl -n '__pwctl_at "pwctl audit"' -l cursor -r -d 'continue from an earlier page\'s cursor'
