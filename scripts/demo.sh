@@ -2,8 +2,9 @@
 # PodWrangler in one go, on a fresh machine: build, start podsim (5 simulated pods) and a
 # user-mode podwranglerd on embedded SQLite in a temp dir, register the pods (PlainTTY URLs with
 # `pwctl pod add`, and the Kubernetes API with `pwctl pod import`), run a command, fan one out
-# to every pod (as a table, grouped by output, and streamed), show the history, and stop
-# everything. Touches none of the user's real state.
+# to every pod (as a table, grouped by output, and streamed), follow podsim's pods with a pod
+# set (through a rollout), show the history, and stop everything. Touches none of the user's
+# real state.
 # Exits non-zero if any step fails. `make demo` runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,7 +72,11 @@ echo "podsim: $(grep -o '"http_base":"[^"]*"' "$DEMO/podsim.json" | sed 's/.*:"/
 
 say "starting podwranglerd (user mode, SQLite in $DEMO)"
 SOCK="$DEMO/run/podwranglerd.sock"
-: >"$DEMO/podwranglerd.toml"
+SIM_BASE="$(grep -o '"http_base":"[^"]*"' "$DEMO/podsim.json" | sed 's/.*:"//; s/"$//')"
+SIM_ADDR="${SIM_BASE#http://}"
+# podsim as a cluster of the daemon's configuration, for the pod set below.
+(umask 077; printf '%s\n' demo-token >"$DEMO/sim.token")
+printf '[clusters.sim]\nserver = "%s"\ntoken_file = "%s"\n' "$SIM_BASE" "$DEMO/sim.token" >"$DEMO/podwranglerd.toml"
 "$BIN/podwranglerd" --user --config "$DEMO/podwranglerd.toml" --no-tcp --socket "$SOCK" \
   --database-url "$DEMO/podwrangler.db" --ready-file "$DEMO/ready.json" \
   2>"$DEMO/podwranglerd.log" &
@@ -109,9 +114,41 @@ pw exec run-many --tag k8s --group --diff -- \
 
 say "live lines, prefixed by their pod"
 pw exec run-many --tag k8s --stream -- 'echo starting; sleep 0.2; echo done'
+say "a pod set: the daemon watches podsim's API and keeps every Ready web pod registered"
+pw clusters
+pw set add web --cluster sim -n default -l app=web
+# members_ready N [OLD]: until the set has N ready members (none named like OLD, if given).
+members_ready() {
+  for _ in $(seq 600); do
+    local shown
+    shown="$("$BIN/pwctl" --socket "$SOCK" --json set show web)"
+    if [ "$(grep -o '"state": *"ready"' <<<"$shown" | wc -l)" -eq "$1" ] \
+      && [ "$(grep -o '"alias": *"web/' <<<"$shown" | wc -l)" -eq "$1" ] \
+      && { [ -z "${2:-}" ] || ! grep -q "$2" <<<"$shown"; }; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "demo: the pod set did not reach $1 ready members" >&2
+  return 1
+}
+members_ready 5
+pw set show web
+pw exec run-many 'echo $POD_NAME' --set web
+
+say "podsim rolls every web pod (new names, like a Deployment rollout); the set follows"
+exec 3<>"/dev/tcp/${SIM_ADDR%:*}/${SIM_ADDR##*:}"
+printf 'POST /_podsim/rollout HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 31\r\n\r\n{"batch": 1, "interval_ms": 50}' "$SIM_ADDR" >&3
+grep -q '"template_hash"' <&3 || { echo "demo: podsim did not start the rollout" >&2; exit 1; }
+exec 3<&-
+members_ready 5 'web-5d8f7-'
+pw set show web
+pw exec run-many 'echo $POD_NAME' --set web
 
 say "history: every command names who ran it"
 pw exec history --limit 10
+say "the web set's history keeps the pods that are gone"
+pw exec history --set web --limit 12
 
 say "audit: who registered the pods"
 pw audit --limit 5

@@ -2,9 +2,10 @@
 # Install: pwctl completions bash > /etc/bash_completion.d/pwctl
 _pwctl_subcommands() {
     case "$1" in
-        "pwctl") echo "health pod exec audit clusters cp completions man" ;;
+        "pwctl") echo "health pod exec set audit clusters cp completions man" ;;
         "pwctl pod") echo "list show add update remove import" ;;
         "pwctl exec") echo "run run-many history show job jobs" ;;
+        "pwctl set") echo "add list show delete" ;;
     esac
 }
 _pwctl_flags() {
@@ -20,11 +21,16 @@ _pwctl_flags() {
         "pwctl pod import") echo "--namespace -n --selector -l --cluster --kubeconfig --context --server --token --token-file --certificate-authority --insecure-skip-tls-verify --prefix --tag --socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl exec") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl exec run") echo "--timeout --file --stdin --socket --api-url --api-key --json --no-color --local -L --help" ;;
-        "pwctl exec run-many") echo "--aliases --tag --all --timeout --concurrency --show-output --stream --group --diff --batch --max-failures --canary --pick --rerun-failed --socket --api-url --api-key --json --no-color --local -L --help" ;;
-        "pwctl exec history") echo "--alias --actor --failed --status --since --job --limit --cursor --socket --api-url --api-key --json --no-color --local -L --help" ;;
-        "pwctl exec show") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl exec run-many") echo "--aliases --tag --set --all --timeout --concurrency --show-output --stream --group --diff --batch --max-failures --canary --pick --rerun-failed --socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl exec history") echo "--alias --set --actor --failed --status --since --job --limit --cursor --export --socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl exec show") echo "--stdout --stderr --range --socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl exec job") echo "--diff --socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl exec jobs") echo "--limit --socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl set") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl set add") echo "--cluster --namespace -n --selector -l --container --socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl set list") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl set show") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
+        "pwctl set delete") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl audit") echo "--actor --limit --cursor --socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl clusters") echo "--socket --api-url --api-key --json --no-color --local -L --help" ;;
         "pwctl cp") echo "--pods --tag --all --mode --concurrency --socket --api-url --api-key --json --no-color --local -L --help" ;;
@@ -45,11 +51,16 @@ _pwctl_value_flags() {
         "pwctl pod import") echo "--api-key --api-url --certificate-authority --cluster --context --kubeconfig --namespace --prefix --selector --server --socket --tag --token --token-file -l -n" ;;
         "pwctl exec") echo "--api-key --api-url --socket" ;;
         "pwctl exec run") echo "--api-key --api-url --file --socket --timeout" ;;
-        "pwctl exec run-many") echo "--aliases --api-key --api-url --batch --canary --concurrency --max-failures --pick --rerun-failed --socket --tag --timeout" ;;
-        "pwctl exec history") echo "--actor --alias --api-key --api-url --cursor --job --limit --since --socket --status" ;;
-        "pwctl exec show") echo "--api-key --api-url --socket" ;;
+        "pwctl exec run-many") echo "--aliases --api-key --api-url --batch --canary --concurrency --max-failures --pick --rerun-failed --set --socket --tag --timeout" ;;
+        "pwctl exec history") echo "--actor --alias --api-key --api-url --cursor --export --job --limit --set --since --socket --status" ;;
+        "pwctl exec show") echo "--api-key --api-url --range --socket" ;;
         "pwctl exec job") echo "--api-key --api-url --socket" ;;
         "pwctl exec jobs") echo "--api-key --api-url --limit --socket" ;;
+        "pwctl set") echo "--api-key --api-url --socket" ;;
+        "pwctl set add") echo "--api-key --api-url --cluster --container --namespace --selector --socket -l -n" ;;
+        "pwctl set list") echo "--api-key --api-url --socket" ;;
+        "pwctl set show") echo "--api-key --api-url --socket" ;;
+        "pwctl set delete") echo "--api-key --api-url --socket" ;;
         "pwctl audit") echo "--actor --api-key --api-url --cursor --limit --socket" ;;
         "pwctl clusters") echo "--api-key --api-url --socket" ;;
         "pwctl cp") echo "--api-key --api-url --concurrency --mode --pods --socket --tag" ;;
@@ -90,6 +101,11 @@ _pwctl_value() {
         "pwctl exec show|--socket") echo "@file" ;;
         "pwctl exec job|--socket") echo "@file" ;;
         "pwctl exec jobs|--socket") echo "@file" ;;
+        "pwctl set|--socket") echo "@file" ;;
+        "pwctl set add|--socket") echo "@file" ;;
+        "pwctl set list|--socket") echo "@file" ;;
+        "pwctl set show|--socket") echo "@file" ;;
+        "pwctl set delete|--socket") echo "@file" ;;
         "pwctl audit|--socket") echo "@file" ;;
         "pwctl clusters|--socket") echo "@file" ;;
         "pwctl cp|--socket") echo "@file" ;;

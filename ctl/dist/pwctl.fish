@@ -3,11 +3,13 @@
 function __pwctl_subcommands
     switch $argv[1]
         case 'pwctl'
-            printf '%s\n' health pod exec audit clusters cp completions man
+            printf '%s\n' health pod exec set audit clusters cp completions man
         case 'pwctl pod'
             printf '%s\n' list show add update remove import
         case 'pwctl exec'
             printf '%s\n' run run-many history show job jobs
+        case 'pwctl set'
+            printf '%s\n' add list show delete
     end
 end
 function __pwctl_value_flags
@@ -35,15 +37,25 @@ function __pwctl_value_flags
         case 'pwctl exec run'
             printf '%s\n' -- --api-key --api-url --file --socket --timeout
         case 'pwctl exec run-many'
-            printf '%s\n' -- --aliases --api-key --api-url --batch --canary --concurrency --max-failures --pick --rerun-failed --socket --tag --timeout
+            printf '%s\n' -- --aliases --api-key --api-url --batch --canary --concurrency --max-failures --pick --rerun-failed --set --socket --tag --timeout
         case 'pwctl exec history'
-            printf '%s\n' -- --actor --alias --api-key --api-url --cursor --job --limit --since --socket --status
+            printf '%s\n' -- --actor --alias --api-key --api-url --cursor --export --job --limit --set --since --socket --status
         case 'pwctl exec show'
-            printf '%s\n' -- --api-key --api-url --socket
+            printf '%s\n' -- --api-key --api-url --range --socket
         case 'pwctl exec job'
             printf '%s\n' -- --api-key --api-url --socket
         case 'pwctl exec jobs'
             printf '%s\n' -- --api-key --api-url --limit --socket
+        case 'pwctl set'
+            printf '%s\n' -- --api-key --api-url --socket
+        case 'pwctl set add'
+            printf '%s\n' -- --api-key --api-url --cluster --container --namespace --selector --socket -l -n
+        case 'pwctl set list'
+            printf '%s\n' -- --api-key --api-url --socket
+        case 'pwctl set show'
+            printf '%s\n' -- --api-key --api-url --socket
+        case 'pwctl set delete'
+            printf '%s\n' -- --api-key --api-url --socket
         case 'pwctl audit'
             printf '%s\n' -- --actor --api-key --api-url --cursor --limit --socket
         case 'pwctl clusters'
@@ -91,6 +103,7 @@ complete -c pwctl -l local -s L -d 'start a user-mode podwranglerd in the backgr
 complete -c pwctl -n '__pwctl_at "pwctl"' -a health -d 'Show whether the daemon is up: version, uptime, database and pod states'
 complete -c pwctl -n '__pwctl_at "pwctl"' -a pod -d 'Register, inspect, change and remove pods'
 complete -c pwctl -n '__pwctl_at "pwctl"' -a exec -d 'Run commands in pods and look at what ran'
+complete -c pwctl -n '__pwctl_at "pwctl"' -a set -d 'Pod sets: a cluster, namespace and label selector whose Ready pods stay registered as SET/POD while the cluster rolls them'
 complete -c pwctl -n '__pwctl_at "pwctl"' -a audit -d 'Show who registered, changed, imported and removed pods, newest first'
 complete -c pwctl -n '__pwctl_at "pwctl"' -a clusters -d 'List the Kubernetes clusters the daemon\'s administrator configured, for --cluster'
 complete -c pwctl -n '__pwctl_at "pwctl"' -a cp -d 'Copy a file into pods or out of one, over their sessions'
@@ -166,6 +179,7 @@ complete -c pwctl -n '__pwctl_at "pwctl exec run"' -l stdin -d 'feed this proces
 complete -c pwctl -n '__pwctl_at "pwctl exec run"' -a '(pwctl pod list -q 2>/dev/null)'
 complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l aliases -r -a '(pwctl pod list -q 2>/dev/null)' -d 'comma-separated aliases'
 complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l tag -r -d 'every pod with this tag'
+complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l set -r -d 'every current member of this pod set'
 complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l all -d 'every registered pod'
 complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l timeout -r -d 'seconds each pod\'s command may run (default: the daemon\'s)'
 complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l concurrency -r -d 'pods that run at once (default: the daemon\'s)'
@@ -179,6 +193,7 @@ complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l canary -r -d 'run N p
 complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l pick -r -d 'run on N of the pods, chosen at random'
 complete -c pwctl -n '__pwctl_at "pwctl exec run-many"' -l rerun-failed -r -d 'run job JOB\'s command again on its pods that failed, timed out or could not run'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l alias -r -a '(pwctl pod list -q 2>/dev/null)' -d 'only this pod\'s commands'
+complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l set -r -d 'only commands run in members of this pod set, gone pods included'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l actor -r -d 'only commands this caller asked for, e.g. unix:1000(alice) or key:ci'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l failed -d 'only commands that did not succeed (failed, timeout, error, interrupted)'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l status -r -a 'running succeeded failed timeout error interrupted' -d 'only this status: running, succeeded, failed, timeout, error, cancelled, skipped, ...'
@@ -186,8 +201,20 @@ complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l since -r -d 'only comm
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l job -r -d 'only the commands of this fan-out job'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l limit -r -d 'how many (default 20)'
 complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l cursor -r -d 'continue from an earlier page\'s cursor'
+complete -c pwctl -n '__pwctl_at "pwctl exec history"' -l export -r -d 'write the whole (filtered) history with full output, oldest first, as ndjson or csv'
+complete -c pwctl -n '__pwctl_at "pwctl exec show"' -l stdout -d 'print only the command\'s stdout, raw, as stored'
+complete -c pwctl -n '__pwctl_at "pwctl exec show"' -l stderr -d 'print only the command\'s stderr, raw, as stored'
+complete -c pwctl -n '__pwctl_at "pwctl exec show"' -l range -r -d 'with --stdout or --stderr: only these bytes, FIRST-LAST, FIRST- or -SUFFIX'
 complete -c pwctl -n '__pwctl_at "pwctl exec job"' -l diff -d 'show how each smaller group\'s output differs from the largest\'s'
 complete -c pwctl -n '__pwctl_at "pwctl exec jobs"' -l limit -r -d 'how many (default 20)'
+complete -c pwctl -n '__pwctl_at "pwctl set"' -a add -d 'Create a pod set on a cluster the daemon\'s configuration names (pwctl clusters)'
+complete -c pwctl -n '__pwctl_at "pwctl set"' -a list -d 'List pod sets with their member counts'
+complete -c pwctl -n '__pwctl_at "pwctl set"' -a show -d 'Show a pod set and its members'
+complete -c pwctl -n '__pwctl_at "pwctl set"' -a delete -d 'Delete a pod set; its members are retired, their history stays'
+complete -c pwctl -n '__pwctl_at "pwctl set add"' -l cluster -r -d 'a cluster of the daemon\'s configuration ([clusters.NAME])'
+complete -c pwctl -n '__pwctl_at "pwctl set add"' -l namespace -s n -r -d 'the pods\' namespace'
+complete -c pwctl -n '__pwctl_at "pwctl set add"' -l selector -s l -r -d 'label selector, e.g. app=web or \'tier in (a,b)\''
+complete -c pwctl -n '__pwctl_at "pwctl set add"' -l container -r -d 'container to exec into (default: the pod\'s first)'
 complete -c pwctl -n '__pwctl_at "pwctl audit"' -l actor -r -d 'only what this caller did, e.g. unix:1000(alice) or key:ci'
 complete -c pwctl -n '__pwctl_at "pwctl audit"' -l limit -r -d 'how many (default 20)'
 complete -c pwctl -n '__pwctl_at "pwctl audit"' -l cursor -r -d 'continue from an earlier page\'s cursor'

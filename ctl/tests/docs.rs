@@ -69,6 +69,7 @@ fn bash_completion_parses_and_completes_commands_flags_and_values() {
             "health",
             "pod",
             "exec",
+            "set",
             "audit",
             "clusters",
             "cp",
