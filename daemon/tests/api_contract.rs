@@ -456,7 +456,8 @@ fn every_problem_status_is_documented_with_its_body() {
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             for (status, resp) in op["responses"].as_object().unwrap() {
-                if status.starts_with('4') || status.starts_with('5') {
+                // 431 comes from the HTTP layer before any route runs: no body, as documented.
+                if (status.starts_with('4') || status.starts_with('5')) && status != "431" {
                     assert_eq!(
                         resp["content"]["application/problem+json"]["schema"]["$ref"],
                         "#/components/schemas/Problem",

@@ -158,14 +158,14 @@ fn postgres_opens_migrates_and_reports_its_backend() {
         .unwrap();
     assert_eq!(
         tables,
-        "__diesel_schema_migrations,audit_events,commands,jobs,pod_tags,pods"
+        "__diesel_schema_migrations,audit_events,commands,jobs,pod_sets,pod_tags,pods"
     );
     let indexes = db
         .psql("SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE tablename = 'commands'")
         .unwrap();
     assert_eq!(
         indexes,
-        "commands_by_actor,commands_by_alias,commands_by_alias_status,commands_by_job,commands_by_started_at,commands_by_status,commands_by_uid,commands_pkey"
+        "commands_by_actor,commands_by_alias,commands_by_alias_status,commands_by_job,commands_by_set,commands_by_started_at,commands_by_status,commands_by_uid,commands_pkey"
     );
 }
 

@@ -13,12 +13,12 @@ fn output_piece() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         4 => proptest::collection::vec(any::<u8>(), 0..40),
         1 => Just(b"\n".to_vec()),
-        1 => Just(b"\n__PWE_".to_vec()),
-        1 => Just(format!("\n__PWE_{NONCE}_").into_bytes()),
+        1 => Just(b"\x1e__PWE_".to_vec()),
+        1 => Just(format!("\x1e__PWE_{NONCE}_").into_bytes()),
         1 => Just(format!("__PWS_{NONCE}__\n").into_bytes()),
         1 => Just(b"__\n".to_vec()),
         1 => Just(NONCE.as_bytes().to_vec()),
-        1 => Just(b"\n__PWE_ffffffffffffffff_0__\n".to_vec()),
+        1 => Just(b"\x1e__PWE_ffffffffffffffff_0__\n".to_vec()),
         1 => "[0-9]{1,5}".prop_map(|s| s.into_bytes()),
         1 => Just(b"\r\n\x1b[0m".to_vec()),
     ]
@@ -31,7 +31,7 @@ fn output() -> impl Strategy<Value = Vec<u8>> {
 /// True when `out` contains a complete, valid end marker of NONCE (a command that prints its
 /// own marker on purpose is out of scope: the nonce is random and not known to it).
 fn contains_real_end_marker(out: &[u8]) -> bool {
-    let prefix = format!("\n__PWE_{NONCE}_").into_bytes();
+    let prefix = format!("\x1e__PWE_{NONCE}_").into_bytes();
     (0..out.len()).any(|i| {
         out[i..].starts_with(&prefix) && {
             let rest = &out[i + prefix.len()..];

@@ -2,13 +2,19 @@
 //! output that arrives in arbitrary pieces.
 //!
 //! Each command is wrapped so that the shell prints a start marker `__PWS_<nonce>__\n` before it
-//! runs and an end marker `\n__PWE_<nonce>_<status>__\n` after it. The shell snippets that print
+//! runs and an end marker `\x1e__PWE_<nonce>_<status>__\n` after it. The shell snippets that print
 //! them split the marker text into `printf` arguments, so the command line itself (which a TTY
 //! echoes back) never contains a marker: only the shell's output can. The nonce is 64 random bits,
-//! so a command cannot print a marker by accident. The end marker starts with its own newline, so
-//! output that does not end with a newline is framed exactly, and that newline is not output.
+//! so a command cannot print a marker by accident. The end marker starts with an ASCII record
+//! separator (0x1e) rather than a newline: output that does not end with a newline is framed
+//! exactly, and a line's newline is never held back waiting to see whether a marker follows, so
+//! live output shows each line as soon as it is complete.
 
 use rand::Rng;
+
+/// The byte every end marker begins with (ASCII record separator); only it, and what follows
+/// it, can be held back as a possible marker.
+const END_LEAD: u8 = 0x1e;
 
 /// Longest exit status text accepted in an end marker: `$?` is 0..=255, plus 1000 when the
 /// shell itself exited (see `script::SHELL_EXITED`).
@@ -51,12 +57,12 @@ impl Markers {
 
     /// What every end marker begins with; the exit status and `__\n` follow.
     pub fn end_prefix(&self) -> Vec<u8> {
-        format!("\n__PWE_{}_", self.nonce).into_bytes()
+        format!("\x1e__PWE_{}_", self.nonce).into_bytes()
     }
 
     /// The complete end marker for `status` (tests and the bare-socket benchmark).
     pub fn end_marker(&self, status: i32) -> Vec<u8> {
-        format!("\n__PWE_{}_{status}__\n", self.nonce).into_bytes()
+        format!("\x1e__PWE_{}_{status}__\n", self.nonce).into_bytes()
     }
 
     /// Shell snippet printing the start marker; `redirect` is appended (e.g. `>&2`).
@@ -67,7 +73,7 @@ impl Markers {
     /// Shell snippet printing the end marker with the status held in `$var`.
     pub fn end_snippet(&self, var: &str, redirect: &str) -> String {
         format!(
-            "printf '\\n__PW%s_%s_%s__\\n' E {} \"${var}\"{redirect}",
+            "printf '\\036__PW%s_%s_%s__\\n' E {} \"${var}\"{redirect}",
             self.nonce
         )
     }
@@ -189,7 +195,7 @@ impl MarkerParser {
     fn feed_body(&mut self, buf: &[u8], sink: &mut dyn FnMut(&[u8])) -> Option<i32> {
         let mut i = 0;
         loop {
-            let Some(off) = buf[i..].iter().position(|&b| b == b'\n') else {
+            let Some(off) = buf[i..].iter().position(|&b| b == END_LEAD) else {
                 if i < buf.len() {
                     sink(&buf[i..]);
                 }
@@ -217,7 +223,7 @@ impl MarkerParser {
         }
     }
 
-    /// Match the end marker at the start of `s` (which begins with `\n`).
+    /// Match the end marker at the start of `s` (which begins with [`END_LEAD`]).
     fn match_end(&self, s: &[u8]) -> EndMatch {
         let prefix = &self.end_prefix;
         let n = prefix.len().min(s.len());
@@ -351,7 +357,7 @@ mod tests {
     fn frames_output_between_markers() {
         let m = Markers::with_nonce("abc123");
         let mut p = MarkerParser::new(&m);
-        let stream = b"prompt$ echo junk\n__PWS_abc123__\nhello\nworld\n__PWE_abc123_7__\n$ ";
+        let stream = b"prompt$ echo junk\n__PWS_abc123__\nhello\nworld\x1e__PWE_abc123_7__\n$ ";
         let (out, code) = run(&mut p, &[stream]);
         assert_eq!(out, b"hello\nworld");
         assert_eq!(code, Some(7));
@@ -361,11 +367,11 @@ mod tests {
     fn output_without_trailing_newline_is_exact() {
         let m = Markers::with_nonce("n1");
         let mut p = MarkerParser::new(&m);
-        let (out, code) = run(&mut p, &[b"__PWS_n1__\nabc\n__PWE_n1_0__\n"]);
+        let (out, code) = run(&mut p, &[b"__PWS_n1__\nabc\x1e__PWE_n1_0__\n"]);
         assert_eq!(out, b"abc");
         assert_eq!(code, Some(0));
         let mut p = MarkerParser::new(&m);
-        let (out, _) = run(&mut p, &[b"__PWS_n1__\nabc\n\n__PWE_n1_0__\n"]);
+        let (out, _) = run(&mut p, &[b"__PWS_n1__\nabc\n\x1e__PWE_n1_0__\n"]);
         assert_eq!(out, b"abc\n");
     }
 
@@ -381,10 +387,10 @@ mod tests {
     fn other_nonces_and_malformed_markers_are_output() {
         let m = Markers::with_nonce("aaaa");
         let mut p = MarkerParser::new(&m);
-        let body = b"x\n__PWE_bbbb_0__\n\n__PWE_aaaa_x__\n\n__PWE_aaaa_12345__\n\n__PWE_aaaa_1_\n";
+        let body = b"x\x1e__PWE_bbbb_0__\n\x1e__PWE_aaaa_x__\n\x1e__PWE_aaaa_12345__\n\x1e__PWE_aaaa_1_\n\n__PWE_aaaa_2__\n";
         let mut stream = b"__PWS_aaaa__\n".to_vec();
         stream.extend_from_slice(body);
-        stream.extend_from_slice(b"\n__PWE_aaaa_3__\n");
+        stream.extend_from_slice(b"\x1e__PWE_aaaa_3__\n");
         let (out, code) = run(&mut p, &[&stream]);
         assert_eq!(out, body);
         assert_eq!(code, Some(3));
@@ -394,7 +400,7 @@ mod tests {
     fn marker_split_byte_by_byte() {
         let m = Markers::with_nonce("f00d");
         let mut p = MarkerParser::new(&m);
-        let stream = b"noise__PWS_f00d__\nout\n__PWE_f00d_42__\n";
+        let stream = b"noise__PWS_f00d__\nout\x1e__PWE_f00d_42__\n";
         let pieces: Vec<&[u8]> = stream.chunks(1).collect();
         let (out, code) = run(&mut p, &pieces);
         assert_eq!(out, b"out");

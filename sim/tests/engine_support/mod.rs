@@ -167,10 +167,10 @@ pub async fn quoting_survives_any_text(kind: Kind) {
     // Marker look-alikes in the output are output.
     let r = run_ok(
         &s,
-        "printf '__PW%s_%s__\\n' S 0123; printf '\\n__PW%s_%s_%s__\\n' E 0123 7",
+        "printf '__PW%s_%s__\\n' S 0123; printf '\\036__PW%s_%s_%s__\\n' E 0123 7",
     )
     .await;
-    assert_eq!(r.stdout, "__PWS_0123__\n\n__PWE_0123_7__\n");
+    assert_eq!(r.stdout, "__PWS_0123__\n\u{1e}__PWE_0123_7__\n");
 }
 
 /// A 100 KiB command (a TTY cuts lines near 4 KiB) arrives whole.
