@@ -2,7 +2,7 @@
 # PodWrangler in one go, on a fresh machine: build, start podsim (5 simulated pods) and a
 # user-mode podwranglerd on embedded SQLite in a temp dir, register the pods (PlainTTY URLs with
 # `pwctl pod add`, and the Kubernetes API with `pwctl pod import`), run a command, fan one out
-# to every pod (as a table, grouped by output, and streamed), follow podsim's pods with a pod
+# to every pod (as a table, grouped by output, and streamed), copy a file in, follow podsim's pods with a pod
 # set (through a rollout), show the history, and stop everything. Touches none of the user's
 # real state.
 # Exits non-zero if any step fails. `make demo` runs it.
@@ -114,6 +114,10 @@ pw exec run-many --tag k8s --group --diff -- \
 
 say "live lines, prefixed by their pod"
 pw exec run-many --tag k8s --stream -- 'echo starting; sleep 0.2; echo done'
+say "copy a file into every k8s pod over their sessions; each pod checks its SHA-256"
+head -c 65536 /dev/urandom >"$DEMO/blob.bin"
+pw cp "$DEMO/blob.bin" :/tmp/blob.bin --tag k8s
+
 say "a pod set: the daemon watches podsim's API and keeps every Ready web pod registered"
 pw clusters
 pw set add web --cluster sim -n default -l app=web
