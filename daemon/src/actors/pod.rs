@@ -20,9 +20,10 @@ use tokio::sync::oneshot;
 
 use crate::config::PodSettings;
 use crate::metrics::{METRICS, QueuedCommand};
+use crate::store::record::{end_without_result, record_end, record_not_run};
 use crate::store::{
-    AmendCommandError, CommandEnd, INTERRUPTED_ERROR, Kept, RecordFinish, RecordStart, Recorded,
-    StartCommand, StoreActor, new_uid, record_of,
+    AmendCommandError, CommandEnd, INTERRUPTED_ERROR, Kept, RecordStart, StartCommand, StoreActor,
+    new_uid,
 };
 
 /// Run one command in the pod. Answered when the command has finished (or could not run).
@@ -437,12 +438,8 @@ impl PodActor {
             job_id: job.job_id,
         };
         actix::spawn(async move {
-            let end = end_without_result(
-                CommandStatus::Error,
-                failure_message(&Some(failure.clone())),
-                &start,
-            );
-            let recorded = record(&store, new_uid(), None, start, end).await;
+            let why = failure_message(&Some(failure.clone())).unwrap_or_default();
+            let recorded = record_not_run(&store, start, CommandStatus::Error, why).await;
             let _ = job.reply.send(Ok(ExecDone {
                 record: recorded.record,
                 failure: Some(failure),
@@ -587,7 +584,7 @@ impl PodActor {
                     };
                     end.status = CommandStatus::Interrupted;
                     end.error = Some(INTERRUPTED_ERROR.into());
-                    record(&store, uid, id, start_row, end).await;
+                    record_end(&store, uid, id, start_row, end).await;
                     let _ = reply.send(Err(ExecRejected::Retired(label_for_retired)));
                     return (String::new(), lost, panicked);
                 }
@@ -606,7 +603,7 @@ impl PodActor {
                     Some(r) => end_of(status, r, message),
                     None => end_without_result(status, message, &start_row),
                 };
-                let recorded = record(&store, uid.clone(), id, start_row, end).await;
+                let recorded = record_end(&store, uid.clone(), id, start_row, end).await;
                 let mut error = recorded.record.error.clone().unwrap_or_default();
                 let _ = reply.send(Ok(ExecDone {
                     record: recorded.record,
@@ -741,31 +738,6 @@ fn end_of(status: CommandStatus, r: &CommandResult, error: Option<String>) -> Co
     }
 }
 
-/// The row's ending when the engine gave no result (it never ran, or the actor restarted).
-fn end_without_result(
-    status: CommandStatus,
-    error: Option<String>,
-    start: &StartCommand,
-) -> CommandEnd {
-    let finished_at = Utc::now();
-    let duration_ms = (finished_at - start.started_at)
-        .num_microseconds()
-        .unwrap_or(0)
-        .max(0) as f64
-        / 1000.0;
-    CommandEnd {
-        status,
-        exit_code: None,
-        stdout: String::new(),
-        stderr: String::new(),
-        error,
-        truncated: false,
-        finished_at,
-        duration_ms,
-        session_restarted: false,
-    }
-}
-
 /// Tells history how an interrupt that ended after the command's row was written came out.
 async fn amend_error(store: &Addr<StoreActor>, uid: String, id: Option<i64>, error: String) {
     let row = id;
@@ -775,40 +747,6 @@ async fn amend_error(store: &Addr<StoreActor>, uid: String, id: Option<i64>, err
         // which says the interrupt was under way.
         Ok(Ok(false)) | Ok(Err(_)) | Err(_) => {
             tracing::warn!(id = ?row, "history could not record how an interrupted command's shell came out of it");
-        }
-    }
-}
-
-/// Records a command's outcome: in the database, else in the spool (see [`RecordFinish`]).
-/// With the store gone, the record comes back [`Kept::Lost`] with a history error.
-async fn record(
-    store: &Addr<StoreActor>,
-    uid: String,
-    id: Option<i64>,
-    start: StartCommand,
-    end: CommandEnd,
-) -> Recorded {
-    let fallback = record_of(id, &start, &end);
-    match store
-        .send(RecordFinish {
-            uid,
-            id,
-            start,
-            end,
-        })
-        .await
-    {
-        Ok(recorded) => recorded,
-        Err(e) => {
-            tracing::error!(alias = %fallback.alias, error = %e, "history store unavailable: a command's result is not recorded");
-            let mut record = fallback;
-            record.history_error = Some(format!(
-                "history could not record the result (the store is unavailable: {e}): it is not recorded"
-            ));
-            Recorded {
-                record,
-                kept: Kept::Lost,
-            }
         }
     }
 }
@@ -845,7 +783,7 @@ impl Supervised for PodActor {
                     Some("the pod actor restarted while the command ran".into()),
                     &run.start,
                 );
-                record(&store, run.uid, run.id, run.start, end).await;
+                record_end(&store, run.uid, run.id, run.start, end).await;
             });
         }
         if let Some(session) = self.session.take() {

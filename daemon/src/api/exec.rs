@@ -25,10 +25,7 @@ use crate::actors::registry::{Lookup, LookupMany};
 use crate::auth::Actor;
 use crate::server::AppState;
 use crate::store::jobs::{CreateJob, FailedAliases, FinishJob, GetJob};
-use crate::store::{
-    CommandEnd, Kept, ListPods, ListPodsByTag, RecordFinish, StartCommand, StoreActor, new_uid,
-    record_of,
-};
+use crate::store::{Kept, ListPods, ListPodsByTag, StartCommand, StoreActor};
 
 /// Largest fan-out concurrency a request may ask for.
 pub use super::validate::MAX_CONCURRENCY;
@@ -236,40 +233,17 @@ async fn record_not_run(
     status: CommandStatus,
     error: String,
 ) -> CommandRecord {
-    let started_at = Utc::now();
     let start = StartCommand {
         alias: alias.to_owned(),
         pod_label: alias.to_owned(),
         command: job.command.clone(),
-        started_at,
+        started_at: Utc::now(),
         actor: job.actor.clone(),
         job_id: job.id,
     };
-    let end = CommandEnd {
-        status,
-        exit_code: None,
-        stdout: String::new(),
-        stderr: String::new(),
-        error: Some(error),
-        truncated: false,
-        finished_at: started_at,
-        duration_ms: 0.0,
-        session_restarted: false,
-    };
-    let fallback = record_of(None, &start, &end);
-    let msg = RecordFinish {
-        uid: new_uid(),
-        id: None,
-        start,
-        end,
-    };
-    match store.send(msg).await {
-        Ok(recorded) => recorded.record,
-        Err(e) => CommandRecord {
-            history_error: Some(format!("history store unavailable: {e}")),
-            ..fallback
-        },
-    }
+    crate::store::record::record_not_run(store, start, status, error)
+        .await
+        .record
 }
 
 /// Runs the command in one pod of the job, or records why it did not: the job has stopped, or

@@ -15,11 +15,11 @@
 //!
 //! [`Store`] is the same API without actors, for tools and benchmarks that own their thread.
 
-pub mod bench;
 pub(crate) mod conn;
 pub mod jobs;
 mod queries;
 pub use queries::{OutputSlice, OutputStream, Pruned};
+pub mod record;
 mod schema;
 pub mod sets;
 pub mod spool;

@@ -1,15 +1,15 @@
-//! `bench history`: the history store with a million rows in SQLite. Runs the daemon's own
-//! `pw-history-bench` (bulk fill, one-at-a-time command writes, pages through the store actors),
+//! `bench history`: the history store with a million rows in SQLite. Runs the daemon's store
+//! directly (`history_store.rs`: bulk fill, one-at-a-time command writes, pages through the
+//! store actors),
 //! then starts `podwranglerd` on the filled database and times `GET /api/v1/commands` over its
 //! Unix socket, so the figure includes HTTP, JSON and the actor hop a client really pays.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use argh::FromArgs;
 
-use crate::daemon_proc::{DaemonProc, DaemonSpec, sibling_binary};
+use crate::daemon_proc::{DaemonProc, DaemonSpec};
 use crate::table::{Table, fmt_ms, percentile};
 
 /// History insert rate and `GET /api/v1/commands` latency on a filled SQLite database.
@@ -22,11 +22,11 @@ pub struct HistoryArgs {
     /// timed HTTP requests per query (default 200)
     #[argh(option, default = "200")]
     samples: usize,
-    /// only run pw-history-bench, without the HTTP measurement
+    /// only fill and time the store, without the HTTP measurement
     #[argh(switch)]
     skip_http: bool,
-    /// time HTTP pages on this database, already filled by `pw-history-bench --rows N --db
-    /// FILE` (pass the same --rows), instead of filling a new one
+    /// time HTTP pages on this database, already filled by an earlier `bench history` run
+    /// (pass the same --rows), instead of filling a new one
     #[argh(option)]
     filled_db: Option<std::path::PathBuf>,
 }
@@ -128,25 +128,10 @@ pub fn main(args: HistoryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `pw-history-bench` (beside this binary) to fill `db`; returns its report.
+/// Fills `db` through the daemon's store and times it; returns the report as text.
 fn fill(db: &std::path::Path, rows: usize) -> anyhow::Result<String> {
-    let bin = sibling_binary("pw-history-bench", "podwranglerd")?;
-    eprintln!(
-        "bench: {} --rows {rows} --db {} ...",
-        bin.display(),
-        db.display()
-    );
-    let out = Command::new(&bin)
-        .arg("--rows")
-        .arg(rows.to_string())
-        .arg("--db")
-        .arg(db)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {}", bin.display()))?;
-    if !out.status.success() {
-        bail!("pw-history-bench failed ({})", out.status);
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    eprintln!("bench: filling {} with {rows} rows ...", db.display());
+    let report = crate::history_store::history_bench(db, rows)
+        .with_context(|| format!("history store benchmark on {}", db.display()))?;
+    Ok(report.to_string())
 }

@@ -12,6 +12,7 @@ mod daemon_proc;
 mod engine;
 mod files;
 mod history;
+mod history_store;
 mod http;
 mod podsim_proc;
 mod sets;

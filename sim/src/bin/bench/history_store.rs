@@ -2,7 +2,7 @@
 //! daemon does against it through the `StoreActor`s: writing a command's row at start and end,
 //! and reading history pages (first page, filtered pages, deep cursor pages).
 //!
-//! Run it with `pw-history-bench` (`cargo run --release -p podwranglerd --bin pw-history-bench`).
+//! `bench history` runs it before timing the same pages over HTTP (`history.rs`).
 
 use std::fmt;
 use std::path::Path;
@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 use podwrangler::api::{CommandRecord, CommandStatus};
 use serde::Serialize;
 
-use super::{FinishCommand, HistoryFilter, ListCommands, StartCommand, Store, StoreError};
+use podwranglerd::store::{
+    self, FinishCommand, HistoryFilter, ListCommands, StartCommand, Store, StoreError,
+};
 
 /// Rows per transaction while filling.
 const FILL_BATCH: usize = 10_000;
@@ -193,7 +195,7 @@ async fn measure_through_actors(
     url: String,
     rows: usize,
 ) -> Result<HistoryBenchReport, StoreError> {
-    let handle = super::start(&url, 2)?;
+    let handle = store::start(&url, 2)?;
     let addr = handle.addr;
     let mailbox = |e: actix::MailboxError| StoreError::Query(format!("store actor: {e}"));
 
