@@ -50,11 +50,12 @@ pub mod limits {
     /// in the pod's temp directory before the command starts.
     pub const MAX_STDIN_BYTES: u64 = 1 << 30;
     /// Longest command of `POST /pods/{alias}/exec/stdin`, in characters: it travels in the
-    /// query string, and the daemon reads at most 128 KiB of request line and headers (every
+    /// query string, and a request target longer than 64 KiB is refused by the HTTP layer (every
     /// character may take 12 bytes percent-encoded). Longer commands go as scripts.
-    pub const MAX_STDIN_COMMAND_LEN: usize = 8192;
-    /// Longest comma-separated alias list in a query string, in bytes.
-    pub const MAX_ALIAS_LIST_LEN: usize = 65536;
+    pub const MAX_STDIN_COMMAND_LEN: usize = 4096;
+    /// Longest comma-separated alias list in a query string, in bytes (the request target must
+    /// stay under 64 KiB); more pods are named by a tag, a set or `all`.
+    pub const MAX_ALIAS_LIST_LEN: usize = 8192;
     /// Largest script (`POST /pods/{alias}/exec/script`), in bytes.
     pub const MAX_SCRIPT_BYTES: u64 = 16 << 20;
     /// Largest file copied into pods (`PUT /pods/{alias}/files`, `POST /files`), in bytes.
@@ -417,6 +418,7 @@ pub mod schema {
         ObjectBuilder::new()
             .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
             .minimum(Some(1))
+            .maximum(Some(i64::MAX))
             .description(Some(
                 "A job id: run that job's command again on its pods that failed (status failed, timeout or error). Not with `command`, `aliases`, `tag` or `all`.",
             ))
