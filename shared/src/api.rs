@@ -55,13 +55,14 @@ pub mod limits {
     pub const MAX_STDIN_COMMAND_LEN: usize = 4096;
     /// Longest comma-separated alias list in a query string, in bytes (the request target must
     /// stay under 64 KiB); more pods are named by a tag, a set or `all`.
-    pub const MAX_ALIAS_LIST_LEN: usize = 8192;
+    pub const MAX_ALIAS_LIST_LEN: usize = 4096;
     /// Largest script (`POST /pods/{alias}/exec/script`), in bytes.
     pub const MAX_SCRIPT_BYTES: u64 = 16 << 20;
     /// Largest file copied into pods (`PUT /pods/{alias}/files`, `POST /files`), in bytes.
     pub const MAX_FILE_BYTES: u64 = 4 << 30;
-    /// Longest path in a pod, in bytes.
-    pub const MAX_POD_PATH_LEN: usize = 4096;
+    /// Longest path in a pod, in bytes (a query parameter: with the alias list, the request
+    /// target stays under the HTTP layer's 64 KiB however it is percent-encoded).
+    pub const MAX_POD_PATH_LEN: usize = 1024;
     /// Terminal width bounds.
     pub const MIN_COLS: u16 = 20;
     pub const MAX_COLS: u16 = 1000;
