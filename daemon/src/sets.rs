@@ -4,8 +4,12 @@
 //! pod actor); a pod that is terminating or deleted is retired: its actor drains (the running
 //! command finishes, nothing new is sent) and its row goes. After a restart the stored members
 //! are back at once and the watcher's first list settles which are still there.
+//!
+//! The watch never waits for the database: a terminating member is drained the moment its
+//! event arrives (its containers are about to stop), and every change that writes rows goes to
+//! the set's worker, which applies them one at a time in the order the cluster made them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +23,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use podwrangler::ProviderKind;
 use podwrangler::api::{PodCreate, PodSetInfo, PodSetMember, PodState};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::actors::registry::{DrainPod, StartPod, States};
 use crate::api::error::ApiError;
@@ -41,11 +46,25 @@ struct WatchStatus {
     error: Option<String>,
 }
 
-/// One set: its definition, its members (pod name to alias) and its watch.
+/// A change to a set's members, applied in order by the set's worker.
+enum Change {
+    /// A Ready pod: register it (row and actor) unless it is a member or already terminating.
+    Add(String),
+    /// A terminating or deleted pod: drain its actor and remove its row.
+    Retire(String),
+    /// The set is deleted: retire every member, then answer.
+    RetireAll(oneshot::Sender<()>),
+}
+
+/// One set: its definition, its members (pod name to alias), its watch and its worker.
 pub struct PodSet {
     pub row: PodSetRow,
     status: Mutex<WatchStatus>,
     members: Mutex<BTreeMap<String, String>>,
+    /// Pods seen terminating or deleted whose retirement the worker has not done yet: an `Add`
+    /// queued before they were seen terminating must not register them.
+    doomed: Mutex<HashSet<String>>,
+    changes: Mutex<Option<mpsc::UnboundedSender<Change>>>,
     abort: Mutex<Option<AbortHandle>>,
 }
 
@@ -58,8 +77,37 @@ impl PodSet {
                 error: None,
             }),
             members: Mutex::new(members),
+            doomed: Mutex::new(HashSet::new()),
+            changes: Mutex::new(None),
             abort: Mutex::new(None),
         })
+    }
+
+    /// Queues a change for the set's worker (dropped once the set is deleted).
+    fn change(&self, change: Change) {
+        if let Some(tx) = self
+            .changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            let _ = tx.send(change);
+        }
+    }
+
+    /// Marks a pod terminating; answers whether it was news.
+    fn doom(&self, pod: &str) -> bool {
+        self.doomed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(pod.to_owned())
+    }
+
+    fn is_doomed(&self, pod: &str) -> bool {
+        self.doomed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(pod)
     }
 
     fn alias_of(&self, pod: &str) -> String {
@@ -160,10 +208,16 @@ impl SetManager {
         let set = PodSet::new(row, members);
         let (abort, registration) = AbortHandle::new_pair();
         *set.abort.lock().unwrap_or_else(|e| e.into_inner()) = Some(abort);
+        let (tx, rx) = mpsc::unbounded_channel();
+        *set.changes.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
         self.sets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(set.row.name.clone(), set.clone());
+        // The worker is not aborted with the watch: it ends once the set's queue is closed
+        // and every change in it is done.
+        self.arbiter
+            .spawn(apply_changes(state.clone(), set.clone(), rx));
         let follower = Abortable::new(follow(state, set.clone()), registration);
         self.arbiter.spawn(async move {
             let _ = follower.await;
@@ -245,11 +299,61 @@ pub async fn members_of(state: &AppState, set: &PodSet) -> Result<Vec<PodSetMemb
         .collect())
 }
 
-/// Retires every member of a set that is being deleted.
+/// Retires every member of a set that is being deleted (its watch already stopped), after the
+/// changes queued before, so a pod being registered as the set goes is retired too.
 pub async fn retire_members(state: &AppState, set: &PodSet) {
+    let queue = set.changes.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(queue) = queue {
+        let (done, finished) = oneshot::channel();
+        if queue.send(Change::RetireAll(done)).is_ok() {
+            drop(queue);
+            if finished.await.is_ok() {
+                return;
+            }
+        }
+    }
+    retire_all(state, set).await;
+}
+
+async fn retire_all(state: &AppState, set: &PodSet) {
     let members = std::mem::take(&mut *set.members.lock().unwrap_or_else(|e| e.into_inner()));
     for alias in members.into_values() {
         retire_alias(state, &alias).await;
+    }
+}
+
+/// The set's worker: applies membership changes one at a time, in order.
+async fn apply_changes(
+    state: web::Data<AppState>,
+    set: Arc<PodSet>,
+    mut changes: mpsc::UnboundedReceiver<Change>,
+) {
+    while let Some(change) = changes.recv().await {
+        match change {
+            Change::Add(pod) => {
+                if !set.is_member(&pod) && !set.is_doomed(&pod) {
+                    register(&state, &set, &pod).await;
+                    // Seen terminating while it was being registered: drain it now, not when
+                    // its queued retirement comes up.
+                    if set.is_doomed(&pod) {
+                        state.registry.do_send(DrainPod {
+                            alias: set.alias_of(&pod),
+                        });
+                    }
+                }
+            }
+            Change::Retire(pod) => {
+                retire(&state, &set, &pod).await;
+                set.doomed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&pod);
+            }
+            Change::RetireAll(done) => {
+                retire_all(&state, &set).await;
+                let _ = done.send(());
+            }
+        }
     }
 }
 
@@ -311,23 +415,23 @@ async fn watch_once(state: &web::Data<AppState>, set: &Arc<PodSet>) -> Result<()
                         if let Some(name) = pod.metadata.name.clone() {
                             listed.insert(name);
                         }
-                        apply(state, set, &pod).await;
+                        apply(state, set, &pod);
                     }
                     Event::InitDone => {
                         // Members the list did not return are gone (deleted while nobody
                         // watched, or while the watch was down).
                         for (pod, _) in set.members() {
                             if !listed.contains(&pod) {
-                                retire(state, set, &pod).await;
+                                doom(state, set, &pod);
                             }
                         }
                         listed.clear();
                         set.set_status("watching", None);
                     }
-                    Event::Apply(pod) => apply(state, set, &pod).await,
+                    Event::Apply(pod) => apply(state, set, &pod),
                     Event::Delete(pod) => {
                         if let Some(name) = pod.metadata.name.as_deref() {
-                            retire(state, set, name).await;
+                            doom(state, set, name);
                         }
                     }
                 }
@@ -354,14 +458,25 @@ fn is_ready(pod: &Pod) -> bool {
 }
 
 /// A pod the watch reports: register it once Ready, retire it once terminating.
-async fn apply(state: &web::Data<AppState>, set: &Arc<PodSet>, pod: &Pod) {
+fn apply(state: &AppState, set: &PodSet, pod: &Pod) {
     let Some(name) = pod.metadata.name.as_deref() else {
         return;
     };
     if pod.metadata.deletion_timestamp.is_some() {
-        retire(state, set, name).await;
+        doom(state, set, name);
     } else if is_ready(pod) && !set.is_member(name) {
-        register(state, set, name).await;
+        set.change(Change::Add(name.to_owned()));
+    }
+}
+
+/// A pod that is terminating or gone: no command goes to it from now on (its actor drains at
+/// once, before any database work), and its retirement is queued.
+fn doom(state: &AppState, set: &PodSet, pod: &str) {
+    if set.doom(pod) {
+        state.registry.do_send(DrainPod {
+            alias: set.alias_of(pod),
+        });
+        set.change(Change::Retire(pod.to_owned()));
     }
 }
 

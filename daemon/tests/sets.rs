@@ -320,3 +320,37 @@ fn pod_set_requests_are_checked() {
     let r = d.unix("DELETE", "/api/v1/sets/nope", None);
     assert_eq!(r.status, 404);
 }
+
+/// Deleting a set while its watcher is still registering members leaves nothing behind: no
+/// pod row, no pod actor, neither at once nor a little later, nor after a restart.
+#[test]
+fn deleting_a_set_while_it_registers_leaves_no_member() {
+    let sim = cluster(150, "0");
+    let secrets = TempDirGuard::new("sets-secrets");
+    let mut d = Daemon::start(options(&sim, &secrets));
+    create_set(&d);
+    assert!(
+        wait_until(Duration::from_secs(60), || set(&d)["members"]
+            .as_u64()
+            .is_some_and(|n| n > 0)),
+        "no member was registered: {}",
+        set(&d)
+    );
+    let r = d.unix("DELETE", "/api/v1/sets/web", None);
+    assert_eq!(r.status, 204, "{}", r.body);
+    let registered = |d: &Daemon| {
+        let pods = d.unix("GET", "/api/v1/pods/", None).json();
+        let health = d.unix("GET", "/health", None).json();
+        (pods.as_array().unwrap().len(), health["pods"].clone())
+    };
+    assert_eq!(registered(&d), (0, json!({})), "right after the delete");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(registered(&d), (0, json!({})), "two seconds later");
+    let dir = d.keep_state_dir().unwrap();
+    d.terminate(Duration::from_secs(30));
+    let mut opts = options(&sim, &secrets);
+    opts.state_dir = Some(dir.path().to_path_buf());
+    let d = Daemon::start(opts);
+    assert_eq!(registered(&d), (0, json!({})), "after a restart");
+    drop(dir);
+}

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use podwrangler::api::{CommandRecord, CommandStatus};
 use podwrangler::{KubernetesTarget, PodIdentity, ProviderConfig, ProviderKind, Secret};
+use podwranglerd::store::sets::{DeleteSet, InsertSet, ListSets, PodSetRow};
 use podwranglerd::store::{
     self, DeletePod, FinishCommand, GetCommand, GetPod, HistoryFilter, InsertPod, InterruptRunning,
     ListCommands, ListPods, ListPodsByTag, NewPod, Ping, PodChanges, StartCommand, Store,
@@ -65,6 +66,7 @@ on_both_backends!(
     cursor_paging_visits_every_row_once,
     running_rows_become_interrupted_at_start,
     concurrent_writers_do_not_fail,
+    pod_sets_and_their_history,
 );
 
 /// Runs `f` inside an actix System with a freshly started store.
@@ -769,5 +771,92 @@ fn concurrent_writers_do_not_fail(db: TestDb) {
             .unwrap()
             .unwrap();
         assert_eq!(page.items.len(), 200);
+    });
+}
+
+/// Pod set definitions, and history kept by set and pod name after the set is gone (the
+/// `pod_sets` migration on each backend, after the jobs migration rebuilt `commands`).
+fn pod_sets_and_their_history(db: TestDb) {
+    with_store(db.url(), |h| async move {
+        let a = h.addr.clone();
+        let row = |name: &str| PodSetRow {
+            name: name.into(),
+            cluster: "prod".into(),
+            namespace: "shop".into(),
+            selector: "app=web,tier in (front)".into(),
+            container: Some("app".into()),
+            created_at: at(0).naive_utc(),
+            actor: "unix:1000(alice)".into(),
+        };
+        a.send(InsertSet(row("web"))).await.unwrap().unwrap();
+        a.send(InsertSet(row("api"))).await.unwrap().unwrap();
+        let taken = a.send(InsertSet(row("web"))).await.unwrap().unwrap_err();
+        assert!(matches!(taken, StoreError::Conflict(_)), "{taken:?}");
+        let sets = a.send(ListSets).await.unwrap().unwrap();
+        assert_eq!(sets, vec![row("api"), row("web")]);
+
+        for (i, alias) in [
+            "web/web-7c9d-a1",
+            "web-7c9d-a1",
+            "api/web-7c9d-a1",
+            "web/web-7c9d-b2",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let id = a
+                .send(StartCommand {
+                    alias: alias.into(),
+                    pod_label: "shop/web-7c9d-a1".into(),
+                    command: format!("echo {i}"),
+                    started_at: at(i as i64),
+                    actor: "unix:1000(alice)".into(),
+                    job_id: None,
+                })
+                .await
+                .unwrap()
+                .unwrap();
+            a.send(FinishCommand {
+                id,
+                status: CommandStatus::Succeeded,
+                exit_code: Some(0),
+                stdout: format!("{i}\n"),
+                stderr: String::new(),
+                error: None,
+                truncated: false,
+                finished_at: at(i as i64 + 1),
+                duration_ms: 1.0,
+                session_restarted: false,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        }
+        a.send(DeleteSet("web".into())).await.unwrap().unwrap();
+        let gone = a.send(DeleteSet("web".into())).await.unwrap().unwrap_err();
+        assert!(matches!(gone, StoreError::NotFound), "{gone:?}");
+        assert_eq!(a.send(ListSets).await.unwrap().unwrap(), vec![row("api")]);
+
+        // The set's history outlives the set, and only its members' rows are in it.
+        let web = a
+            .send(ListCommands(HistoryFilter {
+                set: Some("web".into()),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .unwrap();
+        let aliases: Vec<&str> = web.items.iter().map(|r| r.alias.as_str()).collect();
+        assert_eq!(aliases, ["web/web-7c9d-b2", "web/web-7c9d-a1"]);
+        let api = a
+            .send(ListCommands(HistoryFilter {
+                set: Some("api".into()),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(api.items.len(), 1);
+        assert_eq!(api.items[0].command, "echo 2");
     });
 }
