@@ -18,7 +18,7 @@ use anyhow::{Context, bail};
 use argh::FromArgs;
 use serde_json::{Value, json};
 
-use crate::daemon_proc::{DaemonProc, DaemonSpec, raise_fd_limit};
+use crate::daemon_proc::{DaemonProc, DaemonSpec, cpu_time, raise_fd_limit};
 use crate::http::UnixClient;
 use crate::podsim_proc::PodsimProc;
 use crate::table::{Table, fmt_bytes};
@@ -39,6 +39,10 @@ pub struct SetsArgs {
     /// pause between rollout batches, ms (default 200)
     #[argh(option, default = "200")]
     interval_ms: u64,
+    /// seconds a deleted pod's shells live on in the churn run (default 30, Kubernetes' default
+    /// terminationGracePeriodSeconds)
+    #[argh(option, default = "30")]
+    grace_secs: u64,
     /// fan-out concurrency (default 512)
     #[argh(option, default = "512")]
     concurrency: usize,
@@ -189,6 +193,7 @@ fn scale(args: &SetsArgs, fd_limit: u64) -> anyhow::Result<()> {
         })?;
         let mut client = daemon.client(Duration::from_secs(600));
         let rss_empty = daemon.rss_bytes()?;
+        let cpu = CpuMeter::start(&daemon, &sims)?;
         let started = Instant::now();
         for (i, set) in sets.iter().enumerate() {
             create_named_set(&mut client, set, &format!("sim{i}"))?;
@@ -200,6 +205,7 @@ fn scale(args: &SetsArgs, fd_limit: u64) -> anyhow::Result<()> {
             format!("sets created -> {n} members ready"),
             format!("{:.1} s", all_ready.as_secs_f64()),
         ]);
+        cpu.rows(&mut table, n)?;
         let rss = daemon.rss_bytes()?;
         table.row(vec![
             "daemon RSS with every member connected".into(),
@@ -239,6 +245,7 @@ fn scale(args: &SetsArgs, fd_limit: u64) -> anyhow::Result<()> {
         config: Some(&config),
         ..Default::default()
     })?;
+    let cpu = CpuMeter::start(&daemon, &sims)?;
     let mut client = daemon.client(Duration::from_secs(600));
     wait_sets_ready(&mut client, &sets, n, Duration::from_secs(1800))
         .with_context(|| daemon.log_tail())?;
@@ -246,6 +253,7 @@ fn scale(args: &SetsArgs, fd_limit: u64) -> anyhow::Result<()> {
         format!("cold start: daemon restart (stored sets) -> {n} members ready"),
         format!("{:.1} s", started.elapsed().as_secs_f64()),
     ]);
+    cpu.rows(&mut table, n)?;
     table.print();
     drop(sims);
     Ok(())
@@ -254,10 +262,11 @@ fn scale(args: &SetsArgs, fd_limit: u64) -> anyhow::Result<()> {
 fn churn(args: &SetsArgs) -> anyhow::Result<()> {
     let m = args.churn_pods;
     println!(
-        "== rollout of a {m}-pod set ({} at a time, {} ms apart) while fan-outs run",
-        args.batch, args.interval_ms
+        "== rollout of a {m}-pod set ({} at a time, {} ms apart, {} s grace) while fan-outs run",
+        args.batch, args.interval_ms, args.grace_secs
     );
-    let sim = PodsimProc::start_with_args(m, false, None, &["--termination-grace", "2"])?;
+    let grace = args.grace_secs.to_string();
+    let sim = PodsimProc::start_with_args(m, false, None, &["--termination-grace", &grace])?;
     let admin = sim.info["admin_address"]
         .as_str()
         .context("podsim admin address")?
@@ -339,6 +348,49 @@ fn churn(args: &SetsArgs) -> anyhow::Result<()> {
         println!("  lost: {e}");
     }
     Ok(())
+}
+
+/// CPU time the daemon and the podsims use over a phase: the daemon's share is the cost of
+/// PodWrangler; podsim's is the test cluster's (it forks a shell per session).
+struct CpuMeter {
+    daemon: u32,
+    sims: Vec<u32>,
+    daemon_at_start: Duration,
+    sims_at_start: Duration,
+}
+
+impl CpuMeter {
+    fn start(daemon: &DaemonProc, sims: &[PodsimProc]) -> anyhow::Result<CpuMeter> {
+        let sims: Vec<u32> = sims.iter().map(PodsimProc::pid).collect();
+        Ok(CpuMeter {
+            daemon: daemon.pid,
+            daemon_at_start: cpu_time(daemon.pid)?,
+            sims_at_start: total_cpu(&sims)?,
+            sims,
+        })
+    }
+
+    fn rows(&self, table: &mut Table, pods: usize) -> anyhow::Result<()> {
+        let daemon = cpu_time(self.daemon)?.saturating_sub(self.daemon_at_start);
+        let sims = total_cpu(&self.sims)?.saturating_sub(self.sims_at_start);
+        table.row(vec![
+            "  daemon CPU (per pod)".into(),
+            format!(
+                "{:.2} s ({:.0} us)",
+                daemon.as_secs_f64(),
+                daemon.as_secs_f64() * 1e6 / pods.max(1) as f64
+            ),
+        ]);
+        table.row(vec![
+            "  podsim CPU (spawning the shells)".into(),
+            format!("{:.2} s", sims.as_secs_f64()),
+        ]);
+        Ok(())
+    }
+}
+
+fn total_cpu(pids: &[u32]) -> anyhow::Result<Duration> {
+    pids.iter().map(|p| cpu_time(*p)).sum()
 }
 
 /// One plain-HTTP POST to podsim's admin port.
