@@ -250,6 +250,8 @@ pub struct PodSettings {
     pub connect_slots: std::sync::Arc<tokio::sync::Semaphore>,
     /// Shares of the open-file budget, one per open session (see `crate::fds`).
     pub session_slots: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Shares of the open-file budget for second execs; unset: no limit.
+    pub side_exec_slots: Option<std::sync::Arc<tokio::sync::Semaphore>>,
 }
 
 impl PodSettings {
@@ -282,6 +284,7 @@ impl Default for PodSettings {
             session_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(
                 tokio::sync::Semaphore::MAX_PERMITS,
             )),
+            side_exec_slots: None,
         }
     }
 }
@@ -783,6 +786,7 @@ impl Config {
                 DEFAULT_CONCURRENT_CONNECTS,
             )?)),
             session_slots: defaults.session_slots.clone(),
+            side_exec_slots: None,
         };
         let max_command_timeout = secs(
             "max_command_timeout_secs",

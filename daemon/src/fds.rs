@@ -10,9 +10,11 @@ use tokio::sync::Semaphore;
 /// client connections, the database (SQLite file, WAL and shared memory per store thread, or
 /// PostgreSQL sockets), the spool, logs, the runtime's own (epoll, eventfds, timers).
 pub const FD_RESERVE: u64 = 128;
-/// Descriptors one pod session may use: its socket, and a second one while it interrupts a
-/// command through a second exec (Kubernetes) or reconnects.
-pub const FDS_PER_SESSION: u64 = 2;
+/// Descriptors one pod session holds: its socket.
+pub const FDS_PER_SESSION: u64 = 1;
+/// Second execs (an interrupt on Kubernetes, raw input for a copy) each hold one more socket
+/// for a moment: one sixteenth of what is not reserved, at most this many, is kept for them.
+pub const MAX_SIDE_EXECS: u64 = 1024;
 
 /// How the open-file limit is shared; `/health` shows it.
 #[derive(Debug)]
@@ -25,19 +27,28 @@ pub struct FdBudget {
     pub sessions: u64,
     /// One permit per session; a pod actor holds one while it connects or has a session.
     pub slots: Arc<Semaphore>,
+    /// Second execs that may be open at once.
+    pub side_execs: u64,
+    /// One permit per second exec. Without one an interrupt waits briefly (then replaces the
+    /// shell) and input goes through the shell instead.
+    pub side_slots: Arc<Semaphore>,
 }
 
 impl FdBudget {
     /// The budget for a soft limit of `limit` descriptors.
     pub fn for_limit(limit: u64) -> FdBudget {
         let reserve = FD_RESERVE.min(limit / 2);
-        let sessions = (limit.saturating_sub(reserve) / FDS_PER_SESSION)
+        let shared = limit.saturating_sub(reserve);
+        let side_execs = (shared / 16).clamp(1, MAX_SIDE_EXECS);
+        let sessions = (shared.saturating_sub(side_execs) / FDS_PER_SESSION)
             .clamp(1, Semaphore::MAX_PERMITS as u64);
         FdBudget {
             limit,
             reserve,
             sessions,
             slots: Arc::new(Semaphore::new(sessions as usize)),
+            side_execs,
+            side_slots: Arc::new(Semaphore::new(side_execs as usize)),
         }
     }
 
@@ -78,13 +89,16 @@ mod tests {
     fn the_reserve_comes_off_the_top_and_sessions_share_the_rest() {
         let b = FdBudget::for_limit(1024);
         assert_eq!(b.reserve, 128);
-        assert_eq!(b.sessions, 448);
+        assert_eq!((b.sessions, b.side_execs), (840, 56));
         assert_eq!(b.sessions_open(), 0);
         let _p = b.slots.clone().try_acquire_owned().unwrap();
         assert_eq!(b.sessions_open(), 1);
         let tiny = FdBudget::for_limit(64);
         assert_eq!(tiny.reserve, 32);
-        assert_eq!(tiny.sessions, 16);
+        assert_eq!((tiny.sessions, tiny.side_execs), (30, 2));
+        let big = FdBudget::for_limit(1 << 20);
+        assert_eq!(big.side_execs, MAX_SIDE_EXECS);
+        assert_eq!(big.sessions, (1 << 20) - 128 - MAX_SIDE_EXECS);
         assert!(in_use().unwrap() > 2);
     }
 }

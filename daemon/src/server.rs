@@ -261,6 +261,7 @@ pub async fn serve(config: Config, args: Args, log: LogControl) -> Result<(), Se
         "open-file budget: pod sessions beyond it wait (state waiting_open_files)"
     );
     pod_settings.session_slots = fd_budget.slots.clone();
+    pod_settings.side_exec_slots = Some(fd_budget.side_slots.clone());
     pod_settings.kubernetes = Arc::new(podwrangler::KubernetesProvider::with_clusters(
         clusters.clone(),
     ));

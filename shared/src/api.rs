@@ -1342,6 +1342,8 @@ pub struct FilesHealth {
     pub session_budget: u64,
     /// Pod sessions open or connecting now.
     pub sessions_open: u64,
+    /// Second execs (interrupts on Kubernetes, raw input) that may be open at once.
+    pub side_exec_budget: u64,
     /// Descriptors the daemon has open now.
     pub in_use: u64,
 }

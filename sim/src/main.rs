@@ -61,6 +61,10 @@ struct Args {
     /// --streaming-connection-idle-timeout does (WebSocket pings do not count; default: never)
     #[argh(option)]
     idle_timeout: Option<f64>,
+    /// speak only v4.channel.k8s.io on exec, as API servers before Kubernetes 1.30 do (no way
+    /// to close a process's stdin)
+    #[argh(switch)]
+    exec_v4_only: bool,
     /// how long a deleted pod stays Terminating, its shells still running, before they are
     /// killed and it is gone (default 1; a delete may ask for less)
     #[argh(option, default = "1.0")]
@@ -222,6 +226,7 @@ async fn main() -> anyhow::Result<()> {
             .idle_timeout
             .filter(|s| *s > 0.0)
             .map(std::time::Duration::from_secs_f64),
+        exec_v4_only: args.exec_v4_only,
     });
 
     let ready = json!({

@@ -600,6 +600,7 @@ fn exec_upgrade(req: Request<Incoming>, pod: Arc<Pod>, state: &Arc<State>) -> Re
         .collect();
     let protocol = ["v5.channel.k8s.io", "v4.channel.k8s.io"]
         .into_iter()
+        .filter(|p| !state.exec_v4_only || p.starts_with("v4"))
         .find(|p| offered.iter().any(|o| o == p));
     let Some(protocol) = protocol else {
         return k8s_error(

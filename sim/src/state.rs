@@ -189,6 +189,8 @@ pub struct State {
     /// Close a connection that carried no data frame, either way, for this long (the
     /// kubelet's `--streaming-connection-idle-timeout`; WebSocket pings do not count).
     pub idle_timeout: Option<std::time::Duration>,
+    /// Offer exec only `v4.channel.k8s.io` (API servers before Kubernetes 1.30).
+    pub exec_v4_only: bool,
 }
 
 impl State {

@@ -273,3 +273,77 @@ async fn exec_url_round_trip_reaches_the_pod() {
     let r = engine_support::run_ok(&s, "echo $POD_NAME").await;
     assert_eq!(r.stdout.trim(), sim.info.pods[1].name);
 }
+
+/// Where the API server can close a process's stdin (v5), input skips the shell: a second exec
+/// in the container appends it raw to the staged file, so it arrives even when the shell's
+/// `base64` is broken, and the shell keeps its state. On a v4-only server the here-documents
+/// carry it, and a broken `base64` stops them with the shell's status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_goes_raw_through_a_second_exec_where_stdin_can_be_closed() {
+    use podwrangler::session::Input;
+    use rand::RngCore;
+    use sha2::Digest;
+
+    for v4_only in [false, true] {
+        let sim = Podsim::start_with(PodsimOptions {
+            pods: 1,
+            extra_args: if v4_only {
+                vec!["--exec-v4-only".into()]
+            } else {
+                Vec::new()
+            },
+            ..Default::default()
+        });
+        let pod = sim.info.pods[0].name.clone();
+        let s = engine_support::connect(&sim, KIND, false).await;
+        engine_support::run_ok(&s, "mkdir -p sub && cd sub && export KEPT=kept").await;
+        let mut data = vec![0u8; 3 << 20];
+        rand::rng().fill_bytes(&mut data);
+        let want = hex::encode(sha2::Sha256::digest(&data));
+        let execs_before = engine_support::total(&sim, &pod);
+        let r = s
+            .run_with_input(
+                "sha256sum; echo $KEPT; basename $PWD",
+                Input::stdin(engine_support::feed(data)),
+                engine_support::secs(120),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.exit_code, Some(0), "v4 only {v4_only}: {r:?}");
+        assert_eq!(
+            r.stdout,
+            format!("{want}  -\nkept\nsub\n"),
+            "v4 only {v4_only}"
+        );
+        let side_execs = engine_support::total(&sim, &pod) - execs_before;
+        assert_eq!(side_execs, u64::from(!v4_only), "v4 only {v4_only}");
+
+        engine_support::run_ok(&s, "base64() { return 99; }").await;
+        let r = s
+            .run_with_input(
+                "wc -c",
+                Input::stdin(engine_support::feed(b"12345".to_vec())),
+                engine_support::secs(30),
+            )
+            .await
+            .unwrap();
+        if v4_only {
+            assert_eq!(r.exit_code, Some(99), "{r:?}");
+            assert!(
+                r.error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("cannot write the input")),
+                "{r:?}"
+            );
+        } else {
+            assert_eq!((r.exit_code, r.stdout.trim()), (Some(0), "5"), "{r:?}");
+        }
+        // No staging file is left behind either way.
+        let r = engine_support::run_ok(
+            &s,
+            "ls -a \"${TMPDIR:-/tmp}\" | grep -c \"^.pw-in-$$-\"; true",
+        )
+        .await;
+        assert_eq!(r.stdout.trim(), "0", "{r:?}");
+    }
+}

@@ -262,6 +262,7 @@ impl PodActor {
             connect_timeout: self.settings.connect_timeout,
             auto_reconnect: false,
             namespace: self.endpoint.identity.namespace.clone(),
+            side_exec_slots: self.settings.side_exec_slots.clone(),
             ..SessionOptions::default()
         }
     }

@@ -54,6 +54,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             reserve: state.fd_budget.reserve,
             session_budget: state.fd_budget.sessions,
             sessions_open: state.fd_budget.sessions_open(),
+            side_exec_budget: state.fd_budget.side_execs,
             in_use: crate::fds::in_use().unwrap_or(0),
         }),
     })

@@ -13,6 +13,12 @@
 //!   or read-only disk, no `base64`) stops the transfer at that piece, with the shell's message.
 //! - Memory stays bounded: one piece (`PIECE` bytes) is encoded and sent at a time, and the
 //!   sender blocks on the WebSocket when the pod reads slowly.
+//!
+//! On Kubernetes without a TTY, where the API server speaks `v5.channel.k8s.io` (which can
+//! close a process's stdin), the bytes skip the shell: the session creates the file as above,
+//! and a second exec in the same container, `cat >>FILE`, gets them raw on its own stdin until
+//! it is closed, and its exit status says whether they all reached the disk. Elsewhere (v4,
+//! PlainTTY) the here-documents are used.
 
 use std::time::Duration;
 
@@ -21,7 +27,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use tokio::sync::mpsc::Receiver;
 use tokio::time::Instant;
 
-use super::{Conn, End, Live, exec};
+use super::transport::{Output, Transport};
+use super::{Conn, End, Live, PodSession, exec};
 use crate::models::DEFAULT_COMMAND_TIMEOUT;
 
 /// Raw bytes per here-document: about 340 KiB of shell text per piece.
@@ -89,12 +96,15 @@ pub fn shell_quote(text: &str) -> String {
     format!("'{}'", super::script::single_quote_escape(text))
 }
 
-/// Writes `input` into a new private file in the pod, piece by piece.
+/// Writes `input` into a new private file in the pod, piece by piece: raw through a second
+/// exec when `side` (the session, on a channel without a TTY) can open one, else as
+/// here-documents through the shell.
 pub(super) async fn stage(
     conn: &mut Conn,
     mut input: Input,
     nonce: &str,
     live: Live<'_>,
+    side: Option<&PodSession>,
 ) -> Staged {
     let dir = input
         .stage_dir
@@ -112,6 +122,18 @@ pub(super) async fn stage(
     .await
     {
         return failed;
+    }
+    if let Some(session) = side {
+        match stage_raw(conn, session, &mut input, live).await {
+            Raw::Written => return ready(input.role),
+            // The shell is idle while the second exec writes: it can remove the file.
+            Raw::Failed(failed) => {
+                cleanup(conn).await;
+                return failed;
+            }
+            Raw::Ended(end) => return Staged::Ended(end),
+            Raw::Unavailable => {}
+        }
     }
     let mut raw = Vec::with_capacity(PIECE);
     let mut done = false;
@@ -161,7 +183,12 @@ pub(super) async fn stage(
             return failed;
         }
     }
-    let (stdin, after) = match input.role {
+    ready(input.role)
+}
+
+/// What the command gets once its input is staged.
+fn ready(role: InputRole) -> Staged {
+    let (stdin, after) = match role {
         InputRole::Stdin => (
             format!("\"${STAGED_VAR}\""),
             format!("rm -f \"${STAGED_VAR}\""),
@@ -169,6 +196,169 @@ pub(super) async fn stage(
         InputRole::Named => ("/dev/null".to_owned(), format!("rm -f \"${STAGED_VAR}\"")),
     };
     Staged::Ready { stdin, after }
+}
+
+/// How a raw transfer through a second exec went.
+enum Raw {
+    /// Every byte is in the staged file.
+    Written,
+    /// No second exec that can close its stdin: nothing was read from the input, so the
+    /// here-documents can carry it.
+    Unavailable,
+    /// The transfer started and did not finish.
+    Failed(Staged),
+    /// The session's shell ended, timed out or was cancelled while asked for the file's path.
+    Ended(End),
+}
+
+/// The staged file's absolute path, as the session's shell sees it (the second exec starts in
+/// the container's working directory, not the shell's).
+const ABSOLUTE_PATH: &str =
+    "case \"$__pw_in\" in /*) printf '%s' \"$__pw_in\";; *) printf '%s' \"$PWD/$__pw_in\";; esac";
+
+/// Sends the input raw to `cat >>FILE` in a second exec of the session's container.
+async fn stage_raw(
+    conn: &mut Conn,
+    session: &PodSession,
+    input: &mut Input,
+    live: Live<'_>,
+) -> Raw {
+    let quiet = Live {
+        output: None,
+        cancel: live.cancel,
+    };
+    let found = exec(
+        conn,
+        ABSOLUTE_PATH,
+        STAGE_OUTPUT,
+        Instant::now() + PIECE_TIMEOUT,
+        quiet,
+    )
+    .await;
+    let path = match found.end {
+        End::Exit(0) => found.out.to_string_lossy(),
+        End::Exit(_) => return Raw::Unavailable,
+        other => return Raw::Ended(other),
+    };
+    if !path.starts_with('/') {
+        return Raw::Unavailable;
+    }
+    let argv = vec!["/bin/sh".into(), "-c".into(), "cat >>\"$0\"".into(), path];
+    // No waiting: without a permit the here-documents carry the input at once.
+    let Some(mut side) = session.side_exec(argv, Duration::ZERO).await else {
+        return Raw::Unavailable;
+    };
+    if !side.transport.can_close_stdin() {
+        side.transport.close().await;
+        return Raw::Unavailable;
+    }
+    let result = send_raw(&mut side.transport, input, live).await;
+    side.transport.close().await;
+    result
+}
+
+/// Streams the input to `side`'s stdin, closes it and waits for the writer's status.
+async fn send_raw(side: &mut Transport, input: &mut Input, live: Live<'_>) -> Raw {
+    let failed = |code: Option<i32>, reason: String| Raw::Failed(Staged::Failed { code, reason });
+    let mut said = Vec::new();
+    let mut piece = Vec::with_capacity(PIECE);
+    let mut done = false;
+    while !done {
+        let next = tokio::select! {
+            biased;
+            _ = cancelled(live) => return Raw::Failed(Staged::Ended(End::Cancelled)),
+            // The writer ended early (no space, read-only disk): its status says why.
+            out = side.recv() => match out {
+                Output::Stderr(b) | Output::Stdout(b) => {
+                    keep(&mut said, &b);
+                    continue;
+                }
+                Output::Exited(code) => return failed(code, writer_failed(&said, code)),
+                Output::Closed(why) => return failed(None, format!("cannot write the input into the pod: {why}")),
+            },
+            next = tokio::time::timeout(PIECE_TIMEOUT, input.data.recv()) => next,
+        };
+        match next {
+            Err(_) => {
+                return failed(
+                    None,
+                    format!(
+                        "the input stalled: nothing arrived for {} s",
+                        PIECE_TIMEOUT.as_secs()
+                    ),
+                );
+            }
+            Ok(Some(Ok(bytes))) if bytes.is_empty() => done = true,
+            Ok(Some(Ok(bytes))) => piece.extend_from_slice(&bytes),
+            Ok(Some(Err(e))) => return failed(None, format!("the input broke off: {e}")),
+            Ok(None) => {
+                return failed(
+                    None,
+                    "the input ended before it was complete (its sender went away)".into(),
+                );
+            }
+        }
+        if piece.len() >= PIECE || (done && !piece.is_empty()) {
+            match tokio::time::timeout(PIECE_TIMEOUT, side.send(&piece)).await {
+                Ok(Ok(())) => piece.clear(),
+                Ok(Err(e)) => {
+                    return failed(None, format!("cannot write the input into the pod: {e}"));
+                }
+                Err(_) => {
+                    return failed(
+                        None,
+                        "cannot write the input into the pod: it stopped reading".into(),
+                    );
+                }
+            }
+        }
+    }
+    if let Err(e) = side.close_stdin().await {
+        return failed(None, format!("cannot write the input into the pod: {e}"));
+    }
+    let wait = async {
+        loop {
+            match side.recv().await {
+                Output::Stderr(b) | Output::Stdout(b) => keep(&mut said, &b),
+                Output::Exited(Some(0)) => return Raw::Written,
+                Output::Exited(code) => return failed(code, writer_failed(&said, code)),
+                Output::Closed(why) => {
+                    return failed(None, format!("cannot write the input into the pod: {why}"));
+                }
+            }
+        }
+    };
+    tokio::select! {
+        biased;
+        _ = cancelled(live) => Raw::Failed(Staged::Ended(End::Cancelled)),
+        r = tokio::time::timeout(PIECE_TIMEOUT, wait) => r.unwrap_or_else(|_| {
+            failed(None, "cannot write the input into the pod: no status from the writer".into())
+        }),
+    }
+}
+
+/// Resolves when `live` is cancelled; never otherwise.
+async fn cancelled(live: Live<'_>) {
+    match live.cancel {
+        Some(c) => c.cancelled().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Keeps the first [`STAGE_OUTPUT`] bytes the writer printed (only errors are expected).
+fn keep(said: &mut Vec<u8>, bytes: &[u8]) {
+    let room = STAGE_OUTPUT.saturating_sub(said.len());
+    said.extend_from_slice(&bytes[..bytes.len().min(room)]);
+}
+
+fn writer_failed(said: &[u8], code: Option<i32>) -> String {
+    let said = String::from_utf8_lossy(said);
+    let said = said.trim();
+    match (said.is_empty(), code) {
+        (false, _) => format!("cannot write the input into the pod: {said}"),
+        (true, Some(code)) => format!("cannot write the input into the pod: status {code}"),
+        (true, None) => "cannot write the input into the pod".into(),
+    }
 }
 
 /// `base64 -d >>"$__pw_in" <<__PW_B64` with `raw` as 76-character lines.

@@ -69,6 +69,10 @@ pub struct SessionOptions {
     pub backoff_base: Duration,
     /// The pod's namespace for labels; unset means the endpoint's, else detected in the shell.
     pub namespace: Option<String>,
+    /// Permits for second execs (interrupts, raw input), each one more open socket for a
+    /// moment: a process with a budget of open files shares a few among all its sessions.
+    /// Unset: no limit.
+    pub side_exec_slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Default for SessionOptions {
@@ -79,6 +83,7 @@ impl Default for SessionOptions {
             max_reconnect_attempts: MAX_RECONNECT_ATTEMPTS,
             backoff_base: RECONNECT_BACKOFF_BASE,
             namespace: None,
+            side_exec_slots: None,
         }
     }
 }
@@ -425,7 +430,12 @@ impl PodSession {
                     stdin: "/dev/null".into(),
                     after: String::new(),
                 },
-                Some(input) => input::stage(conn, input, &nonce, live).await,
+                Some(input) => {
+                    // Raw bytes through a second exec need a channel without a TTY, from a
+                    // server that can close stdin (the session's own protocol tells).
+                    let side = (!conn.tty && conn.transport.can_close_stdin()).then_some(self);
+                    input::stage(conn, input, &nonce, live, side).await
+                }
             };
             match staged {
                 input::Staged::Ready { stdin, after } => {
@@ -772,28 +782,54 @@ impl PodSession {
         Recovery::Replaced
     }
 
+    /// A second exec of `argv` in the session's container (Kubernetes only), beside the
+    /// session and with its credentials; `None` when there is none, or no permit for one
+    /// (see [`SessionOptions::side_exec_slots`]) within `wait`.
+    async fn side_exec(&self, argv: Vec<String>, wait: Duration) -> Option<SideExec> {
+        let ProviderConfig::Kubernetes(target) = &self.endpoint.provider else {
+            return None;
+        };
+        let permit = match &self.options.side_exec_slots {
+            Some(slots) => Some(
+                tokio::time::timeout(wait, slots.clone().acquire_owned())
+                    .await
+                    .ok()?
+                    .ok()?,
+            ),
+            None => None,
+        };
+        let mut endpoint = self.endpoint.clone();
+        endpoint.provider = ProviderConfig::Kubernetes(KubernetesTarget {
+            shell: argv,
+            ..target.clone()
+        });
+        let plan = self.provider.prepare(&endpoint).await.ok()?;
+        let transport = Transport::connect(&plan.schema, plan.tls.clone(), RESYNC_TIMEOUT)
+            .await
+            .ok()?;
+        Some(SideExec {
+            transport,
+            _permit: permit,
+        })
+    }
+
     /// Kubernetes exec has no signal channel without a TTY: a second exec in the same
     /// container sends SIGINT, then SIGTERM, to the children of the session's shell (the
     /// running command), found through /proc, so no tool needs to be installed in the pod.
     async fn signal_children(&self, shell_pid: u32) -> bool {
-        let ProviderConfig::Kubernetes(target) = &self.endpoint.provider else {
-            return false;
-        };
         let script = format!(
             "p={shell_pid}; sig() {{ for d in /proc/[0-9]*; do s=$(cat \"$d/stat\" 2>/dev/null) || continue; s=${{s##*) }}; set -- $s; if [ \"$2\" = \"$p\" ]; then kill -\"$SIG\" \"${{d#/proc/}}\" 2>/dev/null; fi; done; }}; SIG=INT; sig; sleep 0.2; SIG=TERM; sig; true"
         );
-        let mut endpoint = self.endpoint.clone();
-        endpoint.provider = ProviderConfig::Kubernetes(KubernetesTarget {
-            shell: vec!["/bin/sh".into(), "-c".into(), script],
-            ..target.clone()
-        });
         let attempt = async {
-            let plan = self.provider.prepare(&endpoint).await.ok()?;
-            let mut t = Transport::connect(&plan.schema, plan.tls.clone(), RESYNC_TIMEOUT)
-                .await
-                .ok()?;
+            // Worth a short wait for a permit: the alternative is a new shell, its state lost.
+            let mut side = self
+                .side_exec(
+                    vec!["/bin/sh".into(), "-c".into(), script],
+                    Duration::from_secs(2),
+                )
+                .await?;
             loop {
-                match t.recv().await {
+                match side.transport.recv().await {
                     Output::Exited(status) => return Some(status == Some(0)),
                     Output::Closed(_) => return Some(false),
                     _ => {}
@@ -906,6 +942,12 @@ impl Conn {
             scratch: Vec::new(),
         }
     }
+}
+
+/// A second exec in a session's container, and the permit it holds while open.
+struct SideExec {
+    transport: Transport,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Where output goes live, and what cancels, for one command.

@@ -189,6 +189,23 @@ impl Transport {
         Ok(())
     }
 
+    /// Ends the far process's stdin (v5 close channel; see [`Transport::can_close_stdin`]).
+    pub async fn close_stdin(&mut self) -> Result<()> {
+        let frame = vec![CH_CLOSE, CH_STDIN];
+        if let Err(e) = self.ws.send(Message::Binary(frame.into())).await {
+            self.closed = true;
+            return Err(PodError::Protocol(format!(
+                "closing the process's stdin failed: {e}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether [`Transport::close_stdin`] can work on this connection.
+    pub fn can_close_stdin(&self) -> bool {
+        self.binary_framed && self.protocol.as_deref() == Some("v5.channel.k8s.io")
+    }
+
     /// Send a WebSocket ping and wait for its pong, dropping any output that arrives meanwhile.
     pub async fn ping(&mut self, timeout: Duration) -> Result<()> {
         let payload = Bytes::from_static(b"podwrangler");

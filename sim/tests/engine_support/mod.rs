@@ -47,6 +47,7 @@ pub fn opts(auto_reconnect: bool) -> SessionOptions {
         max_reconnect_attempts: 3,
         backoff_base: Duration::from_millis(200),
         namespace: None,
+        side_exec_slots: None,
     }
 }
 
@@ -81,11 +82,25 @@ pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting until {what}");
 }
 
+/// `data` as an input channel: 50,000-byte pieces, then the end-of-input piece.
+pub fn feed(data: Vec<u8>) -> tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        for piece in data.chunks(50_000) {
+            if tx.send(Ok(piece.to_vec())).await.is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(Ok(Vec::new())).await;
+    });
+    rx
+}
+
 fn live(sim: &Podsim, pod: &str) -> u64 {
     sim.stats(pod)["connections_live"].as_u64().unwrap_or(0)
 }
 
-fn total(sim: &Podsim, pod: &str) -> u64 {
+pub fn total(sim: &Podsim, pod: &str) -> u64 {
     sim.stats(pod)["connections_total"].as_u64().unwrap_or(0)
 }
 
@@ -659,19 +674,6 @@ pub async fn input_reaches_the_command_exactly(kind: Kind) {
     use podwrangler::session::{Input, InputRole};
     use rand::RngCore;
     use sha2::Digest;
-
-    fn feed(data: Vec<u8>) -> tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>> {
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(async move {
-            for piece in data.chunks(50_000) {
-                if tx.send(Ok(piece.to_vec())).await.is_err() {
-                    return;
-                }
-            }
-            let _ = tx.send(Ok(Vec::new())).await;
-        });
-        rx
-    }
 
     let sim = Podsim::start(1);
     let s = connect(&sim, kind, false).await;
