@@ -125,6 +125,18 @@ impl PodSet {
             .clone()
     }
 
+    /// Members not seen terminating: those a command may go to.
+    fn live_members(&self) -> BTreeMap<String, String> {
+        let doomed = self
+            .doomed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut members = self.members();
+        members.retain(|pod, _| !doomed.contains(pod));
+        members
+    }
+
     fn is_member(&self, pod: &str) -> bool {
         self.members
             .lock()
@@ -152,7 +164,7 @@ impl PodSet {
             container: self.row.container.clone(),
             created_at: self.row.created(),
             actor: self.row.actor.clone(),
-            members: self.members.lock().unwrap_or_else(|e| e.into_inner()).len(),
+            members: self.live_members().len(),
             watch: status.phase.to_owned(),
             error: status.error,
         }
@@ -195,7 +207,7 @@ impl SetManager {
     /// The aliases of a set's members now, or `None` when there is no such set.
     pub fn member_aliases(&self, name: &str) -> Option<Vec<String>> {
         self.get(name)
-            .map(|s| s.members().into_values().collect::<Vec<_>>())
+            .map(|s| s.live_members().into_values().collect::<Vec<_>>())
     }
 
     /// Starts following a set whose members (pod name to alias) are already registered.
@@ -289,7 +301,7 @@ pub async fn members_of(state: &AppState, set: &PodSet) -> Result<Vec<PodSetMemb
         .await
         .map_err(crate::api::mailbox)?;
     Ok(set
-        .members()
+        .live_members()
         .into_iter()
         .map(|(pod, alias)| PodSetMember {
             state: states.get(&alias).cloned().unwrap_or(PodState::Idle),
