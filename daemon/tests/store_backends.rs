@@ -13,52 +13,10 @@ use podwranglerd::store::{
     ListCommands, ListPods, ListPodsByTag, NewPod, Ping, PodChanges, StartCommand, Store,
     StoreError, StoreHandle, UpdatePod,
 };
-use testkit::pg::PgDatabase;
+use testkit::pg::TestDb;
 
-/// Where a scenario's database lives; dropped (file removed / database dropped) after the test.
-enum TestDb {
-    /// The directory is kept only to be removed on drop.
-    Sqlite {
-        _dir: tempfile::TempDir,
-        url: String,
-    },
-    Pg(PgDatabase),
-}
-
-impl TestDb {
-    fn url(&self) -> &str {
-        match self {
-            TestDb::Sqlite { url, .. } => url,
-            TestDb::Pg(db) => &db.url,
-        }
-    }
-}
-
-fn sqlite_db() -> TestDb {
-    let dir = tempfile::tempdir().unwrap();
-    let url = dir.path().join("pw.db").display().to_string();
-    TestDb::Sqlite { _dir: dir, url }
-}
-
-/// Runs each scenario once per backend: `name::sqlite` and `name::postgres`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn sqlite() {
-                super::$name(super::sqlite_db());
-            }
-            #[test]
-            fn postgres() {
-                if let Some(db) = testkit::pg::PgDatabase::create(concat!("store_", stringify!($name))) {
-                    super::$name(super::TestDb::Pg(db));
-                }
-            }
-        }
-    )*};
-}
-
-on_both_backends!(
+testkit::on_both_backends!(
+    "store_":
     pod_crud,
     tags_filter_pods,
     command_start_and_finish,

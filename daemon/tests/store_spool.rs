@@ -12,49 +12,10 @@ use podwranglerd::store::{
     self, CommandEnd, HistoryFilter, INTERRUPTED_ERROR, StartCommand, Store, StoreHealth,
     StoreOptions,
 };
-use testkit::pg::PgDatabase;
+use testkit::pg::TestDb;
 
-enum TestDb {
-    Sqlite {
-        _dir: tempfile::TempDir,
-        url: String,
-    },
-    Pg(PgDatabase),
-}
-
-impl TestDb {
-    fn url(&self) -> &str {
-        match self {
-            TestDb::Sqlite { url, .. } => url,
-            TestDb::Pg(db) => &db.url,
-        }
-    }
-}
-
-fn sqlite_db() -> TestDb {
-    let dir = tempfile::tempdir().unwrap();
-    let url = dir.path().join("pw.db").display().to_string();
-    TestDb::Sqlite { _dir: dir, url }
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn sqlite() {
-                super::$name(super::sqlite_db());
-            }
-            #[test]
-            fn postgres() {
-                if let Some(db) = testkit::pg::PgDatabase::create(concat!("spool_", stringify!($name))) {
-                    super::$name(super::TestDb::Pg(db));
-                }
-            }
-        }
-    )*};
-}
-
-on_both_backends!(
+testkit::on_both_backends!(
+    "spool_":
     replay_is_ordered_and_idempotent,
     a_start_whose_daemon_is_gone_is_interrupted,
 );

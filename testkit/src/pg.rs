@@ -337,3 +337,56 @@ mod tests {
         );
     }
 }
+
+/// Where a store test's database lives: a SQLite file in a temp dir, or a database of its own
+/// on the test server. Dropped (file removed, database dropped) after the test.
+pub enum TestDb {
+    /// The directory is kept only to be removed on drop.
+    Sqlite {
+        _dir: tempfile::TempDir,
+        url: String,
+    },
+    Pg(PgDatabase),
+}
+
+impl TestDb {
+    /// A fresh SQLite file.
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("a temp dir for SQLite");
+        let url = dir.path().join("pw.db").display().to_string();
+        TestDb::Sqlite { _dir: dir, url }
+    }
+
+    /// A fresh PostgreSQL database named after `test`; `None` without a test server.
+    pub fn postgres(test: &str) -> Option<TestDb> {
+        PgDatabase::create(test).map(TestDb::Pg)
+    }
+
+    /// The URL the store opens.
+    pub fn url(&self) -> &str {
+        match self {
+            TestDb::Sqlite { url, .. } => url,
+            TestDb::Pg(db) => &db.url,
+        }
+    }
+}
+
+/// Runs each scenario `fn NAME(db: TestDb)` once per backend, as tests `NAME::sqlite` and
+/// `NAME::postgres` (skipped without a test server); `PREFIX` keeps database names apart.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($prefix:literal: $($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name($crate::pg::TestDb::sqlite());
+            }
+            #[test]
+            fn postgres() {
+                if let Some(db) = $crate::pg::TestDb::postgres(concat!($prefix, stringify!($name))) {
+                    super::$name(db);
+                }
+            }
+        }
+    )*};
+}
