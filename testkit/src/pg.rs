@@ -305,39 +305,6 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replaces_the_database_and_keeps_the_query() {
-        assert_eq!(
-            with_database("postgres://postgres@127.0.0.1:54329/postgres", "t1"),
-            "postgres://postgres@127.0.0.1:54329/t1"
-        );
-        assert_eq!(
-            with_database("postgresql://u:p@h/db?sslmode=disable", "t2"),
-            "postgresql://u:p@h/t2?sslmode=disable"
-        );
-        assert_eq!(
-            with_database("postgres://h:5432", "t3"),
-            "postgres://h:5432/t3"
-        );
-    }
-
-    #[test]
-    fn names_are_unique_and_valid_identifiers() {
-        let a = unique_name("Some::Very-Long test name that goes on and on");
-        let b = unique_name("Some::Very-Long test name that goes on and on");
-        assert_ne!(a, b);
-        assert!(a.len() <= 63, "{a}");
-        assert!(
-            a.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        );
-    }
-}
-
 /// Where a store test's database lives: a SQLite file in a temp dir, or a database of its own
 /// on the test server. Dropped (file removed, database dropped) after the test.
 pub enum TestDb {
@@ -389,4 +356,37 @@ macro_rules! on_both_backends {
             }
         }
     )*};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_database_and_keeps_the_query() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:54329/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:54329/t1"
+        );
+        assert_eq!(
+            with_database("postgresql://u:p@h/db?sslmode=disable", "t2"),
+            "postgresql://u:p@h/t2?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://h:5432", "t3"),
+            "postgres://h:5432/t3"
+        );
+    }
+
+    #[test]
+    fn names_are_unique_and_valid_identifiers() {
+        let a = unique_name("Some::Very-Long test name that goes on and on");
+        let b = unique_name("Some::Very-Long test name that goes on and on");
+        assert_ne!(a, b);
+        assert!(a.len() <= 63, "{a}");
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        );
+    }
 }
