@@ -18,15 +18,27 @@ struct EventStream {
 
 impl EventStream {
     fn open(d: &Daemon, alias: &str, command: &str) -> EventStream {
+        let body = json!({"command": command, "timeout": 60});
+        let s = EventStream::send(d, &format!("/api/v1/pods/{alias}/exec"), &body);
+        EventStream::read(s)
+    }
+
+    /// Sends a streamed exec request; its answer is left unread.
+    fn send(d: &Daemon, path: &str, body: &Value) -> UnixStream {
         let mut s = UnixStream::connect(&d.socket).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let body = json!({"command": command, "timeout": 60}).to_string();
+        let body = body.to_string();
         write!(
             s,
-            "POST /api/v1/pods/{alias}/exec HTTP/1.1\r\nHost: pw\r\nAccept: application/x-ndjson\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: pw\r\nAccept: application/x-ndjson\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         )
         .unwrap();
+        s
+    }
+
+    /// Reads the status line and headers of a streamed answer.
+    fn read(s: UnixStream) -> EventStream {
         let mut reader = BufReader::new(s);
         let mut status = String::new();
         reader.read_line(&mut status).unwrap();
@@ -141,4 +153,52 @@ fn cancel_stops_the_command_records_it_and_keeps_the_shell() {
     }
     let r = d.unix("POST", "/api/v1/commands/999999/cancel", None);
     assert_eq!(r.status, 404, "{}", r.body);
+}
+
+/// A client that reads a streamed fan-out slowly holds the job back (the stream is bounded),
+/// but still gets every pod's `started` event, each before that pod's output.
+#[test]
+fn a_slow_reader_of_a_streamed_fan_out_still_gets_every_started_event() {
+    const PODS: usize = 16;
+    let sim = podsim(PODS);
+    let d = start_daemon();
+    for i in 0..PODS {
+        register(
+            &d,
+            Via::Unix,
+            &plaintty_body(&sim, &format!("p{i:02}"), i, &["all"]),
+        );
+    }
+    wait_ready(&d, PODS);
+    // The first pod's burst fills the socket; the others' many short lines fill the queue.
+    let body = json!({
+        "command": "case $POD_NAME in *00000) head -c 1000000 /dev/zero | tr '\\0' x;; *) for i in $(seq 60); do echo $i; sleep 0.005; done;; esac",
+        "tag": "all",
+        "concurrency": 4,
+        "timeout": 120,
+    });
+    let s = EventStream::send(&d, "/api/v1/exec", &body);
+    std::thread::sleep(Duration::from_secs(3));
+    let mut events = EventStream::read(s);
+    let mut started = Vec::new();
+    let mut finished = 0;
+    while let Some(e) = events.next() {
+        match e["event"].as_str().unwrap() {
+            "started" => started.push(e["alias"].as_str().unwrap().to_owned()),
+            "stdout" => {
+                let alias = e["alias"].as_str().unwrap();
+                assert!(
+                    started.iter().any(|a| a == alias),
+                    "output of {alias} before its started event"
+                );
+            }
+            "finished" => finished += 1,
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    started.sort();
+    let all: Vec<String> = (0..PODS).map(|i| format!("p{i:02}")).collect();
+    assert_eq!(started, all);
+    assert_eq!(finished, PODS);
 }

@@ -533,12 +533,11 @@ impl PodActor {
             let cancel = CancelToken::new();
             act.running_cancel = Some(cancel.clone());
             let output = events.map(|events| {
-                let alias = act.alias.clone();
-                let _ = events.try_send(ExecEvent::Started {
+                let started = ExecEvent::Started {
                     id: id.unwrap_or(0),
-                    alias: alias.clone(),
-                });
-                forward_output(alias, events)
+                    alias: act.alias.clone(),
+                };
+                forward_output(act.alias.clone(), started, events)
             });
             let output = output.or(raw_output);
             let defaults = RunOptions::default();
@@ -857,10 +856,17 @@ impl Handler<Cancel> for PodActor {
 /// A channel for the session's live output that turns it into `stdout`/`stderr` events.
 fn forward_output(
     alias: String,
+    started: ExecEvent,
     events: tokio::sync::mpsc::Sender<ExecEvent>,
 ) -> tokio::sync::mpsc::Sender<OutputChunk> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<OutputChunk>(16);
     actix::spawn(async move {
+        // Sent here, not from the actor, so a full stream delays it rather than drops it; the
+        // command's output waits behind it in `rx`.
+        if events.send(started).await.is_err() {
+            while rx.recv().await.is_some() {}
+            return;
+        }
         while let Some(chunk) = rx.recv().await {
             let event = match chunk {
                 OutputChunk::Stdout(b) => ExecEvent::Stdout {
