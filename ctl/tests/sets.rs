@@ -10,6 +10,17 @@ use common::{Stack, eventually};
 use testkit::PodsimOptions;
 
 const TOKEN: &str = "set-token";
+const ADD_WEB: [&str; 9] = [
+    "set",
+    "add",
+    "web",
+    "--cluster",
+    "sim",
+    "-n",
+    "default",
+    "-l",
+    "app=web",
+];
 
 fn stack(token_dir: &tempfile::TempDir) -> Stack {
     let token_file = token_dir.path().join("sim.token");
@@ -52,17 +63,7 @@ fn a_pod_set_from_pwctl() {
     let s = stack(&token_dir);
     let pods: BTreeSet<String> = s.sim.pod_names().into_iter().collect();
 
-    let r = s.run(&[
-        "set",
-        "add",
-        "web",
-        "--cluster",
-        "sim",
-        "-n",
-        "default",
-        "-l",
-        "app=web",
-    ]);
+    let r = s.run(&ADD_WEB);
     r.ok();
     assert!(r.stdout.contains("web"), "{}", r.stdout);
     assert!(
@@ -130,17 +131,7 @@ fn a_pod_set_from_pwctl() {
     assert!(r.stderr.contains(&format!("web/{gone}")), "{}", r.stderr);
 
     // Errors say what was wrong.
-    let r = s.run(&[
-        "set",
-        "add",
-        "web",
-        "--cluster",
-        "sim",
-        "-n",
-        "default",
-        "-l",
-        "app=web",
-    ]);
+    let r = s.run(&ADD_WEB);
     r.expect_code(1);
     assert!(r.stderr.contains("already exists"), "{}", r.stderr);
     let r = s.run(&[

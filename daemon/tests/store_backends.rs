@@ -53,6 +53,27 @@ fn plaintty_pod(alias: &str, tags: &[&str]) -> NewPod {
     }
 }
 
+/// A clean finish: status succeeded, exit 0, `stdout`, nothing else.
+fn succeeded(
+    id: i64,
+    stdout: String,
+    finished_at: DateTime<Utc>,
+    duration_ms: f64,
+) -> FinishCommand {
+    FinishCommand {
+        id,
+        status: CommandStatus::Succeeded,
+        exit_code: Some(0),
+        stdout,
+        stderr: String::new(),
+        error: None,
+        truncated: false,
+        finished_at,
+        duration_ms,
+        session_restarted: false,
+    }
+}
+
 /// A whole-microsecond instant, which both backends store exactly.
 fn at(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_790_000_000 + secs, 123_456_000)
@@ -601,21 +622,10 @@ fn running_rows_become_interrupted_at_start(db: TestDb) {
         let shutdown = a.send(start("y")).await.unwrap().unwrap();
         let finished = a.send(start("z")).await.unwrap().unwrap();
         a.send(start("w")).await.unwrap().unwrap();
-        a.send(FinishCommand {
-            id: finished,
-            status: CommandStatus::Succeeded,
-            exit_code: Some(0),
-            stdout: String::new(),
-            stderr: String::new(),
-            error: None,
-            truncated: false,
-            finished_at: at(1),
-            duration_ms: 1000.0,
-            session_restarted: false,
-        })
-        .await
-        .unwrap()
-        .unwrap();
+        a.send(succeeded(finished, String::new(), at(1), 1000.0))
+            .await
+            .unwrap()
+            .unwrap();
         // A graceful shutdown interrupts only what it names; x and w play crash victims.
         let n = a
             .send(InterruptRunning {
@@ -699,20 +709,9 @@ fn concurrent_writers_do_not_fail(db: TestDb) {
                     })
                     .await
                     .unwrap()?;
-                a.send(FinishCommand {
-                    id,
-                    status: CommandStatus::Succeeded,
-                    exit_code: Some(0),
-                    stdout: format!("{i}\n"),
-                    stderr: String::new(),
-                    error: None,
-                    truncated: false,
-                    finished_at: Utc::now(),
-                    duration_ms: 0.1,
-                    session_restarted: false,
-                })
-                .await
-                .unwrap()
+                a.send(succeeded(id, format!("{i}\n"), Utc::now(), 0.1))
+                    .await
+                    .unwrap()
             }
         });
         let results = futures_util::future::join_all(tasks).await;
@@ -774,21 +773,10 @@ fn pod_sets_and_their_history(db: TestDb) {
                 .await
                 .unwrap()
                 .unwrap();
-            a.send(FinishCommand {
-                id,
-                status: CommandStatus::Succeeded,
-                exit_code: Some(0),
-                stdout: format!("{i}\n"),
-                stderr: String::new(),
-                error: None,
-                truncated: false,
-                finished_at: at(i as i64 + 1),
-                duration_ms: 1.0,
-                session_restarted: false,
-            })
-            .await
-            .unwrap()
-            .unwrap();
+            a.send(succeeded(id, format!("{i}\n"), at(i as i64 + 1), 1.0))
+                .await
+                .unwrap()
+                .unwrap();
         }
         a.send(DeleteSet("web".into())).await.unwrap().unwrap();
         let gone = a.send(DeleteSet("web".into())).await.unwrap().unwrap_err();
