@@ -282,6 +282,24 @@ fn postgres_stopped_mid_run_loses_no_history() {
     assert!(rec["history_error"].as_str().is_some(), "{rec}");
     ran.push(("down".into(), 40));
 
+    // A command that times out while it is down is answered at once; its interrupt runs after,
+    // and how the shell came out of it waits in the spool behind the row.
+    let r = d.unix(
+        "POST",
+        "/api/v1/pods/k8s/exec",
+        Some(&json!({"command": "echo slow-while-down; sleep 30", "timeout": 1}).to_string()),
+    );
+    assert_eq!(r.status, 504, "{}", r.body);
+    let rec = &r.json()["record"];
+    assert!(
+        rec["error"].as_str().unwrap().contains("interrupting"),
+        "{rec}"
+    );
+    // The pod's next command runs once the interrupt is done.
+    let r = exec(&d, Via::Unix, "k8s", &command("after-timeout", 5));
+    assert_eq!(r.status, 200, "{}", r.body);
+    ran.push(("after-timeout".into(), 5));
+
     // The command in flight answers with its result, though its row could not be completed.
     let r = in_flight.join().unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
@@ -306,6 +324,24 @@ fn postgres_stopped_mid_run_loses_no_history() {
     assert_eq!(pods.status, 200, "{}", pods.body);
     let log = d.log();
     assert!(log.contains("history spool replayed"), "{}", tail(&log));
+    let timed_out = d
+        .unix("GET", "/api/v1/commands?status=timeout", None)
+        .json();
+    let row = &timed_out["items"][0];
+    assert_eq!(
+        row["command"], "echo slow-while-down; sleep 30",
+        "{timed_out}"
+    );
+    let full = d
+        .unix("GET", &format!("/api/v1/commands/{}", row["id"]), None)
+        .json();
+    assert!(
+        full["error"]
+            .as_str()
+            .unwrap()
+            .ends_with("the command was interrupted and the shell kept"),
+        "the spool lost how the interrupt ended: {full}"
+    );
 }
 
 #[test]

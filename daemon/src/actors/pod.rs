@@ -742,9 +742,10 @@ fn end_of(status: CommandStatus, r: &CommandResult, error: Option<String>) -> Co
 async fn amend_error(store: &Addr<StoreActor>, uid: String, id: Option<i64>, error: String) {
     let row = id;
     match store.send(AmendCommandError { id, uid, error }).await {
+        // Written, or kept in the spool behind the row's own writes.
         Ok(Ok(true)) => {}
-        // The row waits in the spool (or the database is down): it keeps the first account,
-        // which says the interrupt was under way.
+        // No such row, or neither the database nor the spool took the change: the row keeps
+        // the first account, which says the interrupt was under way.
         Ok(Ok(false)) | Ok(Err(_)) | Err(_) => {
             tracing::warn!(id = ?row, "history could not record how an interrupted command's shell came out of it");
         }

@@ -1148,7 +1148,33 @@ impl Handler<ReadOutput> for StoreActor {
 impl Handler<AmendCommandError> for StoreActor {
     type Result = Result<bool, StoreError>;
     fn handle(&mut self, msg: AmendCommandError, _: &mut Self::Context) -> Self::Result {
-        self.store.amend_error(msg.id, &msg.uid, &msg.error)
+        // A row whose writes wait in the spool is amended there, after them; so is any row
+        // while the database cannot take the change.
+        let spooled = self.spool.as_ref().is_some_and(|s| s.has_pending(&msg.uid));
+        let error = if spooled {
+            None
+        } else {
+            match self.store.amend_error(msg.id, &msg.uid, &msg.error) {
+                Err(StoreError::Unavailable(e)) => Some(e),
+                other => return other,
+            }
+        };
+        let Some(spool) = &self.spool else {
+            return Err(StoreError::Unavailable(error.unwrap_or_default()));
+        };
+        spool
+            .append(SpoolOp::Amend {
+                uid: msg.uid,
+                id: msg.id,
+                error: msg.error,
+            })
+            .map(|()| true)
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "{}; the history spool cannot keep the change either ({e})",
+                    error.unwrap_or_else(|| "the row waits in the spool".into())
+                ))
+            })
     }
 }
 

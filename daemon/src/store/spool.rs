@@ -62,12 +62,21 @@ pub enum SpoolOp {
         start: StartCommand,
         end: CommandEnd,
     },
+    /// A new `error` for a finished row: how an interrupt that ran after the answer ended.
+    /// Replayed after the row's own entries, so it is not overwritten by them.
+    Amend {
+        uid: String,
+        id: Option<i64>,
+        error: String,
+    },
 }
 
 impl SpoolOp {
     pub fn uid(&self) -> &str {
         match self {
-            SpoolOp::Start { uid, .. } | SpoolOp::Finish { uid, .. } => uid,
+            SpoolOp::Start { uid, .. }
+            | SpoolOp::Finish { uid, .. }
+            | SpoolOp::Amend { uid, .. } => uid,
         }
     }
 }
@@ -186,6 +195,7 @@ impl Spool {
                         SpoolOp::Finish { .. } => {
                             finished.insert(uid.clone());
                         }
+                        SpoolOp::Amend { .. } => {}
                     }
                     pending.push_back(Pending {
                         offset,
@@ -347,6 +357,8 @@ impl Spool {
                     start,
                     end,
                 } => store.record_finish(*id, uid, start, end).map(|_| ()),
+                // A row that is not there (its finish was set aside) has nothing to amend.
+                SpoolOp::Amend { uid, id, error } => store.amend_error(*id, uid, error).map(|_| ()),
             };
             match applied {
                 Ok(()) => {
