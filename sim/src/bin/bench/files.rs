@@ -326,6 +326,19 @@ fn bench_copy(pwctl: &Path, args: &FilesArgs, kubectl_ok: bool) -> anyhow::Resul
         );
     }
     let daemon_peak = vm_hwm(c.daemon.pid)?;
+    // Out of one pod, checked against what went in.
+    let back = dir.path().join("back.bin");
+    let mut cmd = pwctl_cmd(pwctl, &c.daemon);
+    cmd.arg("cp")
+        .arg(format!("{}:payload.bin", c.names[0]))
+        .arg(&back);
+    let (pw_out, code, _) = timed(cmd, Stdio::null())?;
+    if code != 0 || std::fs::read(&back)? != std::fs::read(&file)? {
+        bail!(
+            "pwctl cp out of {} did not give the file back (exit {code})",
+            c.names[0]
+        );
+    }
     let names = c.names.clone();
     let kubeconfig = c.kubeconfig.clone();
     // Free the daemon's sessions before kubectl starts its own.
@@ -339,6 +352,11 @@ fn bench_copy(pwctl: &Path, args: &FilesArgs, kubectl_ok: bool) -> anyhow::Resul
         fmt_bytes(pwctl_peak),
         fmt_bytes(daemon_peak),
     );
+    out.push_str(&format!(
+        "  pwctl cp POD:PATH FILE       {:.2} s ({:.1} MiB/s out of one pod)\n",
+        pw_out.as_secs_f64(),
+        args.mib as f64 / pw_out.as_secs_f64()
+    ));
     if kubectl_ok {
         match kubectl_cp(
             &args.kubectl,
@@ -354,6 +372,22 @@ fn bench_copy(pwctl: &Path, args: &FilesArgs, kubectl_ok: bool) -> anyhow::Resul
                 k.as_secs_f64() / pw.as_secs_f64()
             )),
             Err(e) => out.push_str(&format!("  kubectl cp failed: {e:#}\n")),
+        }
+        let back = dir.path().join("kubectl-back.bin");
+        let mut cmd = Command::new(&args.kubectl);
+        cmd.arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("cp")
+            .arg(format!("{}:kubectl.bin", names[0]))
+            .arg(&back);
+        match timed(cmd, Stdio::null()) {
+            Ok((k, 0, _)) => out.push_str(&format!(
+                "  kubectl cp POD:PATH FILE     {:.2} s\n  ratio kubectl / pwctl (out)  {:.1}x\n",
+                k.as_secs_f64(),
+                k.as_secs_f64() / pw_out.as_secs_f64()
+            )),
+            Ok((_, code, _)) => out.push_str(&format!("  kubectl cp out exited {code}\n")),
+            Err(e) => out.push_str(&format!("  kubectl cp out failed: {e:#}\n")),
         }
     }
     drop(c.sim);
