@@ -347,3 +347,52 @@ async fn input_goes_raw_through_a_second_exec_where_stdin_can_be_closed() {
         assert_eq!(r.stdout.trim(), "0", "{r:?}");
     }
 }
+
+/// Cancelling a command while its input still travels through the second exec: the command
+/// never runs, the half-written staging file is removed, and the shell keeps its state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_during_a_raw_input_transfer_leaves_nothing_behind() {
+    use podwrangler::session::Input;
+
+    let sim = Podsim::start(1);
+    let s = engine_support::connect(&sim, KIND, false).await;
+    engine_support::run_ok(&s, "cd /tmp && export KEPT=kept").await;
+    // One mebibyte, then nothing: the sender stalls without ending the input.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let sender = tokio::spawn(async move {
+        tx.send(Ok(vec![7u8; 1 << 20])).await.unwrap();
+        std::future::pending::<()>().await;
+        drop(tx);
+    });
+    let cancel = podwrangler::CancelToken::new();
+    let opts = RunOptions {
+        cancel: Some(cancel.clone()),
+        ..engine_support::secs(60)
+    };
+    let canceller = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            cancel.cancel();
+        })
+    };
+    let t0 = std::time::Instant::now();
+    match s
+        .run_with_input("touch RAN; wc -c", Input::stdin(rx), opts)
+        .await
+    {
+        Err(podwrangler::PodError::Cancelled { partial }) => {
+            assert!(partial.stdout.is_empty(), "{partial:?}");
+        }
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    canceller.await.unwrap();
+    sender.abort();
+    let r = engine_support::run_ok(
+        &s,
+        "ls -a \"${TMPDIR:-/tmp}\" | grep -c \"^.pw-in-$$-\"; test -e RAN && echo ran; echo $KEPT $PWD",
+    )
+    .await;
+    assert_eq!(r.stdout, "0\nkept /tmp\n", "{r:?}");
+}
