@@ -318,6 +318,20 @@ async fn input_goes_raw_through_a_second_exec_where_stdin_can_be_closed() {
         let side_execs = engine_support::total(&sim, &pod) - execs_before;
         assert_eq!(side_execs, u64::from(!v4_only), "v4 only {v4_only}");
 
+        if !v4_only {
+            // A second exec the server refuses: the shell carries the input instead.
+            sim.admin(&pod, r#"{"refuse":true}"#);
+            let r = s
+                .run_with_input(
+                    "wc -c",
+                    Input::stdin(engine_support::feed(vec![1u8; 100_000])),
+                    engine_support::secs(30),
+                )
+                .await
+                .unwrap();
+            assert_eq!((r.exit_code, r.stdout.trim()), (Some(0), "100000"), "{r:?}");
+            sim.admin(&pod, r#"{"refuse":false}"#);
+        }
         engine_support::run_ok(&s, "base64() { return 99; }").await;
         let r = s
             .run_with_input(

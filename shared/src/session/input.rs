@@ -243,18 +243,50 @@ async fn stage_raw(
     if !path.starts_with('/') {
         return Raw::Unavailable;
     }
-    let argv = vec!["/bin/sh".into(), "-c".into(), "cat >>\"$0\"".into(), path];
+    // The writer says it runs before any input is read, so an exec that cannot start (no
+    // such shell, a policy that refuses it) falls back to the here-documents.
+    let argv = session.shell_script(
+        &format!("printf {WRITER_READY}; exec cat >>\"$0\""),
+        &[&path],
+    );
     // No waiting: without a permit the here-documents carry the input at once.
     let Some(mut side) = session.side_exec(argv, Duration::ZERO).await else {
         return Raw::Unavailable;
     };
-    if !side.transport.can_close_stdin() {
+    if !side.transport.can_close_stdin() || !writer_ready(&mut side.transport).await {
         side.transport.close().await;
         return Raw::Unavailable;
     }
     let result = send_raw(&mut side.transport, input, live).await;
     side.transport.close().await;
     result
+}
+
+/// What the raw writer prints once it runs.
+const WRITER_READY: &str = "PW-READY";
+/// The longest the raw writer may take to start before the shell carries the input instead.
+const WRITER_START: Duration = Duration::from_secs(10);
+
+/// Waits for the writer's [`WRITER_READY`]; false if it ended or said something else first.
+async fn writer_ready(side: &mut Transport) -> bool {
+    let wait = async {
+        let mut said = Vec::new();
+        loop {
+            match side.recv().await {
+                Output::Stdout(b) => {
+                    said.extend_from_slice(&b);
+                    if said.len() >= WRITER_READY.len() {
+                        return said == WRITER_READY.as_bytes();
+                    }
+                }
+                Output::Stderr(_) => {}
+                Output::Exited(_) | Output::Closed(_) => return false,
+            }
+        }
+    };
+    tokio::time::timeout(WRITER_START, wait)
+        .await
+        .unwrap_or(false)
 }
 
 /// Streams the input to `side`'s stdin, closes it and waits for the writer's status.

@@ -782,6 +782,19 @@ impl PodSession {
         Recovery::Replaced
     }
 
+    /// `SHELL -c SCRIPT ARGS...` with the shell program the session runs (`/bin/sh` unless the
+    /// target names another), so a second exec works in any image the session works in.
+    fn shell_script(&self, script: &str, args: &[&str]) -> Vec<String> {
+        let program = match &self.endpoint.provider {
+            ProviderConfig::Kubernetes(t) => t.shell.first().cloned(),
+            _ => None,
+        }
+        .unwrap_or_else(|| "/bin/sh".to_owned());
+        let mut argv = vec![program, "-c".to_owned(), script.to_owned()];
+        argv.extend(args.iter().map(|a| (*a).to_owned()));
+        argv
+    }
+
     /// A second exec of `argv` in the session's container (Kubernetes only), beside the
     /// session and with its credentials; `None` when there is none, or no permit for one
     /// (see [`SessionOptions::side_exec_slots`]) within `wait`.
@@ -823,10 +836,7 @@ impl PodSession {
         let attempt = async {
             // Worth a short wait for a permit: the alternative is a new shell, its state lost.
             let mut side = self
-                .side_exec(
-                    vec!["/bin/sh".into(), "-c".into(), script],
-                    Duration::from_secs(2),
-                )
+                .side_exec(self.shell_script(&script, &[]), Duration::from_secs(2))
                 .await?;
             loop {
                 match side.transport.recv().await {
