@@ -308,22 +308,15 @@ async fn send_raw(side: &mut Transport, input: &mut Input, live: Live<'_>) -> Ra
                 Output::Exited(code) => return failed(code, writer_failed(&said, code)),
                 Output::Closed(why) => return failed(None, format!("cannot write the input into the pod: {why}")),
             },
-            next = tokio::time::timeout(PIECE_TIMEOUT, input.data.recv()) => next,
+            // As through the shell, a sender may pause as long as it likes: the command's
+            // timeout starts once its input is complete.
+            next = input.data.recv() => next,
         };
         match next {
-            Err(_) => {
-                return failed(
-                    None,
-                    format!(
-                        "the input stalled: nothing arrived for {} s",
-                        PIECE_TIMEOUT.as_secs()
-                    ),
-                );
-            }
-            Ok(Some(Ok(bytes))) if bytes.is_empty() => done = true,
-            Ok(Some(Ok(bytes))) => piece.extend_from_slice(&bytes),
-            Ok(Some(Err(e))) => return failed(None, format!("the input broke off: {e}")),
-            Ok(None) => {
+            Some(Ok(bytes)) if bytes.is_empty() => done = true,
+            Some(Ok(bytes)) => piece.extend_from_slice(&bytes),
+            Some(Err(e)) => return failed(None, format!("the input broke off: {e}")),
+            None => {
                 return failed(
                     None,
                     "the input ended before it was complete (its sender went away)".into(),
