@@ -3,7 +3,6 @@
 //! many pods next to `kubectl exec` per pod under `xargs -P 32`; the daemon's memory per
 //! connected idle pod.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -467,31 +466,21 @@ fn run_kubectl(
     // One untimed call proves kubectl works against this podsim before timing a thousand.
     one(&names[0])?;
 
-    let mut child = Command::new("xargs")
-        .args(["-P", &parallel.to_string(), "-I{}"])
-        .args([
-            kubectl,
-            "--kubeconfig",
-            kc.as_str(),
-            "exec",
-            "{}",
-            "--",
-            "sh",
-            "-c",
-            COMMAND,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("running xargs")?;
-    let t = Instant::now();
-    {
-        let mut stdin = child.stdin.take().context("xargs stdin")?;
-        stdin.write_all((names.join("\n") + "\n").as_bytes())?;
-    }
-    let out = child.wait_with_output()?;
-    let elapsed = t.elapsed();
+    let argv: Vec<std::ffi::OsString> = [
+        kubectl,
+        "--kubeconfig",
+        kc.as_str(),
+        "exec",
+        "{}",
+        "--",
+        "sh",
+        "-c",
+        COMMAND,
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    let (out, elapsed) = crate::xargs::per_pod(parallel, &argv, names, true)?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let mut lines: Vec<&str> = stdout.lines().collect();
     lines.sort_unstable();

@@ -402,26 +402,15 @@ fn kubectl_cp(
     names: &[String],
     parallel: usize,
 ) -> anyhow::Result<Duration> {
-    let mut child = Command::new("xargs")
-        .args(["-P", &parallel.to_string(), "-I{}"])
-        .arg(kubectl)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("cp")
-        .arg(file)
-        .arg("{}:kubectl.bin")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("running xargs")?;
-    let t = Instant::now();
-    {
-        let mut stdin = child.stdin.take().context("xargs stdin")?;
-        stdin.write_all((names.join("\n") + "\n").as_bytes())?;
-    }
-    let out = child.wait_with_output()?;
-    let elapsed = t.elapsed();
+    let argv: Vec<std::ffi::OsString> = vec![
+        kubectl.into(),
+        "--kubeconfig".into(),
+        kubeconfig.into(),
+        "cp".into(),
+        file.into(),
+        "{}:kubectl.bin".into(),
+    ];
+    let (out, elapsed) = crate::xargs::per_pod(parallel, &argv, names, false)?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         bail!(

@@ -17,6 +17,7 @@ mod http;
 mod podsim_proc;
 mod sets;
 mod table;
+mod xargs;
 
 use argh::FromArgs;
 
