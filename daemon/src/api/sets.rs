@@ -223,7 +223,21 @@ pub async fn delete_set(
     Ok(HttpResponse::NoContent().finish())
 }
 
-fn member((set, pod): (String, String)) -> web::Path<String> {
+/// `/api/v1/pods/{set}/{pod}`: a set member by its set and pod name.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct MemberPath {
+    /// The pod set
+    #[param(max_length = 63, pattern = "^[A-Za-z0-9_][A-Za-z0-9._-]*$")]
+    set: String,
+    /// The Kubernetes pod's name
+    #[param(max_length = 64, pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+    pod: String,
+}
+
+/// The member's alias, `SET/POD`, as the `/api/v1/pods/{alias}` handlers take it.
+fn member(path: web::Path<MemberPath>) -> web::Path<String> {
+    let MemberPath { set, pod } = path.into_inner();
     web::Path::from(format!("{set}/{pod}"))
 }
 
@@ -232,10 +246,7 @@ fn member((set, pod): (String, String)) -> web::Path<String> {
     get,
     path = "/api/v1/pods/{set}/{pod}",
     tag = "pods",
-    params(
-        ("set" = String, Path, description = "The pod set", max_length = 63, pattern = "^[A-Za-z0-9_][A-Za-z0-9._-]*$"),
-        ("pod" = String, Path, description = "The Kubernetes pod's name", max_length = 64, pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
-    ),
+    params(MemberPath),
     responses(
         (status = 200, description = "The pod", body = podwrangler::api::PodInfo),
         (status = 404, description = "`pod_not_found`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
@@ -244,9 +255,9 @@ fn member((set, pod): (String, String)) -> web::Path<String> {
 )]
 pub async fn get_member(
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<MemberPath>,
 ) -> Result<HttpResponse, ApiError> {
-    super::pods::get_pod(state, member(path.into_inner())).await
+    super::pods::get_pod(state, member(path)).await
 }
 
 /// Change a set member's connection details or tags (as `PATCH /api/v1/pods/{alias}`).
@@ -254,10 +265,7 @@ pub async fn get_member(
     patch,
     path = "/api/v1/pods/{set}/{pod}",
     tag = "pods",
-    params(
-        ("set" = String, Path, description = "The pod set", max_length = 63, pattern = "^[A-Za-z0-9_][A-Za-z0-9._-]*$"),
-        ("pod" = String, Path, description = "The Kubernetes pod's name", max_length = 64, pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
-    ),
+    params(MemberPath),
     request_body = PodUpdate,
     responses(
         (status = 200, description = "Updated", body = podwrangler::api::PodInfo),
@@ -268,11 +276,11 @@ pub async fn get_member(
 )]
 pub async fn update_member(
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<MemberPath>,
     actor: Actor,
     body: ApiJson<PodUpdate>,
 ) -> Result<HttpResponse, ApiError> {
-    super::pods::update_pod(state, member(path.into_inner()), actor, body).await
+    super::pods::update_pod(state, member(path), actor, body).await
 }
 
 /// Remove a set member now (the set adds it again if the pod changes and is still Ready).
@@ -280,10 +288,7 @@ pub async fn update_member(
     delete,
     path = "/api/v1/pods/{set}/{pod}",
     tag = "pods",
-    params(
-        ("set" = String, Path, description = "The pod set", max_length = 63, pattern = "^[A-Za-z0-9_][A-Za-z0-9._-]*$"),
-        ("pod" = String, Path, description = "The Kubernetes pod's name", max_length = 64, pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
-    ),
+    params(MemberPath),
     responses(
         (status = 204, description = "Removed"),
         (status = 404, description = "`pod_not_found`", body = podwrangler::api::Problem, content_type = "application/problem+json"),
@@ -293,10 +298,10 @@ pub async fn update_member(
 )]
 pub async fn delete_member(
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<MemberPath>,
     actor: Actor,
 ) -> Result<HttpResponse, ApiError> {
-    super::pods::delete_pod(state, member(path.into_inner()), actor).await
+    super::pods::delete_pod(state, member(path), actor).await
 }
 
 /// Run a command in a set member's shell (as `POST /api/v1/pods/{alias}/exec`).
@@ -304,10 +309,7 @@ pub async fn delete_member(
     post,
     path = "/api/v1/pods/{set}/{pod}/exec",
     tag = "exec",
-    params(
-        ("set" = String, Path, description = "The pod set", max_length = 63, pattern = "^[A-Za-z0-9_][A-Za-z0-9._-]*$"),
-        ("pod" = String, Path, description = "The Kubernetes pod's name", max_length = 64, pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
-    ),
+    params(MemberPath),
     request_body = ExecRequest,
     responses(
         (status = 200, description = "Finished; with `Accept: application/x-ndjson`, one ExecEvent per line", content((podwrangler::api::CommandRecord = "application/json"), (podwrangler::api::ExecEvent = "application/x-ndjson"))),
@@ -322,9 +324,9 @@ pub async fn delete_member(
 pub async fn exec_member(
     state: web::Data<AppState>,
     http: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<MemberPath>,
     actor: Actor,
     body: ApiJson<ExecRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    super::exec::exec_pod(state, http, member(path.into_inner()), actor, body).await
+    super::exec::exec_pod(state, http, member(path), actor, body).await
 }
